@@ -1,0 +1,993 @@
+//! Reading and validating the five CSV files into a [`Dataset`] plus a [`ValidationReport`].
+//!
+//! Every problem names its file, line and column. Under [`BadRowPolicy::Fail`] the first bad row
+//! stops the read; under [`BadRowPolicy::Drop`] each bad row is left out and recorded, with its
+//! reason and its raw text, in the report: nothing is dropped silently.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
+use crate::csv::{self, EncodingError, Tokenizer, show_value};
+
+use crate::time::{HOUR, Timestamp};
+
+/// What to do with a row that breaks the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRowPolicy {
+    /// Stop at the first bad row with an error naming it.
+    #[default]
+    Fail,
+    /// Leave bad rows out and record each one in the report.
+    Drop,
+}
+
+impl std::str::FromStr for BadRowPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(BadRowPolicy::Fail),
+            "drop" => Ok(BadRowPolicy::Drop),
+            other => Err(format!("unknown policy {other:?} (expected fail or drop)")),
+        }
+    }
+}
+
+/// A contract violation, located as precisely as possible.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct DataError {
+    /// The file as the user named it (path or URL).
+    pub file: String,
+    pub line: Option<u64>,
+    /// 1-based index and name of the column.
+    pub column: Option<(usize, String)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ": line {line}")?;
+        }
+        if let Some((idx, name)) = &self.column {
+            write!(f, ", column {idx} '{name}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One input file: its kind, a display name for messages, and its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct InputFile<'a> {
+    pub kind: FileKind,
+    pub name: &'a str,
+    pub data: &'a [u8],
+}
+
+/// Options of a read.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub policy: BadRowPolicy,
+    /// Expected spacing of telemetry readings, seconds (gaps are measured against it).
+    pub cadence_secs: i64,
+}
+
+impl ReadOptions {
+    pub fn new(policy: BadRowPolicy) -> Self {
+        ReadOptions { policy, cadence_secs: HOUR }
+    }
+}
+
+/// A row left out under [`BadRowPolicy::Drop`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DroppedRow {
+    pub file: String,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub column: Option<String>,
+    pub reason: String,
+    /// The row's text as read (lossy UTF-8).
+    pub raw: String,
+}
+
+/// Summary statistics of one numeric column over the kept rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct ColumnStats {
+    pub count: u64,
+    pub missing: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+}
+
+impl ColumnStats {
+    fn of(values: &[f64], missing: u64) -> Self {
+        if values.is_empty() {
+            return ColumnStats { missing, ..Default::default() };
+        }
+        let n = values.len() as f64;
+        let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+        for &v in values {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            sum += v;
+        }
+        let mean = sum / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        ColumnStats {
+            count: values.len() as u64,
+            missing,
+            min: Some(lo),
+            max: Some(hi),
+            mean: Some(mean),
+            std: Some(var.sqrt()),
+        }
+    }
+}
+
+/// What was found in one file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct FileReport {
+    pub name: String,
+    pub rows_read: u64,
+    pub rows_kept: u64,
+    pub rows_dropped: u64,
+    pub blank_lines: u64,
+    /// Rows whose `(machine, time)` key is smaller than the previous row's, in file order.
+    pub out_of_order_rows: u64,
+    pub duplicate_rows: u64,
+    /// Rows naming a machine absent from the machines file.
+    pub unknown_machine_rows: u64,
+    /// Label values outside the contract vocabulary, with counts.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub unknown_labels: BTreeMap<String, u64>,
+    /// Counts per label value (event files and machine models).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub label_counts: BTreeMap<String, u64>,
+    /// Numeric columns: min/max/mean/std/missing.
+    pub columns: BTreeMap<String, ColumnStats>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_time: Option<String>,
+}
+
+/// A hole in one machine's telemetry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub machine: u32,
+    pub after: String,
+    pub before: String,
+    pub missing_readings: u64,
+}
+
+/// Telemetry continuity over all machines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct GapReport {
+    pub cadence_secs: i64,
+    pub machines_with_gaps: u64,
+    pub gaps: u64,
+    pub missing_readings: u64,
+    /// Consecutive readings whose spacing is not a multiple of the cadence.
+    pub off_cadence_steps: u64,
+    /// The largest gaps (at most 20), largest first.
+    pub largest: Vec<Gap>,
+}
+
+/// Events outside the telemetry time range of their machine. They are kept: maintenance before
+/// the telemetry window, for instance, is what "hours since the last replacement" is built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct OutsideRange {
+    pub before: u64,
+    pub after: u64,
+    /// Events of machines that have no telemetry at all.
+    pub machine_without_telemetry: u64,
+}
+
+/// The validation report artifact (`validation_report.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub schema_version: u32,
+    pub policy: BadRowPolicy,
+    pub files: BTreeMap<String, FileReport>,
+    pub machines: u64,
+    pub gaps: GapReport,
+    pub events_outside_telemetry_range: BTreeMap<String, OutsideRange>,
+    /// Every row left out, with its reason.
+    pub dropped_rows: Vec<DroppedRow>,
+}
+
+pub const VALIDATION_REPORT_VERSION: u32 = 1;
+
+/// Reads and validates the five files.
+pub fn read_dataset(
+    files: &[InputFile<'_>],
+    contract: &Contract,
+    opts: &ReadOptions,
+) -> Result<(Dataset, ValidationReport), DataError> {
+    let find = |kind: FileKind| {
+        files.iter().find(|f| f.kind == kind).ok_or_else(|| DataError {
+            file: kind.file_name().to_string(),
+            line: None,
+            column: None,
+            message: "file not provided".to_string(),
+        })
+    };
+    let mut dropped = Vec::new();
+    let mut reports = BTreeMap::new();
+
+    let mach_file = find(FileKind::Machines)?;
+    let (machines, mach_report) = read_machines(mach_file, contract, opts.policy, &mut dropped)?;
+    reports.insert(FileKind::Machines.name().to_string(), mach_report);
+
+    let tel_file = find(FileKind::Telemetry)?;
+    let (telemetry, tel_report) =
+        read_telemetry(tel_file, contract, &machines, opts, &mut dropped)?;
+    reports.insert(FileKind::Telemetry.name().to_string(), tel_report);
+
+    let mut events_out = BTreeMap::new();
+    let mut tables = Vec::new();
+    for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
+        let file = find(kind)?;
+        let (events, report, outside) =
+            read_events(file, contract, &machines, &telemetry, opts.policy, &mut dropped)?;
+        reports.insert(kind.name().to_string(), report);
+        events_out.insert(kind.name().to_string(), outside);
+        tables.push(events);
+    }
+    let failures = tables.pop().unwrap_or_default();
+    let maint = tables.pop().unwrap_or_default();
+    let errors = tables.pop().unwrap_or_default();
+
+    let gaps = gap_report(&telemetry, opts.cadence_secs);
+    dropped.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
+    let report = ValidationReport {
+        schema_version: VALIDATION_REPORT_VERSION,
+        policy: opts.policy,
+        files: reports,
+        machines: machines.len() as u64,
+        gaps,
+        events_outside_telemetry_range: events_out,
+        dropped_rows: dropped,
+    };
+    let dataset = Dataset { contract: contract.clone(), telemetry, errors, maint, failures, machines };
+    Ok((dataset, report))
+}
+
+fn bad_row(
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+    file: &InputFile<'_>,
+    line: u64,
+    column: Option<(usize, &str)>,
+    message: String,
+) -> Result<(), DataError> {
+    match policy {
+        BadRowPolicy::Fail => Err(DataError {
+            file: file.name.to_string(),
+            line: Some(line),
+            column: column.map(|(i, n)| (i, n.to_string())),
+            message,
+        }),
+        BadRowPolicy::Drop => {
+            dropped.push(DroppedRow {
+                file: file.name.to_string(),
+                line,
+                column: column.map(|(_, n)| n.to_string()),
+                reason: message,
+                raw: raw_line(file.data, line),
+            });
+            Ok(())
+        }
+    }
+}
+
+/// The text of a physical line (1-based), for the report of a dropped row.
+fn raw_line(data: &[u8], line: u64) -> String {
+    let text = data.split(|&b| b == b'\n').nth((line - 1) as usize).unwrap_or_default();
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    String::from_utf8_lossy(text).into_owned()
+}
+
+/// A parsed header: for each expected column, its field index in the file.
+struct Header {
+    /// `positions[k]` = field index of expected column `k`.
+    positions: Vec<usize>,
+    /// Expected column names, contract order.
+    names: Vec<String>,
+    n_fields: usize,
+    /// The header record as read, to recognise repeated headers later.
+    raw_fields: Vec<String>,
+    /// Line of the header.
+    line: u64,
+}
+
+impl Header {
+    /// 1-based column index and name of expected column `k`, for messages.
+    fn col(&self, k: usize) -> (usize, &str) {
+        (self.positions[k] + 1, self.names[k].as_str())
+    }
+}
+
+fn file_error(file: &InputFile<'_>, line: Option<u64>, message: String) -> DataError {
+    DataError { file: file.name.to_string(), line, column: None, message }
+}
+
+fn read_header<'a>(
+    file: &InputFile<'a>,
+    tok: &mut Tokenizer<'a>,
+    expected: Vec<String>,
+) -> Result<Header, DataError> {
+    let mut fields = Vec::new();
+    let rec = match tok.next_record(&mut fields) {
+        None => return Err(file_error(file, None, "the file is empty".to_string())),
+        Some(Err(e)) => {
+            return Err(DataError {
+                file: file.name.to_string(),
+                line: Some(e.line),
+                column: Some((e.column, format!("#{}", e.column))),
+                message: e.message,
+            });
+        }
+        Some(Ok(r)) => r,
+    };
+    let got: Vec<String> =
+        fields.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
+    let expected_list = expected.join(", ");
+    let lower = |s: &str| s.to_ascii_lowercase();
+    if !got.iter().any(|g| expected.iter().any(|e| lower(e) == lower(g))) {
+        return Err(file_error(
+            file,
+            Some(rec.line),
+            format!("line {} is not a header; expected the columns {expected_list}", rec.line),
+        ));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, g) in got.iter().enumerate() {
+        if let Some(first) = seen.insert(lower(g), i) {
+            return Err(DataError {
+                file: file.name.to_string(),
+                line: Some(rec.line),
+                column: Some((i + 1, g.clone())),
+                message: format!("column name repeated (first at column {})", first + 1),
+            });
+        }
+    }
+    for (i, g) in got.iter().enumerate() {
+        if !expected.iter().any(|e| lower(e) == lower(g)) {
+            let shown = if g.is_empty() { "(empty)".to_string() } else { g.clone() };
+            return Err(DataError {
+                file: file.name.to_string(),
+                line: Some(rec.line),
+                column: Some((i + 1, shown)),
+                message: format!("unexpected column; expected exactly {expected_list}"),
+            });
+        }
+    }
+    let mut positions = Vec::with_capacity(expected.len());
+    for e in &expected {
+        match got.iter().position(|g| lower(g) == lower(e)) {
+            Some(p) => positions.push(p),
+            None => {
+                return Err(file_error(
+                    file,
+                    Some(rec.line),
+                    format!("missing column '{e}'; expected {expected_list}"),
+                ));
+            }
+        }
+    }
+    Ok(Header { positions, names: expected, n_fields: got.len(), raw_fields: got, line: rec.line })
+}
+
+/// Name of the field at 1-based file position `column`, as the header spells it.
+fn field_name(header: &Header, column: usize) -> String {
+    header.raw_fields.get(column - 1).cloned().unwrap_or_else(|| format!("#{column}"))
+}
+
+fn open<'a>(file: &InputFile<'a>) -> Result<Tokenizer<'a>, DataError> {
+    Tokenizer::new(file.data).map_err(|e| match e {
+        EncodingError::Utf16 => file_error(
+            file,
+            None,
+            "the file is UTF-16 encoded; save it as UTF-8".to_string(),
+        ),
+    })
+}
+
+/// A cell problem: message only; the caller adds file/line/column.
+type CellResult<T> = Result<T, String>;
+
+fn is_missing(v: &[u8]) -> bool {
+    v.is_empty() || v == b"NA" || v == b"null" || v == b"NULL"
+}
+
+fn parse_time(v: &[u8]) -> CellResult<i64> {
+    if is_missing(v) {
+        return Err(missing_msg(v));
+    }
+    Timestamp::parse(v).map(|t| t.0).map_err(|e| format!("invalid datetime {}: {e}", show_value(v)))
+}
+
+fn missing_msg(v: &[u8]) -> String {
+    if v.is_empty() { "missing value".to_string() } else { format!("missing value ({})", show_value(v)) }
+}
+
+fn parse_machine_id(v: &[u8]) -> CellResult<u32> {
+    if is_missing(v) {
+        return Err(missing_msg(v));
+    }
+    let ok = !v.is_empty() && v.len() <= 10 && v.iter().all(u8::is_ascii_digit);
+    let parsed = if ok { std::str::from_utf8(v).ok().and_then(|s| s.parse::<u32>().ok()) } else { None };
+    match parsed {
+        Some(id) if id > 0 => Ok(id),
+        _ => Err(format!("machine id must be a positive integer, found {}", show_value(v))),
+    }
+}
+
+fn parse_f64(v: &[u8]) -> CellResult<f64> {
+    if is_missing(v) {
+        return Err(missing_msg(v));
+    }
+    let parsed = std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok());
+    match parsed {
+        Some(x) if x.is_finite() => Ok(x),
+        Some(_) => Err(format!("non-finite value {}", show_value(v))),
+        None => Err(format!("expected a number, found {}", show_value(v))),
+    }
+}
+
+fn parse_label(v: &[u8], vocab: &[String], what: &str) -> Result<u16, (String, Option<String>)> {
+    if is_missing(v) {
+        return Err((missing_msg(v), None));
+    }
+    match vocab.iter().position(|x| x.as_bytes() == v) {
+        Some(i) => Ok(i as u16),
+        None => {
+            let label = String::from_utf8_lossy(v).into_owned();
+            Err((
+                format!("unknown {what} {} (expected one of {})", show_value(v), vocab.join(", ")),
+                Some(label),
+            ))
+        }
+    }
+}
+
+fn is_repeated_header(fields: &[Cow<'_, [u8]>], header: &Header) -> bool {
+    fields.len() == header.raw_fields.len()
+        && fields.iter().zip(&header.raw_fields).all(|(f, h)| {
+            String::from_utf8_lossy(f).trim().eq_ignore_ascii_case(h)
+        })
+}
+
+/// Checks the field count and recognises repeated headers; returns the row problem if any.
+fn shape_problem(fields: &[Cow<'_, [u8]>], header: &Header) -> Option<String> {
+    if is_repeated_header(fields, header) {
+        return Some(format!("repeated header row (the header is on line {})", header.line));
+    }
+    if fields.len() != header.n_fields {
+        return Some(format!("expected {} fields, found {}", header.n_fields, fields.len()));
+    }
+    None
+}
+
+/// Parses the machines file, then refuses repeated ids and sorts by id.
+fn read_machines(
+    file: &InputFile<'_>,
+    contract: &Contract,
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+) -> Result<(Machines, FileReport), DataError> {
+    let (parsed, lines, id_col, mut report) = parse_machines(file, contract, policy, dropped)?;
+    report.out_of_order_rows = count_out_of_order(&parsed.id, |i| parsed.id[i]);
+    let mut order: Vec<usize> = (0..parsed.len()).collect();
+    order.sort_by_key(|&i| (parsed.id[i], lines[i]));
+    let mut out = Machines::default();
+    let mut prev: Option<usize> = None;
+    for i in order {
+        let id = parsed.id[i];
+        if let Some(p) = prev
+            && parsed.id[p] == id
+        {
+            report.duplicate_rows += 1;
+            let msg = format!("machine {id} is already defined on line {}", lines[p]);
+            bad_row(policy, dropped, file, lines[i], Some((id_col.0, &id_col.1)), msg)?;
+            continue;
+        }
+        prev = Some(i);
+        out.id.push(id);
+        out.model.push(parsed.model[i]);
+        out.age.push(parsed.age[i]);
+    }
+    report.rows_kept = out.len() as u64;
+    report.rows_dropped = report.rows_read - report.rows_kept;
+    let age_missing = report.columns.get("age").map_or(0, |c| c.missing);
+    report.columns.insert("age".into(), ColumnStats::of(&out.age, age_missing));
+    report.label_counts = count_labels(&out.model, &contract.models);
+    Ok((out, report))
+}
+
+fn parse_machines(
+    file: &InputFile<'_>,
+    contract: &Contract,
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+) -> Result<(Machines, Vec<u64>, (usize, String), FileReport), DataError> {
+    let mut tok = open(file)?;
+    let header = read_header(file, &mut tok, contract.columns(FileKind::Machines))?;
+    let id_col = (header.col(0).0, header.col(0).1.to_string());
+    let mut out = Machines::default();
+    let mut lines = Vec::new();
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let mut age_missing = 0;
+    let mut fields = Vec::new();
+    while let Some(rec) = tok.next_record(&mut fields) {
+        report.rows_read += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let name = field_name(&header, e.column);
+                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
+                continue;
+            }
+        };
+        if let Some(msg) = shape_problem(&fields, &header) {
+            bad_row(policy, dropped, file, rec.line, None, msg)?;
+            continue;
+        }
+        let f = |k: usize| &*fields[header.positions[k]];
+        let id = match parse_machine_id(f(0)) {
+            Ok(v) => v,
+            Err(m) => {
+                bad_row(policy, dropped, file, rec.line, Some(header.col(0)), m)?;
+                continue;
+            }
+        };
+        let model = match parse_label(f(1), &contract.models, "model") {
+            Ok(v) => v,
+            Err((m, label)) => {
+                if let Some(l) = label {
+                    *report.unknown_labels.entry(l).or_default() += 1;
+                }
+                bad_row(policy, dropped, file, rec.line, Some(header.col(1)), m)?;
+                continue;
+            }
+        };
+        let age = match parse_f64(f(2)) {
+            Ok(v) if v >= 0.0 => v,
+            Ok(v) => {
+                let m = format!("age must not be negative, found {v}");
+                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                continue;
+            }
+            Err(m) => {
+                if is_missing(f(2)) {
+                    age_missing += 1;
+                }
+                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                continue;
+            }
+        };
+        out.id.push(id);
+        out.model.push(model);
+        out.age.push(age);
+        lines.push(rec.line);
+    }
+    report.blank_lines = tok.blank_lines;
+    if report.rows_read == 0 {
+        return Err(file_error(file, None, "no data rows after the header".to_string()));
+    }
+    report.columns.insert("age".into(), ColumnStats { missing: age_missing, ..Default::default() });
+    Ok((out, lines, id_col, report))
+}
+
+/// Telemetry rows parsed from one chunk of the file.
+struct TelemetryChunk {
+    table: Telemetry,
+    lines: Vec<u64>,
+    dropped: Vec<DroppedRow>,
+    error: Option<DataError>,
+    rows_read: u64,
+    blank_lines: u64,
+    missing: Vec<u64>,
+}
+
+fn parse_telemetry_chunk(
+    file: &InputFile<'_>,
+    chunk: &[u8],
+    first_line: u64,
+    header: &Header,
+    policy: BadRowPolicy,
+) -> TelemetryChunk {
+    let n_sensors = header.names.len() - 2;
+    let mut out = TelemetryChunk {
+        table: Telemetry::with_sensors(n_sensors),
+        lines: Vec::new(),
+        dropped: Vec::new(),
+        error: None,
+        rows_read: 0,
+        blank_lines: 0,
+        missing: vec![0; header.names.len()],
+    };
+    let mut tok = Tokenizer::at_line(chunk, first_line);
+    let mut fields = Vec::with_capacity(header.n_fields);
+    let mut values = vec![0.0; n_sensors];
+    'rows: while let Some(rec) = tok.next_record(&mut fields) {
+        out.rows_read += 1;
+        let problem: Option<(u64, Option<(usize, String)>, String)> = match rec {
+            Err(e) => Some((e.line, Some((e.column, field_name(header, e.column))), e.message)),
+            Ok(rec) => 'check: {
+                if let Some(msg) = shape_problem(&fields, header) {
+                    break 'check Some((rec.line, None, msg));
+                }
+                let f = |k: usize| &*fields[header.positions[k]];
+                let col = |k: usize| {
+                    let (i, n) = header.col(k);
+                    Some((i, n.to_string()))
+                };
+                let time = match parse_time(f(0)) {
+                    Ok(t) => t,
+                    Err(m) => {
+                        out.missing[0] += u64::from(is_missing(f(0)));
+                        break 'check Some((rec.line, col(0), m));
+                    }
+                };
+                let machine = match parse_machine_id(f(1)) {
+                    Ok(m) => m,
+                    Err(m) => {
+                        out.missing[1] += u64::from(is_missing(f(1)));
+                        break 'check Some((rec.line, col(1), m));
+                    }
+                };
+                for (s, v) in values.iter_mut().enumerate() {
+                    match parse_f64(f(s + 2)) {
+                        Ok(x) => *v = x,
+                        Err(m) => {
+                            out.missing[s + 2] += u64::from(is_missing(f(s + 2)));
+                            break 'check Some((rec.line, col(s + 2), m));
+                        }
+                    }
+                }
+                out.table.machine.push(machine);
+                out.table.time.push(time);
+                for (col, &v) in out.table.sensors.iter_mut().zip(&values) {
+                    col.push(v);
+                }
+                out.lines.push(rec.line);
+                None
+            }
+        };
+        if let Some((line, column, msg)) = problem {
+            let column = column.as_ref().map(|(i, n)| (*i, n.as_str()));
+            if let Err(e) = bad_row(policy, &mut out.dropped, file, line, column, msg) {
+                out.error = Some(e);
+                break 'rows;
+            }
+        }
+    }
+    out.blank_lines = tok.blank_lines;
+    out
+}
+
+fn read_telemetry(
+    file: &InputFile<'_>,
+    contract: &Contract,
+    machines: &Machines,
+    opts: &ReadOptions,
+    dropped: &mut Vec<DroppedRow>,
+) -> Result<(Telemetry, FileReport), DataError> {
+    let policy = opts.policy;
+    let mut tok = open(file)?;
+    let header = read_header(file, &mut tok, contract.columns(FileKind::Telemetry))?;
+    // The rest of the file, from the first line after the header.
+    let body_start = {
+        let mut pos = if file.data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+        for _ in 1..tok.next_line() {
+            pos = file.data[pos..].iter().position(|&b| b == b'\n').map_or(file.data.len(), |k| pos + k + 1);
+        }
+        pos
+    };
+    let body = &file.data[body_start..];
+    let n_chunks = if body.len() > 1 << 20 { rayon::current_num_threads() * 4 } else { 1 };
+    let chunks = csv::line_chunks(body, n_chunks);
+    // Line numbers of each chunk's first line.
+    let newline_counts: Vec<u64> = chunks
+        .par_iter()
+        .map(|&(a, b)| body[a..b].iter().filter(|&&c| c == b'\n').count() as u64)
+        .collect();
+    let mut first_lines = Vec::with_capacity(chunks.len());
+    let mut line = tok.next_line();
+    for n in &newline_counts {
+        first_lines.push(line);
+        line += n;
+    }
+    let parts: Vec<TelemetryChunk> = chunks
+        .par_iter()
+        .zip(first_lines.par_iter())
+        .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, &header, policy))
+        .collect();
+
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let n_sensors = contract.sensors.len();
+    let total: usize = parts.iter().map(|p| p.table.len()).sum();
+    let mut tel = Telemetry::with_sensors(n_sensors);
+    tel.machine.reserve(total);
+    tel.time.reserve(total);
+    for c in &mut tel.sensors {
+        c.reserve(total);
+    }
+    let mut lines = Vec::with_capacity(total);
+    let mut missing = vec![0u64; header.names.len()];
+    report.blank_lines = tok.blank_lines;
+    for part in parts {
+        if let Some(e) = part.error {
+            return Err(e);
+        }
+        report.rows_read += part.rows_read;
+        report.blank_lines += part.blank_lines;
+        for (m, p) in missing.iter_mut().zip(&part.missing) {
+            *m += p;
+        }
+        dropped.extend(part.dropped);
+        tel.machine.extend_from_slice(&part.table.machine);
+        tel.time.extend_from_slice(&part.table.time);
+        for (c, p) in tel.sensors.iter_mut().zip(&part.table.sensors) {
+            c.extend_from_slice(p);
+        }
+        lines.extend_from_slice(&part.lines);
+    }
+    if report.rows_read == 0 {
+        return Err(file_error(file, None, "no data rows after the header".to_string()));
+    }
+    report.out_of_order_rows = count_out_of_order(&tel.machine, |i| (tel.machine[i], tel.time[i]));
+
+    // Sort by (machine, time) unless already sorted (the usual case).
+    let sorted = (1..tel.len()).all(|i| (tel.machine[i - 1], tel.time[i - 1]) <= (tel.machine[i], tel.time[i]));
+    let order: Option<Vec<usize>> = if sorted {
+        None
+    } else {
+        let mut o: Vec<usize> = (0..tel.len()).collect();
+        o.par_sort_by_key(|&i| (tel.machine[i], tel.time[i], lines[i]));
+        Some(o)
+    };
+    // Keep a row unless it repeats the previous (machine, time) or names an unknown machine.
+    let mut keep = vec![true; tel.len()];
+    let mut prev: Option<usize> = None;
+    for pos in 0..tel.len() {
+        let i = order.as_ref().map_or(pos, |o| o[pos]);
+        let (m, t) = (tel.machine[i], tel.time[i]);
+        if machines.position(m).is_none() {
+            report.unknown_machine_rows += 1;
+            keep[i] = false;
+            bad_row(
+                policy,
+                dropped,
+                file,
+                lines[i],
+                Some(header.col(1)),
+                format!("machine {m} is not in the machines file"),
+            )?;
+            continue;
+        }
+        if let Some(p) = prev
+            && tel.machine[p] == m
+            && tel.time[p] == t
+        {
+            report.duplicate_rows += 1;
+            keep[i] = false;
+            bad_row(
+                policy,
+                dropped,
+                file,
+                lines[i],
+                Some(header.col(0)),
+                format!(
+                    "duplicate reading for machine {m} at {} (first on line {})",
+                    Timestamp(t),
+                    lines[p]
+                ),
+            )?;
+            continue;
+        }
+        prev = Some(i);
+    }
+    let tel = if order.is_none() && keep.iter().all(|&k| k) {
+        tel
+    } else {
+        let idx: Vec<usize> = match &order {
+            Some(o) => o.iter().copied().filter(|&i| keep[i]).collect(),
+            None => (0..tel.len()).filter(|&i| keep[i]).collect(),
+        };
+        Telemetry {
+            machine: idx.iter().map(|&i| tel.machine[i]).collect(),
+            time: idx.iter().map(|&i| tel.time[i]).collect(),
+            sensors: tel.sensors.iter().map(|c| idx.iter().map(|&i| c[i]).collect()).collect(),
+        }
+    };
+    report.rows_kept = tel.len() as u64;
+    report.rows_dropped = report.rows_read - report.rows_kept;
+    for (s, name) in contract.sensors.iter().enumerate() {
+        report.columns.insert(name.clone(), ColumnStats::of(&tel.sensors[s], missing[s + 2]));
+    }
+    if let (Some(lo), Some(hi)) = (tel.time.iter().min(), tel.time.iter().max()) {
+        report.first_time = Some(Timestamp(*lo).to_string());
+        report.last_time = Some(Timestamp(*hi).to_string());
+    }
+    Ok((tel, report))
+}
+
+fn count_out_of_order<K: PartialOrd>(col: &[u32], key: impl Fn(usize) -> K) -> u64 {
+    (1..col.len()).filter(|&i| key(i) < key(i - 1)).count() as u64
+}
+
+fn count_labels(kinds: &[u16], vocab: &[String]) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = vocab.iter().map(|v| (v.clone(), 0)).collect();
+    for &k in kinds {
+        if let Some(name) = vocab.get(usize::from(k)) {
+            *out.entry(name.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn read_events(
+    file: &InputFile<'_>,
+    contract: &Contract,
+    machines: &Machines,
+    telemetry: &Telemetry,
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+) -> Result<(Events, FileReport, OutsideRange), DataError> {
+    let kind = file.kind;
+    let mut tok = open(file)?;
+    let header = read_header(file, &mut tok, contract.columns(kind))?;
+    let vocab = contract.vocabulary(kind);
+    let what = match kind {
+        FileKind::Errors => "error id",
+        _ => "component",
+    };
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let mut ev = Events::default();
+    let mut lines = Vec::new();
+    let mut fields = Vec::new();
+    while let Some(rec) = tok.next_record(&mut fields) {
+        report.rows_read += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let name = field_name(&header, e.column);
+                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
+                continue;
+            }
+        };
+        if let Some(msg) = shape_problem(&fields, &header) {
+            bad_row(policy, dropped, file, rec.line, None, msg)?;
+            continue;
+        }
+        let f = |k: usize| &*fields[header.positions[k]];
+        let time = match parse_time(f(0)) {
+            Ok(t) => t,
+            Err(m) => {
+                bad_row(policy, dropped, file, rec.line, Some(header.col(0)), m)?;
+                continue;
+            }
+        };
+        let machine = match parse_machine_id(f(1)) {
+            Ok(m) => m,
+            Err(m) => {
+                bad_row(policy, dropped, file, rec.line, Some(header.col(1)), m)?;
+                continue;
+            }
+        };
+        let label = match parse_label(f(2), vocab, what) {
+            Ok(l) => l,
+            Err((m, label)) => {
+                if let Some(l) = label {
+                    *report.unknown_labels.entry(l).or_default() += 1;
+                }
+                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                continue;
+            }
+        };
+        ev.push(machine, time, label);
+        lines.push(rec.line);
+    }
+    report.blank_lines = tok.blank_lines;
+    report.out_of_order_rows = count_out_of_order(&ev.machine, |i| (ev.machine[i], ev.time[i]));
+    let mut order: Vec<usize> = (0..ev.len()).collect();
+    order.sort_by_key(|&i| (ev.machine[i], ev.time[i], ev.kind[i], lines[i]));
+    let mut out = Events::default();
+    let mut prev: Option<usize> = None;
+    let mut outside = OutsideRange::default();
+    let tel_ranges: HashMap<u32, (i64, i64)> = telemetry
+        .machine_ranges()
+        .into_iter()
+        .map(|(m, r)| (m, (telemetry.time[r.start], telemetry.time[r.end - 1])))
+        .collect();
+    for i in order {
+        let (m, t, k) = (ev.machine[i], ev.time[i], ev.kind[i]);
+        if machines.position(m).is_none() {
+            report.unknown_machine_rows += 1;
+            bad_row(
+                policy,
+                dropped,
+                file,
+                lines[i],
+                Some(header.col(1)),
+                format!("machine {m} is not in the machines file"),
+            )?;
+            continue;
+        }
+        if let Some(p) = prev
+            && (ev.machine[p], ev.time[p], ev.kind[p]) == (m, t, k)
+        {
+            report.duplicate_rows += 1;
+            bad_row(
+                policy,
+                dropped,
+                file,
+                lines[i],
+                None,
+                format!("duplicate event (first on line {})", lines[p]),
+            )?;
+            continue;
+        }
+        prev = Some(i);
+        match tel_ranges.get(&m) {
+            None => outside.machine_without_telemetry += 1,
+            Some(&(lo, _)) if t < lo => outside.before += 1,
+            Some(&(_, hi)) if t > hi => outside.after += 1,
+            Some(_) => {}
+        }
+        out.push(m, t, k);
+    }
+    report.rows_kept = out.len() as u64;
+    report.rows_dropped = report.rows_read - report.rows_kept;
+    report.label_counts = count_labels(&out.kind, vocab);
+    if let (Some(lo), Some(hi)) = (out.time.iter().min(), out.time.iter().max()) {
+        report.first_time = Some(Timestamp(*lo).to_string());
+        report.last_time = Some(Timestamp(*hi).to_string());
+    }
+    Ok((out, report, outside))
+}
+
+fn gap_report(tel: &Telemetry, cadence: i64) -> GapReport {
+    let mut rep = GapReport { cadence_secs: cadence, ..Default::default() };
+    let mut all: Vec<Gap> = Vec::new();
+    for (m, r) in tel.machine_ranges() {
+        let mut has_gap = false;
+        for i in r.start + 1..r.end {
+            let step = tel.time[i] - tel.time[i - 1];
+            if step % cadence != 0 {
+                rep.off_cadence_steps += 1;
+            }
+            if step > cadence {
+                has_gap = true;
+                rep.gaps += 1;
+                let missing = (step / cadence - 1).max(0) as u64;
+                rep.missing_readings += missing;
+                all.push(Gap {
+                    machine: m,
+                    after: Timestamp(tel.time[i - 1]).to_string(),
+                    before: Timestamp(tel.time[i]).to_string(),
+                    missing_readings: missing,
+                });
+            }
+        }
+        rep.machines_with_gaps += u64::from(has_gap);
+    }
+    all.sort_by(|a, b| b.missing_readings.cmp(&a.missing_readings).then(a.machine.cmp(&b.machine)));
+    all.truncate(20);
+    rep.largest = all;
+    rep
+}

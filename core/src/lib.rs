@@ -1,0 +1,15 @@
+//! `pm-core`: the library under every predictive-maintenance binary.
+//!
+//! - [`contract`]: the five files of the Azure PdM schema and the typed tables they become.
+//! - [`csv`] and [`ingest`]: a strict reader that validates, locates every problem by file, line
+//!   and column, and writes a [`ingest::ValidationReport`].
+//! - [`time`]: the two datetime forms of the data set.
+//!
+//! **Architecture invariant:** this crate does not depend on polars; the serving binary links it.
+
+pub mod contract;
+pub mod csv;
+pub mod ingest;
+pub mod rng;
+pub mod store;
+pub mod time;
