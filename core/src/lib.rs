@@ -7,9 +7,12 @@
 //!
 //! **Architecture invariant:** this crate does not depend on polars; the serving binary links it.
 
+pub mod cli;
 pub mod contract;
 pub mod csv;
+pub mod features;
 pub mod ingest;
+pub mod online;
 pub mod rng;
 pub mod store;
 pub mod time;

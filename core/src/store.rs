@@ -59,7 +59,10 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
 }
 
 fn url_error(url: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Url { url: url.to_string(), reason: reason.into() }
+    StoreError::Url {
+        url: url.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl Store {
@@ -82,8 +85,12 @@ impl Store {
         let inner: Arc<dyn ObjectStore> = match scheme {
             "file" => return Self::open_local(&format!("/{}", rest.trim_start_matches('/')), url),
             "memory" => {
-                let mut map = memory_stores().lock().map_err(|_| url_error(url, "memory store registry poisoned"))?;
-                map.entry(bucket.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone()
+                let mut map = memory_stores()
+                    .lock()
+                    .map_err(|_| url_error(url, "memory store registry poisoned"))?;
+                map.entry(bucket.to_string())
+                    .or_insert_with(|| Arc::new(InMemory::new()))
+                    .clone()
             }
             "s3" | "s3a" => Arc::new(
                 object_store::aws::AmazonS3Builder::from_env()
@@ -113,7 +120,14 @@ impl Store {
         if bucket.is_empty() {
             return Err(url_error(url, "missing bucket (or memory store) name"));
         }
-        let url = format!("{scheme}://{bucket}{}", if key.is_empty() { String::new() } else { format!("/{key}") });
+        let url = format!(
+            "{scheme}://{bucket}{}",
+            if key.is_empty() {
+                String::new()
+            } else {
+                format!("/{key}")
+            }
+        );
         Ok(Store { inner, prefix, url })
     }
 
@@ -139,7 +153,11 @@ impl Store {
     /// The URL of `rel` below this location.
     pub fn url_of(&self, rel: &str) -> String {
         let rel = rel.trim_matches('/');
-        if rel.is_empty() { self.url.clone() } else { format!("{}/{rel}", self.url) }
+        if rel.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}/{rel}", self.url)
+        }
     }
 
     /// A sub-location.
@@ -152,7 +170,11 @@ impl Store {
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             prefix = prefix.clone().join(part);
         }
-        Store { inner: self.inner.clone(), prefix, url: self.url_of(rel) }
+        Store {
+            inner: self.inner.clone(),
+            prefix,
+            url: self.url_of(rel),
+        }
     }
 
     fn path(&self, rel: &str) -> Path {
@@ -165,14 +187,23 @@ impl Store {
 
     fn backend(&self, rel: &str, e: object_store::Error) -> StoreError {
         match e {
-            object_store::Error::NotFound { .. } => StoreError::NotFound { url: self.url_of(rel) },
-            other => StoreError::Backend { url: self.url_of(rel), message: other.to_string() },
+            object_store::Error::NotFound { .. } => StoreError::NotFound {
+                url: self.url_of(rel),
+            },
+            other => StoreError::Backend {
+                url: self.url_of(rel),
+                message: other.to_string(),
+            },
         }
     }
 
     /// Reads a whole object.
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
-        let res = self.inner.get(&self.path(rel)).await.map_err(|e| self.backend(rel, e))?;
+        let res = self
+            .inner
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| self.backend(rel, e))?;
         res.bytes().await.map_err(|e| self.backend(rel, e))
     }
 
@@ -213,8 +244,15 @@ impl Store {
     /// Writes an object only if none exists; returns `false` (and writes nothing) otherwise.
     /// Exactly one of several racing writers gets `true`.
     pub async fn create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.backend(rel, e)),
@@ -225,10 +263,20 @@ impl Store {
     /// if another writer got there first. Not all backends support it (the local file system
     /// does not); [`Store::create`] on fresh names works everywhere.
     pub async fn update(&self, rel: &str, bytes: Bytes, expected: &Version) -> Result<bool> {
-        let opts = PutOptions { mode: PutMode::Update(expected.0.clone()), ..Default::default() };
-        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Update(expected.0.clone()),
+            ..Default::default()
+        };
+        match self
+            .inner
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(false),
             Err(e) => Err(self.backend(rel, e)),
         }
     }
@@ -278,7 +326,11 @@ impl Store {
         self.delete(MANIFEST).await?;
         let mut entries = Vec::with_capacity(files.len());
         for (name, bytes) in files {
-            entries.push(FileEntry { name: name.clone(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+            entries.push(FileEntry {
+                name: name.clone(),
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+            });
             self.put(&name, bytes).await?;
         }
         let manifest = Manifest {
@@ -289,8 +341,10 @@ impl Store {
             files: entries,
             metadata,
         };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| StoreError::Backend { url: self.url_of(MANIFEST), message: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Backend {
+            url: self.url_of(MANIFEST),
+            message: e.to_string(),
+        })?;
         self.put(MANIFEST, Bytes::from(json)).await?;
         Ok(manifest)
     }
@@ -305,7 +359,10 @@ impl Store {
         if m.schema_version > MANIFEST_VERSION {
             return Err(StoreError::Corrupt {
                 url: self.url_of(MANIFEST),
-                reason: format!("manifest version {} is newer than this build ({MANIFEST_VERSION})", m.schema_version),
+                reason: format!(
+                    "manifest version {} is newer than this build ({MANIFEST_VERSION})",
+                    m.schema_version
+                ),
             });
         }
         Ok(m)
@@ -313,10 +370,14 @@ impl Store {
 
     /// Reads one file of a committed artifact and checks it against the manifest.
     pub async fn read_artifact_file(&self, manifest: &Manifest, name: &str) -> Result<Bytes> {
-        let entry = manifest.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt {
-            url: self.url().to_string(),
-            reason: format!("the manifest lists no file {name:?}"),
-        })?;
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| StoreError::Corrupt {
+                url: self.url().to_string(),
+                reason: format!("the manifest lists no file {name:?}"),
+            })?;
         let bytes = self.get(name).await?;
         let got = sha256_hex(&bytes);
         if got != entry.sha256 || bytes.len() as u64 != entry.size {
@@ -364,7 +425,11 @@ impl Manifest {
     /// Content hash of the artifact: SHA-256 over the sorted (name, sha256) pairs. Independent of
     /// when and by whom it was written, so it keys caches and lineage.
     pub fn content_hash(&self) -> String {
-        let mut files: Vec<(&str, &str)> = self.files.iter().map(|f| (f.name.as_str(), f.sha256.as_str())).collect();
+        let mut files: Vec<(&str, &str)> = self
+            .files
+            .iter()
+            .map(|f| (f.name.as_str(), f.sha256.as_str()))
+            .collect();
         files.sort();
         let mut h = Sha256::new();
         for (name, sha) in files {

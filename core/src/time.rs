@@ -214,6 +214,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The current time.
+pub fn now() -> Timestamp {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Timestamp(secs)
+}
+
+/// The current time in RFC 3339 (UTC), e.g. `2026-11-26T07:26:16Z`.
+pub fn now_rfc3339() -> String {
+    now().rfc3339()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,17 +242,34 @@ mod tests {
         assert_eq!(ts("1/5/2015 6:00:00 AM").unwrap(), a);
         assert_eq!(ts("2015-01-05T06:00:00Z").unwrap(), a);
         assert_eq!(ts("1/5/2015 6:00 AM").unwrap(), a);
-        assert_eq!(ts("12/31/2015 12:00:00 AM").unwrap(), ts("2015-12-31 00:00:00").unwrap());
-        assert_eq!(ts("12/31/2015 12:30:00 PM").unwrap(), ts("2015-12-31 12:30:00").unwrap());
-        assert_eq!(ts("7/4/2015 11:00:00 PM").unwrap(), ts("2015-07-04 23:00:00").unwrap());
+        assert_eq!(
+            ts("12/31/2015 12:00:00 AM").unwrap(),
+            ts("2015-12-31 00:00:00").unwrap()
+        );
+        assert_eq!(
+            ts("12/31/2015 12:30:00 PM").unwrap(),
+            ts("2015-12-31 12:30:00").unwrap()
+        );
+        assert_eq!(
+            ts("7/4/2015 11:00:00 PM").unwrap(),
+            ts("2015-07-04 23:00:00").unwrap()
+        );
     }
 
     #[test]
     fn display_round_trips() {
-        for s in ["2014-06-01 06:00:00", "2016-02-29 23:59:59", "1970-01-01 00:00:00", "1969-12-31 23:00:00"] {
+        for s in [
+            "2014-06-01 06:00:00",
+            "2016-02-29 23:59:59",
+            "1970-01-01 00:00:00",
+            "1969-12-31 23:00:00",
+        ] {
             assert_eq!(ts(s).unwrap().to_string(), s);
         }
-        assert_eq!(ts("2015-01-05 06:00:00").unwrap().rfc3339(), "2015-01-05T06:00:00Z");
+        assert_eq!(
+            ts("2015-01-05 06:00:00").unwrap().rfc3339(),
+            "2015-01-05T06:00:00Z"
+        );
     }
 
     #[test]
@@ -256,27 +286,28 @@ mod tests {
     #[test]
     fn refuses_impossible_dates_with_the_reason() {
         assert_eq!(ts("2015-13-01 06:00:00"), Err(TimeError::Month(13)));
-        assert_eq!(ts("2015-02-29 06:00:00"), Err(TimeError::Day { year: 2015, month: 2, day: 29 }));
+        assert_eq!(
+            ts("2015-02-29 06:00:00"),
+            Err(TimeError::Day {
+                year: 2015,
+                month: 2,
+                day: 29
+            })
+        );
         assert!(ts("2016-02-29 06:00:00").is_ok());
         assert_eq!(ts("2015-01-01 24:00:00"), Err(TimeError::Hour(24)));
         assert_eq!(ts("2015-01-01 06:60:00"), Err(TimeError::Minute(60)));
         assert_eq!(ts("13/1/2015 6:00:00 AM"), Err(TimeError::Month(13)));
         assert_eq!(ts("1/1/2015 13:00:00 PM"), Err(TimeError::Hour(13)));
-        for bad in ["", "2015-01-01", "2015/01/01 06:00:00", "1/1/2015 6:00:00", "x015-01-01 06:00:00", "1/1/15 6:00:00 AM"] {
+        for bad in [
+            "",
+            "2015-01-01",
+            "2015/01/01 06:00:00",
+            "1/1/2015 6:00:00",
+            "x015-01-01 06:00:00",
+            "1/1/15 6:00:00 AM",
+        ] {
             assert_eq!(ts(bad), Err(TimeError::Format), "{bad:?}");
         }
     }
-}
-
-/// The current time.
-pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    Timestamp(secs)
-}
-
-/// The current time in RFC 3339 (UTC), e.g. `2026-11-26T07:26:16Z`.
-pub fn now_rfc3339() -> String {
-    now().rfc3339()
 }

@@ -107,8 +107,26 @@ const ERRORS_OF_COMPONENT: [&[u16]; 4] = [&[0], &[1, 2], &[3], &[4]];
 
 /// Published age histogram of the 100 real machines: (age in years, count).
 const AGE_HISTOGRAM: [(u32, u32); 20] = [
-    (0, 1), (1, 3), (2, 6), (3, 4), (4, 3), (5, 4), (6, 4), (7, 6), (8, 1), (9, 5),
-    (10, 10), (11, 2), (12, 2), (14, 14), (15, 6), (16, 5), (17, 7), (18, 6), (19, 4), (20, 7),
+    (0, 1),
+    (1, 3),
+    (2, 6),
+    (3, 4),
+    (4, 3),
+    (5, 4),
+    (6, 4),
+    (7, 6),
+    (8, 1),
+    (9, 5),
+    (10, 10),
+    (11, 2),
+    (12, 2),
+    (14, 14),
+    (15, 6),
+    (16, 5),
+    (17, 7),
+    (18, 6),
+    (19, 4),
+    (20, 7),
 ];
 /// Published machine counts per model (model1..model4).
 const MODEL_COUNTS: [u32; 4] = [16, 17, 35, 32];
@@ -130,12 +148,15 @@ pub fn generate_with(cfg: &GenConfig, p: &Params) -> Dataset {
     let mut telemetry = Telemetry::with_sensors(4);
     telemetry.machine.reserve(n_rows);
     telemetry.time.reserve(n_rows);
-    let (mut errors, mut maint, mut failures) = (Events::default(), Events::default(), Events::default());
+    let (mut errors, mut maint, mut failures) =
+        (Events::default(), Events::default(), Events::default());
     for (i, m) in per_machine.into_iter().enumerate() {
         let id = machines.id[i];
         let n = m.sensors[0].len();
         telemetry.machine.extend(std::iter::repeat_n(id, n));
-        telemetry.time.extend((0..n as i64).map(|h| cfg.start.0 + h * HOUR));
+        telemetry
+            .time
+            .extend((0..n as i64).map(|h| cfg.start.0 + h * HOUR));
         for (col, vals) in telemetry.sensors.iter_mut().zip(m.sensors) {
             col.extend(vals);
         }
@@ -143,7 +164,14 @@ pub fn generate_with(cfg: &GenConfig, p: &Params) -> Dataset {
         append_sorted(&mut maint, id, m.maint);
         append_sorted(&mut failures, id, m.failures);
     }
-    Dataset { contract, telemetry, errors, maint, failures, machines }
+    Dataset {
+        contract,
+        telemetry,
+        errors,
+        maint,
+        failures,
+        machines,
+    }
 }
 
 fn append_sorted(out: &mut Events, machine: u32, mut ev: Vec<(i64, u16)>) {
@@ -182,7 +210,11 @@ fn machine_table(cfg: &GenConfig) -> Machines {
         ages = draws.iter().map(|d| d.0).collect();
         models = draws.iter().map(|d| d.1).collect();
     }
-    Machines { id: (1..=cfg.machines).collect(), model: models, age: ages }
+    Machines {
+        id: (1..=cfg.machines).collect(),
+        model: models,
+        age: ages,
+    }
 }
 
 struct MachineData {
@@ -244,11 +276,20 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
             }
         }
         if rng.chance(p.visit_prob) {
-            let n_comp = if rng.chance(p.two_comp_visit_prob) { 2 } else { 1 };
+            let n_comp = if rng.chance(p.two_comp_visit_prob) {
+                2
+            } else {
+                1
+            };
             let mut chosen = [false; 4];
             for _ in 0..n_comp {
-                let weights: [f64; 4] =
-                    std::array::from_fn(|c| if chosen[c] || wear[c] == 0.0 { 0.0 } else { propensity[c] });
+                let weights: [f64; 4] = std::array::from_fn(|c| {
+                    if chosen[c] || wear[c] == 0.0 {
+                        0.0
+                    } else {
+                        propensity[c]
+                    }
+                });
                 let total: f64 = weights.iter().sum();
                 if total <= 0.0 {
                     break;
@@ -281,7 +322,7 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
     // Telemetry: its own stream, so that changing the signal knob keeps the noise identical.
     let mut noise_rng = Rng::new(derive_seed(cfg.seed ^ 0x5EED_7E1E, u64::from(id)));
     let hours = cfg.hours as usize;
-    let mut sensors: Vec<Vec<f64>> = vec![Vec::with_capacity(hours); 4];
+    let mut sensors: Vec<Vec<f64>> = (0..4).map(|_| Vec::with_capacity(hours)).collect();
     for _ in 0..hours {
         for (s, col) in sensors.iter_mut().enumerate() {
             col.push(p.sensor_mean[s] + p.sensor_noise_sd[s] * cfg.noise * noise_rng.normal());
@@ -291,7 +332,9 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
         let c = usize::from(c);
         let onset = rng.uniform(p.drift_onset_hours.0, p.drift_onset_hours.1);
         let size = p.drift_sd[c] * p.sensor_noise_sd[c] * cfg.signal;
-        let first = ((f as f64 - onset * HOUR as f64 - start as f64) / HOUR as f64).ceil().max(0.0) as i64;
+        let first = ((f as f64 - onset * HOUR as f64 - start as f64) / HOUR as f64)
+            .ceil()
+            .max(0.0) as i64;
         let last = ((f - start) / HOUR).min(hours as i64); // exclusive: the failure hour is repaired
         for h in first..last {
             let t = start + h * HOUR;
@@ -300,7 +343,12 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
         }
     }
     debug_assert!(failures.iter().all(|&(t, _)| t < end));
-    MachineData { sensors, errors, maint, failures }
+    MachineData {
+        sensors,
+        errors,
+        maint,
+        failures,
+    }
 }
 
 #[cfg(test)]
@@ -309,14 +357,27 @@ mod tests {
 
     #[test]
     fn deterministic_and_machine_streams_are_independent_of_fleet_size() {
-        let small = GenConfig { machines: 3, hours: 500, ..GenConfig::azure_default() };
+        let small = GenConfig {
+            machines: 3,
+            hours: 500,
+            ..GenConfig::azure_default()
+        };
         let a = generate(&small);
         let b = generate(&small);
         assert_eq!(a, b);
-        let c = generate(&GenConfig { seed: 43, ..small.clone() });
+        let c = generate(&GenConfig {
+            seed: 43,
+            ..small.clone()
+        });
         assert_ne!(a.telemetry.sensors, c.telemetry.sensors);
-        let bigger = generate(&GenConfig { machines: 5, ..small });
+        let bigger = generate(&GenConfig {
+            machines: 5,
+            ..small
+        });
         let r = bigger.telemetry.machine_ranges();
-        assert_eq!(&bigger.telemetry.sensors[0][r[1].1.clone()], &a.telemetry.sensors[0][500..1000]);
+        assert_eq!(
+            &bigger.telemetry.sensors[0][r[1].1.clone()],
+            &a.telemetry.sensors[0][500..1000]
+        );
     }
 }

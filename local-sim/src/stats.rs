@@ -77,12 +77,18 @@ pub const ERRORS_OF_COMPONENT: [&[u16]; 4] = [&[0], &[1, 2], &[3], &[4]];
 pub fn compute(ds: &Dataset) -> DataStats {
     let t = &ds.telemetry;
     let n = t.len().max(1) as f64;
-    let sensor_mean: Vec<f64> = t.sensors.iter().map(|c| c.iter().sum::<f64>() / n).collect();
+    let sensor_mean: Vec<f64> = t
+        .sensors
+        .iter()
+        .map(|c| c.iter().sum::<f64>() / n)
+        .collect();
     let sensor_sd: Vec<f64> = t
         .sensors
         .iter()
         .zip(&sensor_mean)
-        .map(|(c, m)| (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt())
+        .map(|(c, m)| {
+            (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt()
+        })
         .collect();
     let tel_start = t.time.iter().copied().min().unwrap_or(0);
     let n_comp = ds.contract.components.len();
@@ -93,7 +99,11 @@ pub fn compute(ds: &Dataset) -> DataStats {
     let mut gaps_on_grid = 0u64;
     for (m, r) in ds.maint.machine_ranges() {
         for c in 0..n_comp as u16 {
-            let times: Vec<i64> = r.clone().filter(|&i| ds.maint.kind[i] == c).map(|i| ds.maint.time[i]).collect();
+            let times: Vec<i64> = r
+                .clone()
+                .filter(|&i| ds.maint.kind[i] == c)
+                .map(|i| ds.maint.time[i])
+                .collect();
             for w in times.windows(2) {
                 gaps += 1;
                 gaps_on_grid += u64::from((w[1] - w[0]) % (15 * DAY) == 0);
@@ -124,8 +134,15 @@ pub fn compute(ds: &Dataset) -> DataStats {
     let mut with_error = 0u64;
     let mut with_maint = 0u64;
     for i in 0..ds.failures.len() {
-        let (m, f, c) = (ds.failures.machine[i], ds.failures.time[i], ds.failures.kind[i]);
-        let mapped = ERRORS_OF_COMPONENT.get(usize::from(c)).copied().unwrap_or(&[]);
+        let (m, f, c) = (
+            ds.failures.machine[i],
+            ds.failures.time[i],
+            ds.failures.kind[i],
+        );
+        let mapped = ERRORS_OF_COMPONENT
+            .get(usize::from(c))
+            .copied()
+            .unwrap_or(&[]);
         if !mapped.is_empty() && mapped.iter().all(|&e| has_event(&ds.errors, m, f - DAY, e)) {
             with_error += 1;
         }
@@ -151,7 +168,8 @@ pub fn compute(ds: &Dataset) -> DataStats {
     }
     let nm = mach.len().max(1) as f64;
     let age_mean = mach.age.iter().sum::<f64>() / nm;
-    let age_sd = (mach.age.iter().map(|a| (a - age_mean).powi(2)).sum::<f64>() / (nm - 1.0).max(1.0)).sqrt();
+    let age_sd =
+        (mach.age.iter().map(|a| (a - age_mean).powi(2)).sum::<f64>() / (nm - 1.0).max(1.0)).sqrt();
     let mut errors_by_hour = vec![0; 24];
     for &e in &ds.errors.time {
         errors_by_hour[(e.rem_euclid(DAY) / HOUR) as usize] += 1;
@@ -168,7 +186,11 @@ pub fn compute(ds: &Dataset) -> DataStats {
         maint: ds.maint.len() as u64,
         maint_before_telemetry: ds.maint.time.iter().filter(|&&x| x < tel_start).count() as u64,
         model_counts: kind_counts(
-            &Events { machine: vec![], time: vec![], kind: mach.model.clone() },
+            &Events {
+                machine: vec![],
+                time: vec![],
+                kind: mach.model.clone(),
+            },
             ds.contract.models.len(),
         ),
         age_mean,
@@ -178,7 +200,10 @@ pub fn compute(ds: &Dataset) -> DataStats {
         failures_with_error_24h_before: with_error as f64 / nf,
         failures_with_maint_record: with_maint as f64 / nf,
         age_failure_correlation,
-        failures_per_machine_by_model: by_model.iter().map(|(f, n)| if *n > 0.0 { f / n } else { 0.0 }).collect(),
+        failures_per_machine_by_model: by_model
+            .iter()
+            .map(|(f, n)| if *n > 0.0 { f / n } else { 0.0 })
+            .collect(),
         errors_by_hour,
     }
 }
@@ -205,24 +230,79 @@ pub fn comparison_table(s: &DataStats) -> String {
     };
     let names = ["volt", "rotate", "pressure", "vibration"];
     for (i, name) in names.iter().enumerate().take(s.sensor_mean.len()) {
-        add(&format!("{name} mean / sd"), format!("{:.3} / {:.3}", s.sensor_mean[i], s.sensor_sd[i]), format!("{:.3} / {:.3}", facts::SENSOR_MEAN[i], facts::SENSOR_SD[i]));
+        add(
+            &format!("{name} mean / sd"),
+            format!("{:.3} / {:.3}", s.sensor_mean[i], s.sensor_sd[i]),
+            format!("{:.3} / {:.3}", facts::SENSOR_MEAN[i], facts::SENSOR_SD[i]),
+        );
     }
-    add("failures (comp1..4)", format!("{} {:?}", s.failures, s.failures_per_component), format!("{} {:?}", facts::FAILURES, facts::FAILURES_PER_COMPONENT));
-    add("errors (error1..5)", format!("{} {:?}", s.errors, s.errors_per_type), format!("{} {:?}", facts::ERRORS, facts::ERRORS_PER_TYPE));
-    add("maint (before telemetry)", format!("{} ({})", s.maint, s.maint_before_telemetry), format!("{} (400)", facts::MAINT));
-    add("machines per model", format!("{:?}", s.model_counts), format!("{:?}", facts::MODEL_COUNTS));
-    add("age mean / sd", format!("{:.2} / {:.2}", s.age_mean, s.age_sd), format!("{:.2} / {:.2}", facts::MEAN_AGE, facts::SD_AGE));
+    add(
+        "failures (comp1..4)",
+        format!("{} {:?}", s.failures, s.failures_per_component),
+        format!("{} {:?}", facts::FAILURES, facts::FAILURES_PER_COMPONENT),
+    );
+    add(
+        "errors (error1..5)",
+        format!("{} {:?}", s.errors, s.errors_per_type),
+        format!("{} {:?}", facts::ERRORS, facts::ERRORS_PER_TYPE),
+    );
+    add(
+        "maint (before telemetry)",
+        format!("{} ({})", s.maint, s.maint_before_telemetry),
+        format!("{} (400)", facts::MAINT),
+    );
+    add(
+        "machines per model",
+        format!("{:?}", s.model_counts),
+        format!("{:?}", facts::MODEL_COUNTS),
+    );
+    add(
+        "age mean / sd",
+        format!("{:.2} / {:.2}", s.age_mean, s.age_sd),
+        format!("{:.2} / {:.2}", facts::MEAN_AGE, facts::SD_AGE),
+    );
     let (a, b, c) = s.days_since_replacement_at_failure;
     let (fa, fb, fc) = facts::DAYS_SINCE_REPLACEMENT_AT_FAILURE;
-    add("days since replacement at failure (min/median/mean)", format!("{a:.0} / {b:.0} / {c:.0}"), format!("{fa:.0} / {fb:.0} / {fc:.0}"));
-    add("replacement gaps on the 15-day grid", format!("{:.0} %", 100.0 * s.replacement_gaps_on_15_day_grid), "76 %".into());
-    add("failures with mapped error 24 h before", format!("{:.1} %", 100.0 * s.failures_with_error_24h_before), "96-99 %".into());
-    add("failures with a maint record", format!("{:.1} %", 100.0 * s.failures_with_maint_record), "97.6 % (all but 18)".into());
-    add("corr(age, failures per machine)", format!("{:.2}", s.age_failure_correlation), "0.47".into());
-    add("failures per machine by model", format!("{:.1?}", s.failures_per_machine_by_model), "[11.8, 9.9, 6.3, 5.7]".into());
+    add(
+        "days since replacement at failure (min/median/mean)",
+        format!("{a:.0} / {b:.0} / {c:.0}"),
+        format!("{fa:.0} / {fb:.0} / {fc:.0}"),
+    );
+    add(
+        "replacement gaps on the 15-day grid",
+        format!("{:.0} %", 100.0 * s.replacement_gaps_on_15_day_grid),
+        "76 %".into(),
+    );
+    add(
+        "failures with mapped error 24 h before",
+        format!("{:.1} %", 100.0 * s.failures_with_error_24h_before),
+        "96-99 %".into(),
+    );
+    add(
+        "failures with a maint record",
+        format!("{:.1} %", 100.0 * s.failures_with_maint_record),
+        "97.6 % (all but 18)".into(),
+    );
+    add(
+        "corr(age, failures per machine)",
+        format!("{:.2}", s.age_failure_correlation),
+        "0.47".into(),
+    );
+    add(
+        "failures per machine by model",
+        format!("{:.1?}", s.failures_per_machine_by_model),
+        "[11.8, 9.9, 6.3, 5.7]".into(),
+    );
     let w0 = rows.values().map(|r| r.0.len()).max().unwrap_or(0);
-    let w1 = rows.values().map(|r| r.1.chars().count()).max().unwrap_or(0);
-    let mut out = format!("{:<w0$}  {:<w1$}  {}\n", "statistic", "this data", "real data (published)");
+    let w1 = rows
+        .values()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = format!(
+        "{:<w0$}  {:<w1$}  {}\n",
+        "statistic", "this data", "real data (published)"
+    );
     for (name, got, want) in rows.values() {
         out.push_str(&format!("{name:<w0$}  {got:<w1$}  {want}\n"));
     }

@@ -1,0 +1,37 @@
+# Predictive maintenance: pipeline steps, orchestrator and serving in Rust.
+# `make help` lists the targets. Everything builds with the tuned `dev` profile (see
+# ARCHITECTURE.md, "Build") except container images and the serving benchmark (release).
+
+CARGO ?= cargo
+BUCKET ?= $(CURDIR)/local-bucket
+
+.PHONY: help build test lint fmt vertex-simulate datagen bench-features clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## Build every binary (dev profile: our crates optimised, heavy dependencies not)
+	$(CARGO) build --workspace --locked
+
+test: ## Run all tests (starts a local S3 server; installs what the tests need)
+	scripts/test.sh
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+vertex-simulate: build ## The main job: generate the default data set into ./local-bucket and run the pipeline on it
+	local-sim/vertex-simulate.sh "$(BUCKET)"
+
+datagen: build ## Generate the default data set into ./local-bucket/raw and compare it with the real data's facts
+	./target/debug/pm-datagen --output-uri "$(BUCKET)/raw" --stats
+
+bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code
+	scripts/bench-features.sh
+
+clean: ## Remove build outputs and the local bucket
+	$(CARGO) clean
+	rm -rf "$(BUCKET)"

@@ -1,0 +1,251 @@
+//! `pm-ingest`: five raw CSV files in a bucket → a validated, typed data set artifact (Parquet)
+//! plus its validation report.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use pm_core::contract::{Contract, Dataset, FileKind};
+use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, ValidationReport, read_dataset};
+use pm_core::store::Store;
+
+use crate::table;
+use pm_core::cli::{progress, thousands};
+
+/// Arguments of `pm-ingest`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "pm-ingest",
+    version,
+    about = "Validate the five raw CSV files and write them as typed Parquet"
+)]
+pub struct IngestArgs {
+    /// Folder (URL or local path) holding the five CSV files.
+    #[arg(long)]
+    pub input_uri: String,
+    /// Artifact folder (URL or local path) to write the typed data set to.
+    #[arg(long)]
+    pub output_uri: String,
+    /// What to do with a row that breaks the data contract: stop (`fail`) or leave it out and
+    /// record it in the report (`drop`).
+    #[arg(long, default_value = "fail")]
+    pub on_bad_rows: BadRowPolicy,
+    /// Also write the validation report (JSON) to this local path (a KFP output artifact path).
+    #[arg(long)]
+    pub report_path: Option<PathBuf>,
+    /// Write the number of telemetry rows kept to this file (a KFP output parameter).
+    #[arg(long)]
+    pub rows_output_file: Option<PathBuf>,
+    /// File names inside the input folder.
+    #[arg(long, default_value = "PdM_telemetry.csv")]
+    pub telemetry_file: String,
+    #[arg(long, default_value = "PdM_errors.csv")]
+    pub errors_file: String,
+    #[arg(long, default_value = "PdM_maint.csv")]
+    pub maint_file: String,
+    #[arg(long, default_value = "PdM_failures.csv")]
+    pub failures_file: String,
+    #[arg(long, default_value = "PdM_machines.csv")]
+    pub machines_file: String,
+}
+
+impl IngestArgs {
+    fn file_name(&self, kind: FileKind) -> &str {
+        match kind {
+            FileKind::Telemetry => &self.telemetry_file,
+            FileKind::Errors => &self.errors_file,
+            FileKind::Maint => &self.maint_file,
+            FileKind::Failures => &self.failures_file,
+            FileKind::Machines => &self.machines_file,
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone)]
+pub struct IngestSummary {
+    pub report: ValidationReport,
+    pub output_uri: String,
+    pub content_hash: String,
+    pub read_secs: f64,
+    pub validate_secs: f64,
+    pub write_secs: f64,
+}
+
+/// Reads the five files of `input` (in parallel) as `(kind, URL, bytes)`.
+pub async fn fetch_inputs(
+    input: &Store,
+    args: &IngestArgs,
+) -> Result<Vec<(FileKind, String, Bytes)>> {
+    let fetches = FileKind::ALL.map(|kind| {
+        let name = args.file_name(kind).to_string();
+        let store = input.clone();
+        async move {
+            let bytes = store
+                .get(&name)
+                .await
+                .with_context(|| format!("reading the {} file", kind.name()))?;
+            Ok::<_, anyhow::Error>((kind, store.url_of(&name), bytes))
+        }
+    });
+    futures_join_all(fetches).await
+}
+
+async fn futures_join_all<F, T>(futs: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.context("task panicked")??);
+    }
+    Ok(out)
+}
+
+/// Validates raw file bytes into a data set and its report (CPU-bound).
+pub fn validate(
+    files: &[(FileKind, String, Bytes)],
+    policy: BadRowPolicy,
+) -> Result<(Dataset, ValidationReport)> {
+    let inputs: Vec<InputFile<'_>> = files
+        .iter()
+        .map(|(kind, name, bytes)| InputFile {
+            kind: *kind,
+            name,
+            data: bytes,
+        })
+        .collect();
+    Ok(read_dataset(
+        &inputs,
+        &Contract::azure_pdm(),
+        &ReadOptions::new(policy),
+    )?)
+}
+
+/// Writes a validated data set as an artifact.
+pub async fn write_dataset(
+    out: &Store,
+    ds: &Dataset,
+    report: &ValidationReport,
+) -> Result<pm_core::store::Manifest> {
+    let mut files = table::dataset_to_parquet(ds)?;
+    files.push((
+        "contract.json".into(),
+        Bytes::from(serde_json::to_vec_pretty(&ds.contract)?),
+    ));
+    files.push((
+        "validation_report.json".into(),
+        Bytes::from(serde_json::to_vec_pretty(report)?),
+    ));
+    let meta = serde_json::json!({
+        "telemetry_rows": ds.telemetry.len(),
+        "errors": ds.errors.len(),
+        "maint": ds.maint.len(),
+        "failures": ds.failures.len(),
+        "machines": ds.machines.len(),
+        "dropped_rows": report.dropped_rows.len(),
+    });
+    Ok(out
+        .write_artifact(
+            "Dataset",
+            concat!("pm-ingest ", env!("CARGO_PKG_VERSION")),
+            files,
+            meta,
+        )
+        .await?)
+}
+
+/// Loads a data set artifact written by `pm-ingest`.
+pub async fn load_dataset(store: &Store) -> Result<Dataset> {
+    let manifest = store
+        .read_manifest()
+        .await
+        .with_context(|| format!("opening the data set at {}", store.url()))?;
+    let contract: Contract =
+        serde_json::from_slice(&store.read_artifact_file(&manifest, "contract.json").await?)
+            .context("contract.json")?;
+    let mut files = std::collections::HashMap::new();
+    for name in [
+        "telemetry.parquet",
+        "errors.parquet",
+        "maint.parquet",
+        "failures.parquet",
+        "machines.parquet",
+    ] {
+        files.insert(name, store.read_artifact_file(&manifest, name).await?);
+    }
+    let ds = tokio::task::spawn_blocking(move || {
+        table::dataset_from_parquet(&contract, |name| {
+            files
+                .get(name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("missing {name}"))
+        })
+    })
+    .await??;
+    Ok(ds)
+}
+
+/// The step: fetch, validate, write.
+pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
+    let pb = progress("ingest");
+    let input = Store::open(&args.input_uri)?;
+    let out = Store::open(&args.output_uri)?;
+    pb.set_message(format!("reading {}", input.url()));
+    let t0 = Instant::now();
+    let files = fetch_inputs(&input, args).await?;
+    let read_secs = t0.elapsed().as_secs_f64();
+    pb.set_message("validating");
+    let t1 = Instant::now();
+    let policy = args.on_bad_rows;
+    let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, policy)).await??;
+    let validate_secs = t1.elapsed().as_secs_f64();
+    pb.set_message(format!("writing {}", out.url()));
+    let t2 = Instant::now();
+    let manifest = write_dataset(&out, &ds, &report).await?;
+    let write_secs = t2.elapsed().as_secs_f64();
+    if let Some(path) = &args.report_path {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    pm_core::cli::write_output_parameter(args.rows_output_file.as_deref(), ds.telemetry.len())?;
+    pb.finish_and_clear();
+    let summary = IngestSummary {
+        output_uri: out.url().to_string(),
+        content_hash: manifest.content_hash(),
+        report,
+        read_secs,
+        validate_secs,
+        write_secs,
+    };
+    let f = |k: &str| summary.report.files.get(k).map_or(0, |r| r.rows_kept);
+    tracing::info!(
+        telemetry = f("telemetry"),
+        errors = f("errors"),
+        maint = f("maint"),
+        failures = f("failures"),
+        machines = f("machines"),
+        dropped = summary.report.dropped_rows.len(),
+        "Ingested and validated the data set."
+    );
+    println!(
+        "ingest: {} telemetry rows, {} errors, {} maintenance records, {} failures, {} machines; {} rows dropped; read {:.2} s, validate {:.2} s, write {:.2} s -> {}",
+        thousands(f("telemetry")),
+        thousands(f("errors")),
+        thousands(f("maint")),
+        thousands(f("failures")),
+        thousands(f("machines")),
+        summary.report.dropped_rows.len(),
+        read_secs,
+        validate_secs,
+        write_secs,
+        summary.output_uri
+    );
+    Ok(summary)
+}

