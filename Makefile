@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
 
-.PHONY: help build test lint fmt vertex-simulate datagen bench-features clean
+.PHONY: help build test test-real-data lint fmt vertex-simulate datagen bench-features clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,3 +35,7 @@ bench-features: ## Benchmark ingest + features on the full default data, against
 clean: ## Remove build outputs and the local bucket
 	$(CARGO) clean
 	rm -rf "$(BUCKET)"
+
+test-real-data: ## Tests against the real event files: make test-real-data PM_REAL_DATA_DIR=/path/to/azure-pdm
+	@test -n "$(PM_REAL_DATA_DIR)" || { echo "set PM_REAL_DATA_DIR to the folder of the real PdM_*.csv files"; exit 2; }
+	PM_REAL_DATA_DIR="$(PM_REAL_DATA_DIR)" $(CARGO) test --locked -p pm-local-sim --features real-data --test real_data

@@ -254,33 +254,78 @@ pub struct MachineHistory<'a> {
     pub machine: Option<(u16, f64)>,
 }
 
-/// Mean, sample sd, max and min of a window, computed the same way everywhere.
+/// Sum in four interleaved partial sums (breaks the add-latency chain). The association order is
+/// fixed, so every caller, batch or online, gets the same bits for the same slice.
+#[inline]
+fn sum4(xs: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = xs.chunks_exact(4);
+    let rem = chunks.remainder();
+    for c in chunks {
+        acc[0] += c[0];
+        acc[1] += c[1];
+        acc[2] += c[2];
+        acc[3] += c[3];
+    }
+    let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for &x in rem {
+        sum += x;
+    }
+    sum
+}
+
+/// Sum of squared deviations from `mean`, like [`sum4`].
+#[inline]
+fn sum_sq_dev4(xs: &[f64], mean: f64) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = xs.chunks_exact(4);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            let d = c[k] - mean;
+            acc[k] += d * d;
+        }
+    }
+    let mut ss = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for &x in rem {
+        let d = x - mean;
+        ss += d * d;
+    }
+    ss
+}
+
+/// Mean, sample sd, max and min of a window, computed the same way everywhere. Readings are
+/// finite (the reader and the online buffer refuse NaN and infinities), so plain comparisons give
+/// the max and min; four lanes break the dependency chains (exact for max and min, a fixed
+/// association order for the sums).
 #[inline]
 fn window_stats(xs: &[f64]) -> [f64; 4] {
     let n = xs.len();
     if n == 0 {
         return [f64::NAN; 4];
     }
-    let mut sum = 0.0;
-    let mut hi = f64::NEG_INFINITY;
-    let mut lo = f64::INFINITY;
-    for &x in xs {
-        sum += x;
-        hi = hi.max(x);
-        lo = lo.min(x);
+    let mut hi = [xs[0]; 4];
+    let mut lo = [xs[0]; 4];
+    let chunks = xs.chunks_exact(4);
+    for &x in chunks.remainder() {
+        hi[0] = if x > hi[0] { x } else { hi[0] };
+        lo[0] = if x < lo[0] { x } else { lo[0] };
     }
-    let mean = sum / n as f64;
+    for c in chunks {
+        for k in 0..4 {
+            hi[k] = if c[k] > hi[k] { c[k] } else { hi[k] };
+            lo[k] = if c[k] < lo[k] { c[k] } else { lo[k] };
+        }
+    }
+    let max = hi[0].max(hi[1]).max(hi[2].max(hi[3]));
+    let min = lo[0].min(lo[1]).min(lo[2].min(lo[3]));
+    let mean = sum4(xs) / n as f64;
     let std = if n < 2 {
         f64::NAN
     } else {
-        let mut ss = 0.0;
-        for &x in xs {
-            let d = x - mean;
-            ss += d * d;
-        }
-        (ss / (n - 1) as f64).sqrt()
+        (sum_sq_dev4(xs, mean) / (n - 1) as f64).sqrt()
     };
-    [mean, std, hi, lo]
+    [mean, std, max, min]
 }
 
 #[inline]
@@ -288,11 +333,7 @@ fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
     }
-    let mut sum = 0.0;
-    for &x in xs {
-        sum += x;
-    }
-    sum / xs.len() as f64
+    sum4(xs) / xs.len() as f64
 }
 
 /// First index in `times[..end]` (sorted) whose time is after `bound`. Gallops backwards from
@@ -317,43 +358,55 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
     let t = h.time[i];
     let end = i + 1;
     let mut k = 0;
-    let mut push = |v: f64| {
-        out[k] = v;
-        k += 1;
-    };
     if spec.raw {
         for s in h.sensors {
-            push(s[i]);
+            out[k] = s[i];
+            k += 1;
         }
     }
+    // The usual order of the statistics is the order `window_stats` returns them in.
+    let standard_stats = spec.rolling_stats == STANDARD_STATS;
+    // The trend's current window is often one of the rolling windows: keep its means.
+    let mut trend_means = [f64::NAN; 16];
+    let mut have_trend_means = false;
     for &w in &spec.rolling_windows_hours {
         let lo = first_after(h.time, end, t - i64::from(w) * HOUR);
-        for s in h.sensors {
+        let keep = spec.trend_hours == Some(w) && h.sensors.len() <= trend_means.len();
+        for (si, s) in h.sensors.iter().enumerate() {
             let st = window_stats(&s[lo..end]);
-            for stat in &spec.rolling_stats {
-                push(match stat {
-                    RollingStat::Mean => st[0],
-                    RollingStat::Std => st[1],
-                    RollingStat::Max => st[2],
-                    RollingStat::Min => st[3],
-                });
+            if keep {
+                trend_means[si] = st[0];
+            }
+            if standard_stats {
+                out[k..k + 4].copy_from_slice(&st);
+                k += 4;
+            } else {
+                for stat in &spec.rolling_stats {
+                    out[k] = match stat {
+                        RollingStat::Mean => st[0],
+                        RollingStat::Std => st[1],
+                        RollingStat::Max => st[2],
+                        RollingStat::Min => st[3],
+                    };
+                    k += 1;
+                }
             }
         }
+        have_trend_means |= keep;
     }
     if !spec.error_windows_hours.is_empty() {
         let e_end = first_after(h.error_time, h.error_time.len(), t);
         let n_types = spec.contract.error_types.len();
         for &w in &spec.error_windows_hours {
             let lo = first_after(h.error_time, e_end, t - i64::from(w) * HOUR);
-            let mut counts = [0u32; 64];
+            let counts = &mut out[k..k + n_types];
+            counts.fill(0.0);
             for &kind in &h.error_kind[lo..e_end] {
                 if let Some(c) = counts.get_mut(usize::from(kind)) {
-                    *c += 1;
+                    *c += 1.0;
                 }
             }
-            for &c in counts.iter().take(n_types) {
-                push(f64::from(c));
-            }
+            k += n_types;
         }
     }
     if spec.hours_since_replacement {
@@ -362,32 +415,50 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
             let last = (0..m_end)
                 .rev()
                 .find(|&j| usize::from(h.maint_kind[j]) == comp);
-            push(last.map_or(f64::NAN, |j| (t - h.maint_time[j]) as f64 / HOUR as f64));
+            out[k] = last.map_or(f64::NAN, |j| (t - h.maint_time[j]) as f64 / HOUR as f64);
+            k += 1;
         }
     }
     if spec.machine {
         for m in 0..spec.contract.models.len() {
-            push(match h.machine {
+            out[k] = match h.machine {
                 Some((model, _)) => f64::from(u8::from(usize::from(model) == m)),
                 None => f64::NAN,
-            });
+            };
+            k += 1;
         }
-        push(h.machine.map_or(f64::NAN, |(_, age)| age));
+        out[k] = h.machine.map_or(f64::NAN, |(_, age)| age);
+        k += 1;
     }
     if let Some(th) = spec.trend_hours {
         let lag = i64::from(th) * HOUR;
         let mid = first_after(h.time, end, t - lag);
         let lag_idx = (mid > 0 && h.time[mid - 1] == t - lag).then(|| mid - 1);
         for s in h.sensors {
-            push(lag_idx.map_or(f64::NAN, |j| s[i] - s[j]));
+            out[k] = lag_idx.map_or(f64::NAN, |j| s[i] - s[j]);
+            k += 1;
         }
         let lo = first_after(h.time, mid, t - 2 * lag);
-        for s in h.sensors {
-            push(mean(&s[mid..end]) - mean(&s[lo..mid]));
+        for (si, s) in h.sensors.iter().enumerate() {
+            // Same slice, same summation: the cached rolling mean has the same bits.
+            let current = if have_trend_means {
+                trend_means[si]
+            } else {
+                mean(&s[mid..end])
+            };
+            out[k] = current - mean(&s[lo..mid]);
+            k += 1;
         }
     }
     debug_assert_eq!(k, out.len());
 }
+
+const STANDARD_STATS: [RollingStat; 4] = [
+    RollingStat::Mean,
+    RollingStat::Std,
+    RollingStat::Max,
+    RollingStat::Min,
+];
 
 /// How a computed `f64` feature is stored in a [`FeatureTable`].
 pub trait FeatureValue: Copy + Send + Sync + Default + 'static {
@@ -543,12 +614,29 @@ pub fn compute_batch_as<T: FeatureValue>(spec: &FeatureSpec, ds: &Dataset) -> Fe
                     maint_kind: &ds.maint.kind[mr],
                     machine: meta,
                 };
-                let mut row = vec![0.0f64; n_feat];
-                for i in 0..range.len() {
-                    compute_row(spec, &h, i, &mut row);
-                    for (col, &v) in feat_cols.iter_mut().zip(&row) {
-                        col[i] = T::from_f64(v);
+                // Rows are computed into a small row-major block, then written column by column:
+                // scattering each row over all feature columns touches one page per column per
+                // row and thrashes the TLB.
+                const BLOCK: usize = 64;
+                let mut block = vec![0.0f64; BLOCK * n_feat];
+                let n_rows = range.len();
+                let mut start = 0;
+                while start < n_rows {
+                    let len = BLOCK.min(n_rows - start);
+                    for r in 0..len {
+                        compute_row(
+                            spec,
+                            &h,
+                            start + r,
+                            &mut block[r * n_feat..(r + 1) * n_feat],
+                        );
                     }
+                    for (c, col) in feat_cols.iter_mut().enumerate() {
+                        for (r, slot) in col[start..start + len].iter_mut().enumerate() {
+                            *slot = T::from_f64(block[r * n_feat + c]);
+                        }
+                    }
+                    start += len;
                 }
                 let (any, comps) = lab_cols.split_at_mut(1);
                 let out = LabelOut {
