@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use pm_core::contract::Events;
+use pm_core::bundle::MachineInfo;
+use pm_core::contract::{Events, Machines};
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable, compute_batch};
 use pm_core::store::{Manifest, Store};
 
@@ -57,7 +58,28 @@ pub struct FeaturesArtifact {
     pub spec: FeatureSpec,
     pub table: FeatureTable,
     pub failures: Events,
+    pub machines: Machines,
     pub manifest: Manifest,
+}
+
+impl FeaturesArtifact {
+    /// The fleet as model bundles record it.
+    pub fn machine_infos(&self) -> Vec<MachineInfo> {
+        let m = &self.machines;
+        (0..m.len())
+            .map(|i| MachineInfo {
+                id: m.id[i],
+                model: self
+                    .spec
+                    .contract
+                    .models
+                    .get(usize::from(m.model[i]))
+                    .cloned()
+                    .unwrap_or_default(),
+                age: m.age[i],
+            })
+            .collect()
+    }
 }
 
 /// Loads a features artifact written by `pm-features`.
@@ -79,13 +101,17 @@ pub async fn load_features(store: &Store) -> Result<FeaturesArtifact> {
     let fail_bytes = store
         .read_artifact_file(&manifest, "failures.parquet")
         .await?;
+    let machine_bytes = store
+        .read_artifact_file(&manifest, "machines.parquet")
+        .await?;
     let names = spec.names();
     let comps = spec.contract.components.clone();
     let contract = spec.contract.clone();
-    let (table, failures) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (table, failures, machines) = tokio::task::spawn_blocking(move || -> Result<_> {
         Ok((
             table::features_from_parquet(&bytes, &names, &comps)?,
             table::failures_from_parquet(&fail_bytes, &contract)?,
+            table::machines_from_parquet(&machine_bytes, &contract)?,
         ))
     })
     .await??;
@@ -93,6 +119,7 @@ pub async fn load_features(store: &Store) -> Result<FeaturesArtifact> {
         spec,
         table,
         failures,
+        machines,
         manifest,
     })
 }
@@ -126,14 +153,16 @@ pub async fn run(args: &FeaturesArgs) -> Result<FeaturesSummary> {
     pb.set_message(format!("writing {}", out.url()));
     let t2 = Instant::now();
     let comps = spec.contract.components.clone();
-    let (features_pq, failures_pq, table) = tokio::task::spawn_blocking(move || -> Result<_> {
-        Ok((
-            table::features_to_parquet(&table, &comps)?,
-            table::failures_to_parquet(&ds)?,
-            table,
-        ))
-    })
-    .await??;
+    let (features_pq, failures_pq, machines_pq, table) =
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok((
+                table::features_to_parquet(&table, &comps)?,
+                table::failures_to_parquet(&ds)?,
+                table::machines_to_parquet(&ds.machines, &ds.contract)?,
+                table,
+            ))
+        })
+        .await??;
     let rows = table.n_rows();
     let positives = table.label.iter().filter(|&&l| l == 1).count();
     let positive_rate = positives as f64 / rows.max(1) as f64;
@@ -144,6 +173,7 @@ pub async fn run(args: &FeaturesArgs) -> Result<FeaturesSummary> {
             Bytes::from(serde_json::to_vec_pretty(&spec)?),
         ),
         ("failures.parquet".to_string(), failures_pq),
+        ("machines.parquet".to_string(), machines_pq),
     ];
     let meta = serde_json::json!({
         "rows": rows,

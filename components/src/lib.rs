@@ -10,3 +10,4 @@ pub use pm_core::cli;
 pub mod features;
 pub mod ingest;
 pub mod table;
+pub mod train;

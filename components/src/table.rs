@@ -78,15 +78,9 @@ pub fn dataset_to_parquet(ds: &Dataset) -> Result<Vec<(String, Bytes)>> {
             write(DataFrame::new(ev.len(), cols)?)?,
         ));
     }
-    let m = &ds.machines;
-    let cols = vec![
-        Column::new("machineID".into(), m.id.clone()),
-        labels_column("model", &m.model, &c.models),
-        Column::new("age".into(), m.age.clone()),
-    ];
     out.push((
         "machines.parquet".to_string(),
-        write(DataFrame::new(m.len(), cols)?)?,
+        machines_to_parquet(&ds.machines, c)?,
     ));
     Ok(out)
 }
@@ -198,6 +192,26 @@ fn check_sorted(machine: &[u32], time: &[i64], what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The machines table as Parquet: `machineID`, `model` (string), `age`.
+pub fn machines_to_parquet(m: &Machines, contract: &Contract) -> Result<Bytes> {
+    let cols = vec![
+        Column::new("machineID".into(), m.id.clone()),
+        labels_column("model", &m.model, &contract.models),
+        Column::new("age".into(), m.age.clone()),
+    ];
+    write(DataFrame::new(m.len(), cols)?)
+}
+
+pub fn machines_from_parquet(bytes: &Bytes, contract: &Contract) -> Result<Machines> {
+    let what = "machines.parquet";
+    let df = read(bytes, what)?;
+    Ok(Machines {
+        id: u32_col(&df, "machineID", what)?,
+        model: label_col(&df, "model", &contract.models, what)?,
+        age: f64_col(&df, "age", what)?,
+    })
+}
+
 /// Reads the five tables back. `get` returns the bytes of a file of the artifact.
 pub fn dataset_from_parquet(
     contract: &Contract,
@@ -227,13 +241,7 @@ pub fn dataset_from_parquet(
         check_sorted(&ev.machine, &ev.time, &name)?;
         events.push(ev);
     }
-    let what = "machines.parquet";
-    let df = read(&get(what)?, what)?;
-    let machines = Machines {
-        id: u32_col(&df, "machineID", what)?,
-        model: label_col(&df, "model", &contract.models, what)?,
-        age: f64_col(&df, "age", what)?,
-    };
+    let machines = machines_from_parquet(&get("machines.parquet")?, contract)?;
     let mut it = events.into_iter();
     let (errors, maint, failures) = match (it.next(), it.next(), it.next()) {
         (Some(e), Some(m), Some(f)) => (e, m, f),

@@ -7,12 +7,19 @@
 //!
 //! **Architecture invariant:** this crate does not depend on polars; the serving binary links it.
 
+pub mod bundle;
 pub mod cli;
 pub mod contract;
 pub mod csv;
+pub mod drift;
 pub mod features;
 pub mod ingest;
+pub mod learn;
+pub mod metrics;
+pub mod model;
 pub mod online;
 pub mod rng;
+pub mod split;
 pub mod store;
 pub mod time;
+pub mod train;

@@ -1,0 +1,320 @@
+//! Tree-ensemble models: what training produces and serving evaluates.
+//!
+//! One representation serves gradient-boosted trees and random forests: a [`Tree`] is a set of
+//! parallel node arrays; an [`Ensemble`] combines trees (sum of margins through a sigmoid for
+//! boosting, mean of leaf probabilities for a forest), then an optional Platt calibration maps the
+//! result to a probability. A [`Model`] holds the failure model and, optionally, one model per
+//! component. Inputs are `f32` feature rows in `FeatureSpec::names()` order; NaN means missing and
+//! follows each split's learned default direction.
+
+use serde::{Deserialize, Serialize};
+
+/// A binary decision tree. Node 0 is the root. A node is a leaf when `feature[node] < 0`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub feature: Vec<i32>,
+    /// A row goes left when `x <= threshold`.
+    pub threshold: Vec<f32>,
+    pub left: Vec<u32>,
+    pub right: Vec<u32>,
+    /// Where a missing (NaN) value goes.
+    pub default_left: Vec<bool>,
+    /// Leaf output: a margin (boosting) or a probability (forest). Internal nodes keep the value
+    /// they would have as leaves.
+    pub value: Vec<f64>,
+}
+
+impl Tree {
+    /// A tree with only a root leaf.
+    pub fn leaf(value: f64) -> Self {
+        Tree {
+            feature: vec![-1],
+            threshold: vec![0.0],
+            left: vec![0],
+            right: vec![0],
+            default_left: vec![true],
+            value: vec![value],
+        }
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.feature.len()
+    }
+
+    /// Appends a leaf, returning its index.
+    pub fn push_leaf(&mut self, value: f64) -> u32 {
+        self.feature.push(-1);
+        self.threshold.push(0.0);
+        self.left.push(0);
+        self.right.push(0);
+        self.default_left.push(true);
+        self.value.push(value);
+        (self.feature.len() - 1) as u32
+    }
+
+    /// Turns leaf `node` into a split with the two given children.
+    pub fn set_split(
+        &mut self,
+        node: u32,
+        feature: usize,
+        threshold: f32,
+        default_left: bool,
+        left: u32,
+        right: u32,
+    ) {
+        let n = node as usize;
+        self.feature[n] = feature as i32;
+        self.threshold[n] = threshold;
+        self.default_left[n] = default_left;
+        self.left[n] = left;
+        self.right[n] = right;
+    }
+
+    /// The leaf a row falls into.
+    #[inline]
+    pub fn leaf_of(&self, x: &[f32]) -> usize {
+        let mut n = 0usize;
+        loop {
+            let f = self.feature[n];
+            if f < 0 {
+                return n;
+            }
+            let v = x[f as usize];
+            let go_left = if v.is_nan() {
+                self.default_left[n]
+            } else {
+                v <= self.threshold[n]
+            };
+            n = if go_left { self.left[n] } else { self.right[n] } as usize;
+        }
+    }
+
+    #[inline]
+    pub fn predict(&self, x: &[f32]) -> f64 {
+        self.value[self.leaf_of(x)]
+    }
+
+    /// Checks the structure (used when loading a bundle): indices in range, no cycles.
+    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+        let n = self.feature.len();
+        if n == 0 {
+            return Err("empty tree".into());
+        }
+        let lens = [
+            self.threshold.len(),
+            self.left.len(),
+            self.right.len(),
+            self.default_left.len(),
+            self.value.len(),
+        ];
+        if lens.iter().any(|&l| l != n) {
+            return Err("node arrays have different lengths".into());
+        }
+        let mut seen = vec![false; n];
+        let mut stack = vec![0usize];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(format!("node {i} is reached twice"));
+            }
+            let f = self.feature[i];
+            if f >= 0 {
+                if f as usize >= n_features {
+                    return Err(format!(
+                        "node {i} splits on feature {f}, but the model has {n_features}"
+                    ));
+                }
+                for child in [self.left[i] as usize, self.right[i] as usize] {
+                    if child >= n || child <= i {
+                        return Err(format!("node {i} has an invalid child {child}"));
+                    }
+                    stack.push(child);
+                }
+            } else if !self.value[i].is_finite() {
+                return Err(format!("leaf {i} has a non-finite value"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How an ensemble's trees combine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Combine {
+    /// `sigmoid(base_margin + sum of tree outputs)`.
+    Boosting { base_margin: f64 },
+    /// Mean of the trees' leaf probabilities.
+    Forest,
+}
+
+/// Platt scaling: `p = sigmoid(a * s + b)` where `s` is the ensemble's margin (boosting) or the
+/// logit of its mean probability (forest). Fitted on the validation slice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub a: f64,
+    pub b: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ensemble {
+    pub combine: Combine,
+    pub trees: Vec<Tree>,
+    pub n_features: usize,
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+pub fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    (p / (1.0 - p)).ln()
+}
+
+impl Ensemble {
+    /// The uncalibrated score on the margin scale.
+    pub fn margin(&self, x: &[f32]) -> f64 {
+        match &self.combine {
+            Combine::Boosting { base_margin } => {
+                base_margin + self.trees.iter().map(|t| t.predict(x)).sum::<f64>()
+            }
+            Combine::Forest => {
+                let n = self.trees.len().max(1) as f64;
+                logit(self.trees.iter().map(|t| t.predict(x)).sum::<f64>() / n)
+            }
+        }
+    }
+
+    /// Probability of the positive class.
+    pub fn predict_proba(&self, x: &[f32]) -> f64 {
+        let m = self.margin(x);
+        match &self.calibration {
+            Some(c) => sigmoid(c.a * m + c.b),
+            None => sigmoid(m),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.trees.is_empty() {
+            return Err("ensemble has no trees".into());
+        }
+        for (i, t) in self.trees.iter().enumerate() {
+            t.validate(self.n_features)
+                .map_err(|e| format!("tree {i}: {e}"))?;
+        }
+        if let Some(c) = &self.calibration
+            && !(c.a.is_finite() && c.b.is_finite())
+        {
+            return Err("calibration is not finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a model outputs for one feature row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scores {
+    /// Probability of a failure within the label horizon.
+    pub failure: f64,
+    /// Per component, when the model has per-component heads.
+    pub components: Vec<f64>,
+}
+
+/// A trained predictive-maintenance model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// `gbdt` or `random_forest`.
+    pub algorithm: String,
+    /// P(any failure within the horizon).
+    pub failure: Ensemble,
+    /// One-vs-rest heads, one per contract component (empty unless trained per component).
+    #[serde(default)]
+    pub components: Vec<Ensemble>,
+}
+
+impl Model {
+    pub fn n_features(&self) -> usize {
+        self.failure.n_features
+    }
+
+    pub fn predict(&self, x: &[f32]) -> Scores {
+        Scores {
+            failure: self.failure.predict_proba(x),
+            components: self.components.iter().map(|e| e.predict_proba(x)).collect(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.failure
+            .validate()
+            .map_err(|e| format!("failure model: {e}"))?;
+        for (i, c) in self.components.iter().enumerate() {
+            if c.n_features != self.failure.n_features {
+                return Err(format!(
+                    "component model {i} expects {} features, the failure model {}",
+                    c.n_features, self.failure.n_features
+                ));
+            }
+            c.validate()
+                .map_err(|e| format!("component model {i}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stump() -> Tree {
+        let mut t = Tree::leaf(0.0);
+        let l = t.push_leaf(-1.0);
+        let r = t.push_leaf(2.0);
+        t.set_split(0, 1, 0.5, false, l, r);
+        t
+    }
+
+    #[test]
+    fn trees_route_values_and_missing() {
+        let t = stump();
+        assert_eq!(t.predict(&[9.0, 0.5]), -1.0);
+        assert_eq!(t.predict(&[9.0, 0.6]), 2.0);
+        assert_eq!(t.predict(&[9.0, f32::NAN]), 2.0, "missing goes right here");
+        t.validate(2).unwrap();
+        assert!(t.validate(1).unwrap_err().contains("feature 1"));
+    }
+
+    #[test]
+    fn a_cyclic_tree_is_refused() {
+        let mut t = stump();
+        t.left[0] = 0;
+        assert!(t.validate(2).is_err());
+    }
+
+    #[test]
+    fn boosting_and_forest_combine_as_documented() {
+        let b = Ensemble {
+            combine: Combine::Boosting { base_margin: 0.5 },
+            trees: vec![stump(), stump()],
+            n_features: 2,
+            calibration: None,
+        };
+        assert!((b.predict_proba(&[0.0, 0.0]) - sigmoid(0.5 - 2.0)).abs() < 1e-15);
+        let mut leafy = Tree::leaf(0.2);
+        leafy.value[0] = 0.2;
+        let f = Ensemble {
+            combine: Combine::Forest,
+            trees: vec![leafy.clone(), Tree::leaf(0.6)],
+            n_features: 2,
+            calibration: None,
+        };
+        assert!((f.predict_proba(&[0.0, 0.0]) - 0.4).abs() < 1e-12);
+        let c = Ensemble {
+            calibration: Some(Calibration { a: 2.0, b: -1.0 }),
+            ..f
+        };
+        assert!((c.predict_proba(&[0.0, 0.0]) - sigmoid(2.0 * logit(0.4) - 1.0)).abs() < 1e-12);
+    }
+}
