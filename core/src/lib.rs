@@ -18,6 +18,7 @@ pub mod learn;
 pub mod metrics;
 pub mod model;
 pub mod online;
+pub mod registry;
 pub mod rng;
 pub mod split;
 pub mod store;
