@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
 
-.PHONY: help build test test-real-data lint fmt vertex-simulate datagen bench-features clean
+.PHONY: help build test test-real-data lint fmt vertex-simulate datagen bench-features bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ vertex-simulate: build ## The main job: generate the default data set into ./loc
 
 datagen: build ## Generate the default data set into ./local-bucket/raw and compare it with the real data's facts
 	./target/debug/pm-datagen --output-uri "$(BUCKET)/raw" --stats
+
+bench-train: ## Benchmark training against scikit-learn RandomForest and LightGBM (same features, same split)
+	scripts/bench-train.sh
 
 bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code
 	scripts/bench-features.sh

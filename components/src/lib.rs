@@ -7,7 +7,11 @@
 //! used for Parquet encoding and nothing in `pm-core` depends on it.
 
 pub use pm_core::cli;
+pub mod deploy;
+pub mod evaluate;
 pub mod features;
 pub mod ingest;
+pub mod registry_cli;
+pub mod report;
 pub mod table;
 pub mod train;

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod contract;
 pub mod csv;
 pub mod drift;
+pub mod evaluate;
 pub mod features;
 pub mod ingest;
 pub mod learn;

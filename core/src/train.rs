@@ -98,6 +98,8 @@ pub struct TrainReport {
     pub bin_secs: f64,
     pub fit_secs: f64,
     pub gbdt_rounds: Option<usize>,
+    /// Validation loss after each boosting round (first head).
+    pub gbdt_valid_loss: Vec<f64>,
     /// Validation PR AUC of each learner tried.
     pub candidates: Vec<(String, f64)>,
 }
@@ -174,6 +176,9 @@ fn fit_head(
             };
             let fit = learn::fit_gbdt(&params, &p.mappers, &train, Some(&valid), seed);
             report.gbdt_rounds.get_or_insert(fit.rounds);
+            if report.gbdt_valid_loss.is_empty() {
+                report.gbdt_valid_loss = fit.valid_loss.clone();
+            }
             (fit.ensemble, fit.importance)
         }
         Algorithm::RandomForest => {

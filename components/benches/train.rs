@@ -1,0 +1,280 @@
+//! `make bench-train`: our learners against scikit-learn's RandomForest and LightGBM on the full
+//! default data, same features and same split, in one run. Training cost is compared in
+//! CPU-seconds of the fit (stable under machine load); each model runs in a fresh process for its
+//! peak RSS.
+//!
+//! Usage (scripts/bench-train.sh does this): `train --bin-dir DIR --python VENV_PYTHON --peers SCRIPT`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use pm_components::features::load_features;
+use pm_core::evaluate::{score, test_rows};
+use pm_core::store::Store;
+use pm_core::train::{Algorithm, TrainSpec, train};
+use serde_json::{Value, json};
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) of this process, from /proc/self/stat (clock ticks of 1/100 s).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn child(features: &Path, algo: &str) {
+    let art = load_features(&Store::open(features.to_str().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let mut spec = TrainSpec {
+        model: algo.parse::<Algorithm>().unwrap(),
+        ..TrainSpec::default()
+    };
+    spec.calibrate = true;
+    let machines = art.machine_infos();
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let (bundle, report) = train(&art.spec, &art.table, &spec, "bench", machines).unwrap();
+    let (fit_cpu, fit_wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
+    let rows = test_rows(&bundle.split, &art.table.time);
+    let (m, _, _) = score(&bundle, &art.table, &rows, &art.failures);
+    println!(
+        "{}",
+        json!({"roc_auc": m.roc_auc, "pr_auc": m.pr_auc, "fit_cpu_s": fit_cpu, "fit_wall_s": fit_wall,
+               "peak_rss_mb": peak_rss_mb(), "rounds": report.gbdt_rounds, "event_recall": m.events.warned_share,
+               "median_lead_h": m.events.median_lead_hours, "failures": m.events.failures,
+               "train_rows": report.train_rows, "test_rows": report.test_rows})
+    );
+}
+
+fn run(cmd: &mut Command) -> Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap()
+}
+
+fn step(bin: &Path, args: &[&str]) {
+    let out = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(child(Path::new(&args[i + 1]), &args[i + 2]));
+        return;
+    }
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
+    let bin = PathBuf::from(arg("--bin-dir").expect("--bin-dir"));
+    let python = arg("--python").expect("--python");
+    let peers = arg("--peers").expect("--peers");
+
+    let work = tempfile::tempdir().unwrap();
+    let w = |p: &str| work.path().join(p).to_str().unwrap().to_string();
+    step(&bin.join("pm-datagen"), &["--output-uri", &w("raw")]);
+    step(
+        &bin.join("pm-ingest"),
+        &["--input-uri", &w("raw"), "--output-uri", &w("dataset")],
+    );
+    step(
+        &bin.join("pm-features"),
+        &[
+            "--input-uri",
+            &w("dataset"),
+            "--output-uri",
+            &w("seed72"),
+            "--feature-set",
+            "seed",
+            "--label-horizon-hours",
+            "72",
+        ],
+    );
+    step(
+        &bin.join("pm-features"),
+        &[
+            "--input-uri",
+            &w("dataset"),
+            "--output-uri",
+            &w("rich24"),
+            "--feature-set",
+            "rich",
+            "--label-horizon-hours",
+            "24",
+        ],
+    );
+
+    // The split, for the Python peers: the same plan our trainer uses.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for task in ["seed72", "rich24"] {
+        let art = rt
+            .block_on(load_features(&Store::open(&w(task)).unwrap()))
+            .unwrap();
+        let plan = pm_core::split::SplitPlan::new(
+            &art.table.time,
+            &Default::default(),
+            art.spec.label.horizon_hours,
+        )
+        .unwrap();
+        let j = json!({"train_end": plan.train_end, "valid_start": plan.valid_start, "valid_end": plan.valid_end,
+                       "test_start": plan.test_start, "features": art.spec.names()});
+        std::fs::write(work.path().join(format!("{task}.plan.json")), j.to_string()).unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let ours = |task: &str, algo: &str| run(Command::new(&exe).args(["--child", &w(task), algo]));
+    let peer = |task: &str, model: &str| {
+        run(Command::new(&python).args([
+            &peers,
+            &format!("{}/features.parquet", w(task)),
+            &w(&format!("{task}.plan.json")),
+            model,
+        ]))
+    };
+    let rows: Vec<(&str, &str, Value)> = vec![
+        (
+            "seed parity: 36 features, 72 h",
+            "ours: random forest",
+            ours("seed72", "random_forest"),
+        ),
+        (
+            "seed parity: 36 features, 72 h",
+            "scikit-learn RandomForest",
+            peer("seed72", "sklearn_rf"),
+        ),
+        (
+            "seed parity: 36 features, 72 h",
+            "ours: gbdt",
+            ours("seed72", "gbdt"),
+        ),
+        (
+            "seed parity: 36 features, 72 h",
+            "LightGBM",
+            peer("seed72", "lightgbm"),
+        ),
+        (
+            "rich: 63 features, 24 h",
+            "ours: gbdt",
+            ours("rich24", "gbdt"),
+        ),
+        (
+            "rich: 63 features, 24 h",
+            "ours: random forest",
+            ours("rich24", "random_forest"),
+        ),
+        (
+            "rich: 63 features, 24 h",
+            "LightGBM",
+            peer("rich24", "lightgbm"),
+        ),
+    ];
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!("bench-train: full default data, temporal split 70/10/20 with embargo, 2 cores");
+    println!();
+    println!(
+        "| task | model | test ROC AUC | test PR AUC | fit CPU-s | fit wall-s | rounds | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (task, model, v) in &rows {
+        println!(
+            "| {task} | {model} | {:.4} | {:.4} | {:.1} | {:.1} | {} | {:.0} |",
+            f(v, "roc_auc"),
+            f(v, "pr_auc"),
+            f(v, "fit_cpu_s"),
+            f(v, "fit_wall_s"),
+            v["rounds"].as_u64().map_or("-".into(), |r| r.to_string()),
+            f(v, "peak_rss_mb")
+        );
+    }
+    let (our_rf, sk_rf) = (&rows[0].2, &rows[1].2);
+    let (our_gbdt, our_rf_rich, lgbm) = (&rows[4].2, &rows[5].2, &rows[6].2);
+    let best = if f(our_gbdt, "pr_auc") >= f(our_rf_rich, "pr_auc") {
+        our_gbdt
+    } else {
+        our_rf_rich
+    };
+    let best_name = if std::ptr::eq(best, our_gbdt) {
+        "gbdt"
+    } else {
+        "random forest"
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!();
+    println!("| check | value | target | |");
+    println!("|---|---|---|---|");
+    println!(
+        "| (a) our RF ROC AUC - scikit-learn RF ROC AUC | {:+.4} | >= 0 | {} |",
+        f(our_rf, "roc_auc") - f(sk_rf, "roc_auc"),
+        verdict(f(our_rf, "roc_auc") >= f(sk_rf, "roc_auc"))
+    );
+    let cpu_ratio = f(our_rf, "fit_cpu_s") / f(sk_rf, "fit_cpu_s");
+    println!(
+        "| (a) our RF fit CPU / scikit-learn RF fit CPU | {cpu_ratio:.3} | <= 0.1 | {} |",
+        verdict(cpu_ratio <= 0.1)
+    );
+    println!(
+        "| (b) best ({best_name}) ROC AUC - LightGBM | {:+.4} | >= 0 | {} |",
+        f(best, "roc_auc") - f(lgbm, "roc_auc"),
+        verdict(f(best, "roc_auc") >= f(lgbm, "roc_auc"))
+    );
+    println!(
+        "| (b) best ({best_name}) PR AUC - LightGBM | {:+.4} | >= 0 | {} |",
+        f(best, "pr_auc") - f(lgbm, "pr_auc"),
+        verdict(f(best, "pr_auc") >= f(lgbm, "pr_auc"))
+    );
+    let lg_ratio = f(best, "fit_cpu_s") / f(lgbm, "fit_cpu_s");
+    println!(
+        "| (b) best fit CPU / LightGBM fit CPU | {lg_ratio:.2} | <= 1 | {} |",
+        verdict(lg_ratio <= 1.0)
+    );
+    println!(
+        "| (b) failures warned >= 1 h ahead | {:.1} % of {} | >= 95 % | {} |",
+        100.0 * f(best, "event_recall"),
+        best["failures"],
+        verdict(f(best, "event_recall") >= 0.95)
+    );
+    println!(
+        "| (b) median lead time | {:.1} h | >= 20 h | {} |",
+        f(best, "median_lead_h"),
+        verdict(f(best, "median_lead_h") >= 20.0)
+    );
+    let rss = rows
+        .iter()
+        .filter(|(_, m, _)| m.starts_with("ours"))
+        .map(|(_, _, v)| f(v, "peak_rss_mb"))
+        .fold(0.0, f64::max);
+    println!(
+        "| peak RSS of our training processes | {rss:.0} MB | <= 2048 MB | {} |",
+        verdict(rss <= 2048.0)
+    );
+}

@@ -1,0 +1,194 @@
+//! The model path through the store: features → train → evaluate → deploy, champion/challenger,
+//! and the not-blessed path, on the memory store and a real S3 server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use clap::Parser;
+use pm_components::deploy::{self, DeployArgs, DeployOutcome};
+use pm_components::evaluate::{self, EvaluateArgs};
+use pm_components::features::{self, FeaturesArgs};
+use pm_components::ingest::{self, IngestArgs};
+use pm_components::train::{self, TrainArgs};
+use pm_core::contract::FileKind;
+use pm_core::registry::{Registry, Status};
+use pm_core::store::Store;
+use pm_local_sim::generate::{GenConfig, generate};
+
+async fn prepare(root: &Store) {
+    let ds = generate(&GenConfig {
+        machines: 12,
+        hours: 24 * 120,
+        ..GenConfig::azure_default()
+    });
+    for kind in FileKind::ALL {
+        root.put(
+            &format!("raw/{}", kind.file_name()),
+            Bytes::from(pm_core::csv::write::file(&ds, kind)),
+        )
+        .await
+        .unwrap();
+    }
+    ingest::run(&IngestArgs::parse_from([
+        "x",
+        "--input-uri",
+        &root.url_of("raw"),
+        "--output-uri",
+        &root.url_of("dataset"),
+    ]))
+    .await
+    .unwrap();
+    features::run(&FeaturesArgs::parse_from([
+        "x",
+        "--input-uri",
+        &root.url_of("dataset"),
+        "--output-uri",
+        &root.url_of("features"),
+    ]))
+    .await
+    .unwrap();
+}
+
+async fn train_eval_deploy(
+    root: &Store,
+    tag: &str,
+    spec: &str,
+    gates: &str,
+) -> (evaluate::EvaluationRecord, DeployOutcome) {
+    let dir = tempfile::tempdir().unwrap();
+    let blessed_file = dir.path().join("blessed");
+    train::run(&TrainArgs::parse_from([
+        "x",
+        "--features-uri",
+        &root.url_of("features"),
+        "--output-uri",
+        &root.url_of(&format!("model-{tag}")),
+        "--spec-inline",
+        spec,
+    ]))
+    .await
+    .unwrap();
+    let record = evaluate::run(&EvaluateArgs::parse_from([
+        "x",
+        "--model-uri",
+        &root.url_of(&format!("model-{tag}")),
+        "--features-uri",
+        &root.url_of("features"),
+        "--output-uri",
+        &root.url_of(&format!("eval-{tag}")),
+        "--registry-uri",
+        &root.url_of("registry"),
+        "--gates-inline",
+        gates,
+        "--blessed-output-file",
+        blessed_file.to_str().unwrap(),
+        "--classification-metrics-path",
+        dir.path().join("cm.json").to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&blessed_file).unwrap(),
+        record.evaluation.blessed.to_string()
+    );
+    let cm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cm.json")).unwrap()).unwrap();
+    assert_eq!(
+        cm["confusionMatrix"]["annotationSpecs"][1]["displayName"],
+        "failure"
+    );
+    assert!(cm["confidenceMetrics"].as_array().unwrap().len() > 2);
+    let outcome = deploy::run(&DeployArgs::parse_from([
+        "x",
+        "--model-uri",
+        &root.url_of(&format!("model-{tag}")),
+        "--evaluation-uri",
+        &root.url_of(&format!("eval-{tag}")),
+        "--registry-uri",
+        &root.url_of("registry"),
+        "--source-commit",
+        "deadbeef",
+    ]))
+    .await
+    .unwrap();
+    (record, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn train_evaluate_deploy_and_champion_challenger() {
+    let s3 = std::env::var("PM_TEST_S3_URL")
+        .unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
+    let unique = format!("chain-{}-{}", std::process::id(), pm_core::time::now().0);
+    for root_url in [format!("memory://{unique}"), format!("{s3}/{unique}")] {
+        let root = Store::open(&root_url).unwrap();
+        prepare(&root).await;
+        let fast = "{model: gbdt, gbdt: {max_rounds: 40}}";
+
+        // First model: nothing to beat, gates pass -> promoted.
+        let (r1, o1) = train_eval_deploy(&root, "a", fast, "{}").await;
+        assert!(r1.evaluation.blessed, "{:?}", r1.evaluation.reasons);
+        assert_eq!(
+            o1,
+            DeployOutcome::Promoted {
+                version: "v1".into()
+            }
+        );
+
+        // The same training again: the candidate equals the champion, which it must beat.
+        let (r2, o2) = train_eval_deploy(&root, "b", fast, "{}").await;
+        assert!(!r2.evaluation.blessed);
+        assert!(
+            r2.evaluation
+                .reasons
+                .last()
+                .unwrap()
+                .starts_with("FAIL: pr_auc"),
+            "{:?}",
+            r2.evaluation.reasons
+        );
+        assert!(matches!(o2, DeployOutcome::NotBlessed { .. }));
+
+        // A candidate failing an absolute gate changes nothing either.
+        let (r3, o3) = train_eval_deploy(
+            &root,
+            "c",
+            "{model: random_forest, random_forest: {trees: 10}}",
+            "{min_roc_auc: 0.9999999}",
+        )
+        .await;
+        assert!(!r3.evaluation.blessed);
+        assert!(
+            matches!(o3, DeployOutcome::NotBlessed { ref reasons } if reasons[0].starts_with("FAIL: test ROC AUC"))
+        );
+
+        let reg = Registry::new(&root.join("registry"), "pm-failure");
+        let state = reg.state().await.unwrap();
+        assert_eq!(state.active.as_deref(), Some("v1"), "{root_url}");
+        assert_eq!(
+            state.versions.len(),
+            1,
+            "not-blessed candidates are not registered"
+        );
+        assert_eq!(state.versions["v1"].status, Status::Active);
+        assert_eq!(
+            state.versions["v1"].record.source_commit.as_deref(),
+            Some("deadbeef")
+        );
+        let test_auc = state.versions["v1"].record.metrics["test"]["roc_auc"]
+            .as_f64()
+            .unwrap();
+        assert!((test_auc - r1.evaluation.candidate.roc_auc).abs() < 1e-12);
+        // Event-level metrics are computed on the test slice.
+        assert!(r1.evaluation.candidate.events.failures > 0);
+        assert!(
+            r1.evaluation.candidate.events.warned_share > 0.8,
+            "{:?}",
+            r1.evaluation.candidate.events
+        );
+        // The report is a self-contained HTML page with the four charts.
+        let html = root.get("eval-a/report.html").await.unwrap();
+        let html = String::from_utf8_lossy(&html);
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert!(html.contains("BLESSED"));
+    }
+}

@@ -1,0 +1,177 @@
+//! Training: the split cannot leak (a planted future-only signal stays unused), determinism, and
+//! the bundle format.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use pm_core::bundle::{BundleError, ModelBundle};
+use pm_core::contract::Contract;
+use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable};
+use pm_core::metrics::roc_auc;
+use pm_core::rng::Rng;
+use pm_core::split::SplitPlan;
+use pm_core::time::HOUR;
+use pm_core::train::{Algorithm, TrainSpec, probabilities, train};
+
+/// A table of `machines` x `hours` hourly rows with the seed feature set. Feature 0 carries a
+/// real (weak) signal everywhere; feature 1 is noise before `signal_from` and equals the label
+/// from then on (a signal that exists only in the future).
+fn table(machines: u32, hours: i64, signal_from: i64) -> (FeatureSpec, FeatureTable) {
+    let spec = FeatureSpec::new(FeatureSet::Seed, Contract::azure_pdm(), 24);
+    let n_feat = spec.n_features();
+    let mut r = Rng::new(11);
+    let mut t = FeatureTable {
+        names: spec.names(),
+        columns: vec![Vec::new(); n_feat],
+        label_component: vec![Vec::new(); 4],
+        ..Default::default()
+    };
+    for m in 1..=machines {
+        for h in 0..hours {
+            let time = 1_420_092_000 + h * HOUR;
+            let y = u8::from(r.chance(0.05));
+            t.machine.push(m);
+            t.time.push(time);
+            t.label.push(y);
+            for c in &mut t.label_component {
+                c.push(y);
+            }
+            t.hours_to_failure.push(f32::NAN);
+            for (f, col) in t.columns.iter_mut().enumerate() {
+                let v = match f {
+                    0 => f64::from(y) * 0.8 + r.normal(),
+                    1 if time >= signal_from => f64::from(y),
+                    _ => r.normal(),
+                };
+                col.push(v as f32);
+            }
+        }
+    }
+    // Rows sorted by time (the split works on times; order does not matter, but be realistic).
+    (spec, t)
+}
+
+fn fast_spec(model: Algorithm) -> TrainSpec {
+    let mut s = TrainSpec {
+        model,
+        ..TrainSpec::default()
+    };
+    s.gbdt.max_rounds = 60;
+    s.random_forest.trees = 20;
+    s
+}
+
+#[test]
+fn a_signal_that_only_exists_after_training_is_not_learned() {
+    let hours = 2_000;
+    // Where the validation slice starts: 70 % of the span plus the 24 h embargo.
+    let t0 = 1_420_092_000;
+    let probe = SplitPlan::new(&[t0, t0 + (hours - 1) * HOUR], &Default::default(), 24).unwrap();
+    let (spec, t) = table(20, hours, probe.valid_start);
+    for algo in [Algorithm::Gbdt, Algorithm::RandomForest] {
+        let (bundle, _) = train(&spec, &t, &fast_spec(algo), "hash", vec![]).unwrap();
+        // The leaking feature is perfect on the test rows, yet the model never saw it informative.
+        let test: Vec<u32> = (0..t.time.len() as u32)
+            .filter(|&i| t.time[i as usize] >= bundle.split.test_start)
+            .collect();
+        let labels: Vec<u8> = test.iter().map(|&i| t.label[i as usize]).collect();
+        let leak: Vec<f64> = test
+            .iter()
+            .map(|&i| f64::from(t.columns[1][i as usize]))
+            .collect();
+        assert_eq!(
+            roc_auc(&leak, &labels),
+            1.0,
+            "the planted signal is perfect in the test slice"
+        );
+        assert!(
+            bundle.importance[1] < 0.05,
+            "{algo:?}: importance of the future-only feature {}",
+            bundle.importance[1]
+        );
+        let scores = probabilities(&bundle.model.failure, &t.columns, &test);
+        let auc = roc_auc(&scores, &labels);
+        assert!(
+            auc < 0.75,
+            "{algo:?}: test AUC {auc} would mean the future leaked into training"
+        );
+        assert!(auc > 0.6, "{algo:?}: the real signal is still used ({auc})");
+        // No training row is at or after the end of the training slice.
+        assert!(bundle.split.valid_start - bundle.split.train_end >= 24 * HOUR);
+    }
+}
+
+#[test]
+fn same_inputs_and_seed_give_a_byte_identical_bundle() {
+    let (spec, t) = table(8, 1_500, i64::MAX);
+    for algo in [Algorithm::Gbdt, Algorithm::RandomForest] {
+        let a = train(&spec, &t, &fast_spec(algo), "h", vec![])
+            .unwrap()
+            .0
+            .to_json();
+        let b = train(&spec, &t, &fast_spec(algo), "h", vec![])
+            .unwrap()
+            .0
+            .to_json();
+        assert_eq!(a, b, "{algo:?}");
+        let other_seed = TrainSpec {
+            seed: 7,
+            ..fast_spec(algo)
+        };
+        if algo == Algorithm::RandomForest {
+            assert_ne!(
+                a,
+                train(&spec, &t, &other_seed, "h", vec![])
+                    .unwrap()
+                    .0
+                    .to_json()
+            );
+        }
+    }
+}
+
+#[test]
+fn bundles_round_trip_and_refuse_other_versions_and_inconsistencies() {
+    let (spec, t) = table(6, 1_200, i64::MAX);
+    let (bundle, _) = train(&spec, &t, &fast_spec(Algorithm::Gbdt), "h", vec![]).unwrap();
+    let json = bundle.to_json();
+    let back = ModelBundle::from_json(&json).unwrap();
+    assert_eq!(back, bundle);
+    // Predictions survive the round trip exactly.
+    let rows: Vec<u32> = (0..200).collect();
+    assert_eq!(
+        probabilities(&back.model.failure, &t.columns, &rows),
+        probabilities(&bundle.model.failure, &t.columns, &rows)
+    );
+
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["format_version"] = serde_json::json!(2);
+    let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert_eq!(err, BundleError::Version { found: 2 });
+    assert_eq!(
+        err.to_string(),
+        "bundle format 2 is newer than this build supports (1); upgrade pm"
+    );
+
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["feature_spec"]["trend_hours"] = serde_json::json!(24);
+    let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the model expects 36 features, the feature spec defines 44"),
+        "{err}"
+    );
+
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["threshold"] = serde_json::json!(1.5);
+    assert!(
+        ModelBundle::from_json(&serde_json::to_vec(&v).unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("threshold 1.5")
+    );
+    assert!(matches!(
+        ModelBundle::from_json(b"{\"format_version\": 1}"),
+        Err(BundleError::Parse(_))
+    ));
+}
