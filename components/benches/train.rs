@@ -217,7 +217,7 @@ fn main() {
         );
     }
     let (our_rf, sk_rf) = (&rows[0].2, &rows[1].2);
-    let (our_gbdt, our_rf_rich, lgbm) = (&rows[4].2, &rows[5].2, &rows[6].2);
+    let (our_gbdt, our_rf_rich, lgbm) = (&rows[5].2, &rows[6].2, &rows[7].2);
     let best = if f(our_gbdt, "pr_auc") >= f(our_rf_rich, "pr_auc") {
         our_gbdt
     } else {

@@ -15,3 +15,4 @@ pub mod registry_cli;
 pub mod report;
 pub mod table;
 pub mod train;
+pub mod linfa_compat;

@@ -175,3 +175,20 @@ fn bundles_round_trip_and_refuse_other_versions_and_inconsistencies() {
         Err(BundleError::Parse(_))
     ));
 }
+
+#[test]
+fn per_component_heads_give_one_probability_per_component() {
+    let (spec, t) = table(6, 1_200, i64::MAX);
+    let s = TrainSpec { per_component: true, ..fast_spec(Algorithm::Gbdt) };
+    let (b, _) = train(&spec, &t, &s, "h", vec![]).unwrap();
+    assert_eq!(b.model.components.len(), 4);
+    b.validate().unwrap();
+    let x: Vec<f32> = (0..spec.n_features()).map(|j| t.columns[j][0]).collect();
+    let scores = b.model.predict(&x);
+    assert_eq!(scores.components.len(), 4);
+    assert!(scores.components.iter().all(|p| (0.0..=1.0).contains(p)));
+    // A bundle whose heads do not match the contract's components is refused.
+    let mut bad = b.clone();
+    bad.model.components.pop();
+    assert!(bad.validate().unwrap_err().to_string().contains("3 component heads for 4 components"));
+}
