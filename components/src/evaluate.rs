@@ -47,6 +47,20 @@ pub struct EvaluateArgs {
     /// Gates as inline YAML or JSON, e.g. `{min_roc_auc: 0.8, min_improvement: 0.002}`.
     #[arg(long)]
     pub gates_inline: Option<String>,
+    /// Gate overrides (on top of --gates-inline and the defaults).
+    #[arg(long)]
+    pub min_roc_auc: Option<f64>,
+    #[arg(long)]
+    pub min_precision: Option<f64>,
+    #[arg(long)]
+    pub min_recall: Option<f64>,
+    #[arg(long)]
+    pub min_event_recall: Option<f64>,
+    /// The challenger must beat the champion by this much on --compare-metric.
+    #[arg(long)]
+    pub min_improvement: Option<f64>,
+    #[arg(long)]
+    pub compare_metric: Option<String>,
     /// KFP output artifact paths (optional): system.Metrics, system.ClassificationMetrics, system.HTML.
     #[arg(long)]
     pub metrics_path: Option<PathBuf>,

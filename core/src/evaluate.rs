@@ -257,6 +257,12 @@ pub fn evaluate(
          }| {
             let (version, note) = (version.to_string(), note.map(str::to_string));
             match scored {
+                // The champion is this very model: its metrics are the candidate's.
+                Some((bundle, _)) if bundle == candidate => ChampionResult {
+                    version,
+                    metrics: Some(metrics_c.clone()),
+                    note: Some("the active model is this model".into()),
+                },
                 Some((bundle, champ_table)) => {
                     // The champion is scored on the candidate's test rows and labels.
                     let mut t = champ_table.clone();

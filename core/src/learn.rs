@@ -263,7 +263,7 @@ fn build_hist_rowwise(
         }
     };
     let threads = rayon::current_num_threads();
-    if rows.len() < 20_000 || threads < 2 {
+    if rows.len() < 4_096 || threads < 2 {
         one(rows, g, h, out);
         return;
     }
@@ -398,17 +398,44 @@ fn best_split<C: Criterion>(
 
 /// Stable in-place partition of `rows` by a split; returns the number of rows going left.
 fn partition(rows: &mut [u32], col: &[u8], split: &Split, scratch: &mut Vec<u32>) -> usize {
+    let goes_left = |r: u32| {
+        let b = col[r as usize];
+        if b == MISSING {
+            split.default_left
+        } else {
+            b <= split.bin
+        }
+    };
+    if rows.len() >= 65_536 && rayon::current_num_threads() > 1 {
+        // Large leaves: partition chunks in parallel, then concatenate lefts then rights in chunk
+        // order (the same stable order as the sequential pass).
+        let parts: Vec<(Vec<u32>, Vec<u32>)> = rows
+            .par_chunks(16_384)
+            .map(|c| {
+                let (mut l, mut r) = (Vec::with_capacity(c.len()), Vec::new());
+                for &x in c {
+                    if goes_left(x) { l.push(x) } else { r.push(x) }
+                }
+                (l, r)
+            })
+            .collect();
+        let mut k = 0;
+        for (l, _) in &parts {
+            rows[k..k + l.len()].copy_from_slice(l);
+            k += l.len();
+        }
+        let n_left = k;
+        for (_, r) in &parts {
+            rows[k..k + r.len()].copy_from_slice(r);
+            k += r.len();
+        }
+        return n_left;
+    }
     scratch.clear();
     let mut n_left = 0;
     for i in 0..rows.len() {
         let r = rows[i];
-        let b = col[r as usize];
-        let left = if b == MISSING {
-            split.default_left
-        } else {
-            b <= split.bin
-        };
-        if left {
+        if goes_left(r) {
             rows[n_left] = r;
             n_left += 1;
         } else {
@@ -446,6 +473,9 @@ pub enum ClassWeight {
     Balanced,
     /// No reweighting.
     None,
+    /// Positives weighted by the square root of the negative/positive ratio: imbalance handled,
+    /// without the overshoot of full balancing in early boosting rounds.
+    Sqrt,
 }
 
 /// Per-row weights for labels `y`.
@@ -458,6 +488,12 @@ pub fn class_weights(y: &[u8], cw: ClassWeight) -> Vec<f64> {
             let n = y.len() as f64;
             let (wp, wn) = (n / (2.0 * pos), n / (2.0 * neg));
             y.iter().map(|&v| if v == 1 { wp } else { wn }).collect()
+        }
+        ClassWeight::Sqrt => {
+            let pos = y.iter().filter(|&&v| v == 1).count().max(1) as f64;
+            let neg = (y.len() as f64 - pos).max(1.0);
+            let wp = (neg / pos).sqrt();
+            y.iter().map(|&v| if v == 1 { wp } else { 1.0 }).collect()
         }
     }
 }
@@ -487,6 +523,8 @@ pub struct GbdtParams {
     pub max_rounds: usize,
     /// Stop when the validation loss has not improved for this many rounds (0: never).
     pub early_stopping_rounds: usize,
+    /// An improvement counts only if it lowers the best validation loss by this share of it.
+    pub early_stopping_min_delta: f64,
     pub min_data_in_leaf: u32,
     pub min_sum_hessian_in_leaf: f64,
     pub lambda_l2: f64,
@@ -494,6 +532,10 @@ pub struct GbdtParams {
     pub feature_fraction: f64,
     /// Share of rows each tree is trained on (1: all).
     pub bagging_fraction: f64,
+    /// Balanced bagging (LightGBM's `pos_bagging_fraction` / `neg_bagging_fraction`): when
+    /// either is below 1, each tree samples positives and negatives at these rates instead.
+    pub pos_bagging_fraction: f64,
+    pub neg_bagging_fraction: f64,
     pub class_weight: ClassWeight,
     pub max_bins: usize,
 }
@@ -505,15 +547,23 @@ impl Default for GbdtParams {
             max_depth: None,
             learning_rate: 0.1,
             max_rounds: 500,
-            // Chosen on validation PR AUC on the default data (see README, Benchmarks): the
-            // validation loss has a plateau that a 30-round patience stops in.
-            early_stopping_rounds: 50,
+            // The regularisation below (chosen on validation PR AUC on the default data) gives a
+            // smooth validation loss: its longest stretch without improvement before the best
+            // round is 10 rounds there.
+            early_stopping_rounds: 25,
+            early_stopping_min_delta: 0.0,
             min_data_in_leaf: 50,
             min_sum_hessian_in_leaf: 1e-3,
             lambda_l2: 5.0,
             feature_fraction: 0.8,
             bagging_fraction: 0.8,
-            class_weight: ClassWeight::Balanced,
+            pos_bagging_fraction: 1.0,
+            neg_bagging_fraction: 1.0,
+            // Measured on the default data over four seeds: balanced weights converge slowly and
+            // erratically (a validation-loss bump at rounds 20-45; 41-238 rounds) to a lower
+            // validation PR AUC; unweighted boosting converges in 83-103 rounds to the best one.
+            // Imbalance is then handled by calibrated probabilities and the validation threshold.
+            class_weight: ClassWeight::None,
             max_bins: 255,
         }
     }
@@ -540,6 +590,21 @@ impl GbdtParams {
         }
         if !(p.bagging_fraction > 0.0 && p.bagging_fraction <= 1.0) {
             return param_err("bagging_fraction", "must be in (0, 1]");
+        }
+        for (name, v) in [
+            ("pos_bagging_fraction", p.pos_bagging_fraction),
+            ("neg_bagging_fraction", p.neg_bagging_fraction),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return param_err(
+                    if name.starts_with("pos") {
+                        "pos_bagging_fraction"
+                    } else {
+                        "neg_bagging_fraction"
+                    },
+                    "must be in (0, 1]",
+                );
+            }
         }
         if !(p.lambda_l2 >= 0.0 && p.min_sum_hessian_in_leaf >= 0.0) {
             return param_err(
@@ -607,6 +672,25 @@ impl BinTree {
                 return n;
             }
             let b = binned.cols[f as usize][r];
+            let left = if b == MISSING {
+                self.default_left[n]
+            } else {
+                b <= self.bin[n]
+            };
+            n = if left { self.left[n] } else { self.right[n] } as usize;
+        }
+    }
+
+    /// Leaf reached by row `r` of a binned matrix with a row-major copy: one cache line per row.
+    #[inline]
+    fn leaf_of_row(&self, bins: &[u8]) -> usize {
+        let mut n = 0usize;
+        loop {
+            let f = self.feature[n];
+            if f < 0 {
+                return n;
+            }
+            let b = bins[f as usize];
             let left = if b == MISSING {
                 self.default_left[n]
             } else {
@@ -711,14 +795,25 @@ pub fn fit_gbdt(
     let mut best = (f64::INFINITY, 0usize);
     let mut rng = Rng::new(derive_seed(seed, 0x6BD7));
     let all_features: Vec<usize> = (0..n_feat).collect();
+    let bagging =
+        p.bagging_fraction < 1.0 || p.pos_bagging_fraction < 1.0 || p.neg_bagging_fraction < 1.0;
 
     for round in 0..p.max_rounds {
-        for i in 0..n {
-            let pr = sigmoid(score[i]);
-            let w = train.w[i];
-            g[i] = w * (pr - f64::from(train.y[i]));
-            h[i] = (w * pr * (1.0 - pr)).max(1e-16);
-        }
+        // Gradients and hessians of the weighted log loss (element-wise: parallel and exact).
+        const CHUNK: usize = 16_384;
+        g.par_chunks_mut(CHUNK)
+            .zip(h.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (gs, hs))| {
+                let off = c * CHUNK;
+                for (j, (gi, hi)) in gs.iter_mut().zip(hs.iter_mut()).enumerate() {
+                    let i = off + j;
+                    let pr = sigmoid(score[i]);
+                    let w = train.w[i];
+                    *gi = w * (pr - f64::from(train.y[i]));
+                    *hi = (w * pr * (1.0 - pr)).max(1e-16);
+                }
+            });
         let features: Vec<usize> = if p.feature_fraction < 1.0 {
             let k = ((n_feat as f64 * p.feature_fraction).ceil() as usize).max(1);
             let mut f = all_features.clone();
@@ -732,9 +827,26 @@ pub fn fit_gbdt(
         } else {
             all_features.clone()
         };
-        let mut rows: Vec<u32> = if p.bagging_fraction < 1.0 {
-            (0..n as u32)
-                .filter(|_| rng.chance(p.bagging_fraction))
+        let balanced = p.pos_bagging_fraction < 1.0 || p.neg_bagging_fraction < 1.0;
+        let mut rows: Vec<u32> = if bagging {
+            // One random stream per chunk of rows: parallel, and the same bag for a seed.
+            let round_seed = rng.next_u64();
+            let y = train.y;
+            (0..n.div_ceil(CHUNK))
+                .into_par_iter()
+                .flat_map_iter(|c| {
+                    let mut r = Rng::new(derive_seed(round_seed, c as u64));
+                    (c * CHUNK..((c + 1) * CHUNK).min(n))
+                        .filter(move |&i| {
+                            let rate = match (balanced, y[i]) {
+                                (false, _) => p.bagging_fraction,
+                                (true, 1) => p.pos_bagging_fraction,
+                                (true, _) => p.neg_bagging_fraction,
+                            };
+                            r.chance(rate)
+                        })
+                        .map(|i| i as u32)
+                })
                 .collect()
         } else {
             (0..n as u32).collect()
@@ -762,8 +874,8 @@ pub fn fit_gbdt(
         let gather = |rows: &[u32], og: &mut Vec<f64>, oh: &mut Vec<f64>| {
             og.clear();
             oh.clear();
-            og.extend(rows.iter().map(|&r| g[r as usize]));
-            oh.extend(rows.iter().map(|&r| h[r as usize]));
+            og.par_extend(rows.par_iter().map(|&r| g[r as usize]));
+            oh.par_extend(rows.par_iter().map(|&r| h[r as usize]));
         };
         let root_hist = take_hist(&mut pool, &mut hists_free);
         gather(&rows, &mut og, &mut oh);
@@ -842,53 +954,68 @@ pub fn fit_gbdt(
             } else {
                 (large, small)
             };
-            for (node, begin, end, total, hist) in [
-                (ln, leaf.begin, mid, split.left, l_hist),
-                (rn, mid, leaf.end, split.right, r_hist),
-            ] {
-                let best = if can_split {
-                    best_split(&pool[hist], &features, mappers, &total, &crit)
+            let find = |hist: usize, total: &Cell| {
+                if can_split {
+                    best_split(&pool[hist], &features, mappers, total, &crit)
                 } else {
                     None
-                };
-                leaves.push(LeafState {
-                    node,
-                    begin,
-                    end,
-                    depth,
-                    hist,
-                    best,
-                });
-            }
+                }
+            };
+            let (lb, rb) = rayon::join(|| find(l_hist, &split.left), || find(r_hist, &split.right));
+            leaves.push(LeafState {
+                node: ln,
+                begin: leaf.begin,
+                end: mid,
+                depth,
+                hist: l_hist,
+                best: lb,
+            });
+            leaves.push(LeafState {
+                node: rn,
+                begin: mid,
+                end: leaf.end,
+                depth,
+                hist: r_hist,
+                best: rb,
+            });
         }
-        // Leaf values with shrinkage; update the scores of the rows in each leaf.
+        // Leaf values with shrinkage.
         for v in &mut tree.value {
             *v *= p.learning_rate;
         }
-        let mut in_bag = vec![false; if p.bagging_fraction < 1.0 { n } else { 0 }];
+        // In-bag rows: the value of the leaf whose range holds them. Out-of-bag rows (bagging):
+        // routed through the tree, in parallel.
+        let mut in_bag = vec![!bagging; n];
         for leaf in &leaves {
             let v = tree.value[leaf.node as usize];
             for &r in &rows[leaf.begin..leaf.end] {
                 score[r as usize] += v;
-                if let Some(b) = in_bag.get_mut(r as usize) {
-                    *b = true;
-                }
+                in_bag[r as usize] = true;
             }
         }
-        if p.bagging_fraction < 1.0 {
-            for r in 0..n {
-                if !in_bag[r] {
-                    score[r] += tree.value[tree.leaf_of(train.binned, r)];
-                }
-            }
+        if bagging {
+            score
+                .par_iter_mut()
+                .zip(in_bag.par_iter())
+                .enumerate()
+                .filter(|(_, (_, b))| !**b)
+                .for_each(|(r, (s, _))| {
+                    *s += tree.value
+                        [tree.leaf_of_row(&train.binned.row_major[r * n_feat..(r + 1) * n_feat])];
+                });
         }
         if let Some(v) = valid {
-            for (r, s) in vscore.iter_mut().enumerate() {
-                *s += tree.value[tree.leaf_of(v.binned, r)];
-            }
+            vscore.par_iter_mut().enumerate().for_each(|(r, s)| {
+                let value = if v.binned.row_major.is_empty() {
+                    tree.value[tree.leaf_of(v.binned, r)]
+                } else {
+                    tree.value[tree.leaf_of_row(&v.binned.row_major[r * n_feat..(r + 1) * n_feat])]
+                };
+                *s += value;
+            });
             let loss = weighted_logloss(&vscore, v.y, v.w);
             valid_loss.push(loss);
-            if loss < best.0 - 1e-12 {
+            if loss < best.0 * (1.0 - p.early_stopping_min_delta) - 1e-12 {
                 best = (loss, round + 1);
             }
         } else {
@@ -1340,6 +1467,44 @@ mod tests {
                 assert_eq!(m.bin(x) as usize <= b, x <= m.upper[b], "x {x} bin {b}");
             }
         }
+    }
+
+    #[test]
+    fn parallel_partition_is_the_sequential_stable_partition() {
+        let mut r = Rng::new(4);
+        let col: Vec<u8> = (0..200_000)
+            .map(|_| {
+                if r.chance(0.05) {
+                    MISSING
+                } else {
+                    r.below(200) as u8
+                }
+            })
+            .collect();
+        let rows: Vec<u32> = (0..200_000u32).filter(|_| r.chance(0.7)).collect();
+        let split = Split {
+            feature: 0,
+            bin: 90,
+            default_left: true,
+            gain: 1.0,
+            left: Cell::default(),
+            right: Cell::default(),
+        };
+        let mut big = rows.clone();
+        let n_left = partition(&mut big, &col, &split, &mut Vec::new());
+        let left: Vec<u32> = rows
+            .iter()
+            .copied()
+            .filter(|&x| col[x as usize] == MISSING || col[x as usize] <= 90)
+            .collect();
+        let right: Vec<u32> = rows
+            .iter()
+            .copied()
+            .filter(|&x| col[x as usize] != MISSING && col[x as usize] > 90)
+            .collect();
+        assert_eq!(n_left, left.len());
+        assert_eq!(&big[..n_left], &left[..]);
+        assert_eq!(&big[n_left..], &right[..]);
     }
 
     #[test]

@@ -232,6 +232,16 @@ impl Store {
         }
     }
 
+    /// Size and last-modified time (RFC 3339) of an object.
+    pub async fn head_meta(&self, rel: &str) -> Result<(u64, String)> {
+        let m = self
+            .inner
+            .head(&self.path(rel))
+            .await
+            .map_err(|e| self.backend(rel, e))?;
+        Ok((m.size, m.last_modified.to_rfc3339()))
+    }
+
     /// Writes an object atomically, replacing any previous one.
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
         self.inner

@@ -237,7 +237,10 @@ pub fn train(
     if uses_boosting {
         train_bins = train_bins.with_row_major();
     }
-    let valid_bins = Binned::new(&table.columns, &rows.valid, &mappers);
+    let mut valid_bins = Binned::new(&table.columns, &rows.valid, &mappers);
+    if uses_boosting {
+        valid_bins = valid_bins.with_row_major();
+    }
     report.bin_secs = t0.elapsed().as_secs_f64();
     let prepared = Prepared {
         table,

@@ -179,7 +179,10 @@ fn bundles_round_trip_and_refuse_other_versions_and_inconsistencies() {
 #[test]
 fn per_component_heads_give_one_probability_per_component() {
     let (spec, t) = table(6, 1_200, i64::MAX);
-    let s = TrainSpec { per_component: true, ..fast_spec(Algorithm::Gbdt) };
+    let s = TrainSpec {
+        per_component: true,
+        ..fast_spec(Algorithm::Gbdt)
+    };
     let (b, _) = train(&spec, &t, &s, "h", vec![]).unwrap();
     assert_eq!(b.model.components.len(), 4);
     b.validate().unwrap();
@@ -190,5 +193,10 @@ fn per_component_heads_give_one_probability_per_component() {
     // A bundle whose heads do not match the contract's components is refused.
     let mut bad = b.clone();
     bad.model.components.pop();
-    assert!(bad.validate().unwrap_err().to_string().contains("3 component heads for 4 components"));
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("3 component heads for 4 components")
+    );
 }

@@ -1,0 +1,949 @@
+//! The local backend: every step runs as a child process of its component binary.
+//!
+//! - **Parallelism**: steps whose dependencies are done run concurrently, at most `parallelism`.
+//! - **Artifacts** pass by URL under the pipeline root (`<root>/runs/<run-id>/<step>/<output>`);
+//!   output parameters come back through files, as under Kubeflow.
+//! - **Retries** with exponential backoff; a **timeout** kills the step's whole process group
+//!   (SIGTERM, then SIGKILL after a grace period).
+//! - **Caching**: a step's key hashes its component (image, command, args, the binary's identity),
+//!   its resolved input values, the content hashes of its input artifacts and a fingerprint of
+//!   every `uri` input's objects. A hit reuses the recorded outputs after checking they still exist
+//!   unchanged. A rerun after a failure, or after the orchestrator was killed, therefore resumes:
+//!   finished steps come from the cache.
+//! - **Lineage**: `<root>/runs/<run-id>/run.json` records per step its status, attempts, times,
+//!   exit code, cache key, and output URIs with their content hashes; logs are kept per attempt in
+//!   `<root>/runs/<run-id>/logs/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use pm_core::store::{Store, sha256_hex};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::graph::{Binding, CmpOp, Piece, Pipeline, Placeholder, Step, parse_arg};
+use crate::spec::Type;
+
+/// Options of a local run.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Pipeline root: artifacts, cache and run records live below it.
+    pub root: Store,
+    /// Where component binaries are (a command `/usr/local/bin/pm-x` runs `<bin_dir>/pm-x`).
+    pub bin_dir: PathBuf,
+    pub parallelism: usize,
+    pub params: BTreeMap<String, Value>,
+    /// Continue this run (reuse its finished steps) instead of starting a new one.
+    pub resume: Option<String>,
+    pub use_cache: bool,
+    /// Local scratch space (parameter files, staged `.path` outputs, logs).
+    pub work_dir: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL when a step times out.
+    pub kill_grace_secs: u64,
+    /// Extra environment for every step (e.g. store credentials).
+    pub env: BTreeMap<String, String>,
+    pub show_progress: bool,
+}
+
+/// State of a step in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Cached,
+    /// Its condition was false (or a step it needs was skipped).
+    Skipped,
+    Failed,
+    /// Not run because a step it needs failed.
+    NotRun,
+}
+
+impl StepStatus {
+    fn done_ok(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Cached)
+    }
+}
+
+/// An output of a finished step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub value: Option<Value>,
+}
+
+/// One step of a run record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub status: StepStatus,
+    pub attempts: u32,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    #[serde(default)]
+    pub duration_secs: f64,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub cache_key: Option<String>,
+    /// Input values and artifact URIs/hashes (lineage).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, OutputRecord>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputRecord>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub logs: Vec<String>,
+}
+
+impl StepRecord {
+    fn pending() -> Self {
+        StepRecord {
+            status: StepStatus::Pending,
+            attempts: 0,
+            started_at: None,
+            ended_at: None,
+            duration_secs: 0.0,
+            exit_code: None,
+            cache_key: None,
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            message: None,
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// `run.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub pipeline: String,
+    /// SHA-256 of the pipeline document.
+    pub pipeline_hash: String,
+    pub params: BTreeMap<String, Value>,
+    pub status: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    #[serde(default)]
+    pub duration_secs: f64,
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+/// A cache entry (`<root>/cache/<key>.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CacheEntry {
+    step: String,
+    run_id: String,
+    outputs: BTreeMap<String, OutputRecord>,
+}
+
+pub fn new_run_id(pipeline: &str) -> String {
+    let now = pm_core::time::now().rfc3339();
+    let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{pipeline}-{stamp}-{:04x}", nanos & 0xffff)
+}
+
+/// Resolves run-time parameter values: defaults, overrides, types.
+pub fn resolve_params(
+    p: &Pipeline,
+    overrides: &BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Value>> {
+    crate::vertex::parameter_values(p, overrides).map_err(|errs| {
+        anyhow!(
+            "{}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (k, ps) in &p.spec.parameters {
+        let v = overrides
+            .get(k)
+            .or(ps.default.as_ref())
+            .cloned()
+            .ok_or_else(|| anyhow!("parameter {k} has no value"))?;
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
+}
+
+/// Parameter text as a component receives it (strings unquoted, others as JSON).
+fn as_arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses an output parameter file's text.
+fn parse_output(text: &str, ty: Type) -> Result<Value, String> {
+    let t = text.trim();
+    match ty {
+        Type::Bool => match t {
+            "true" | "True" | "1" => Ok(Value::Bool(true)),
+            "false" | "False" | "0" => Ok(Value::Bool(false)),
+            _ => Err(format!("{t:?} is not a bool")),
+        },
+        Type::Int => t
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("{t:?} is not an int")),
+        Type::Float => t
+            .parse::<f64>()
+            .map(|x| json!(x))
+            .map_err(|_| format!("{t:?} is not a float")),
+        _ => Ok(Value::String(t.to_string())),
+    }
+}
+
+fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.partial_cmp(&y),
+        _ => match (a, b) {
+            (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+            (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+            _ => None,
+        },
+    };
+    match (op, ord) {
+        (CmpOp::Eq, o) => o == Some(Ordering::Equal),
+        (CmpOp::Ne, o) => o != Some(Ordering::Equal),
+        (CmpOp::Lt, Some(o)) => o == Ordering::Less,
+        (CmpOp::Le, Some(o)) => o != Ordering::Greater,
+        (CmpOp::Gt, Some(o)) => o == Ordering::Greater,
+        (CmpOp::Ge, Some(o)) => o != Ordering::Less,
+        _ => false,
+    }
+}
+
+/// The binary a component command runs locally.
+pub fn binary_for(bin_dir: &Path, command0: &str) -> PathBuf {
+    let name = Path::new(command0)
+        .file_name()
+        .map_or_else(|| command0.into(), |n| n.to_os_string());
+    let candidate = bin_dir.join(&name);
+    if candidate.exists() || command0.contains('/') {
+        return candidate;
+    }
+    // A bare name that is not in bin_dir: from PATH (e.g. `sh` for script components).
+    PathBuf::from(command0)
+}
+
+/// Identity of a binary for cache keys: path, size and modification time (a rebuild changes it).
+fn binary_identity(path: &Path) -> Value {
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            json!({"path": path.display().to_string(), "size": m.len(), "mtime_ns": mtime.to_string()})
+        }
+        Err(_) => json!({"path": path.display().to_string()}),
+    }
+}
+
+/// A fingerprint of the objects under a store location: names, sizes, modification times.
+async fn fingerprint(uri: &str) -> Result<String> {
+    let store = Store::open(uri)?;
+    let names = store.list("").await?;
+    let mut h = Vec::new();
+    for n in names {
+        let meta = store.head_meta(&n).await?;
+        h.push(format!("{n}\t{}\t{}", meta.0, meta.1));
+    }
+    Ok(sha256_hex(h.join("\n").as_bytes()))
+}
+
+struct Shared {
+    record: Mutex<RunRecord>,
+    opts: LocalOptions,
+    pipeline: Pipeline,
+    run_dir: Store,
+    progress: Option<indicatif::MultiProgress>,
+}
+
+impl Shared {
+    /// Writes run.json (retrying while the store is unavailable; a metadata write never fails the run).
+    async fn save(&self) {
+        let bytes = {
+            let r = self.record.lock().await;
+            serde_json::to_vec_pretty(&*r).unwrap_or_default()
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 0..12 {
+            match self
+                .run_dir
+                .put("run.json", Bytes::from(bytes.clone()))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "Could not write the run record; retrying.");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        tracing::error!("Gave up writing the run record.");
+    }
+}
+
+/// Runs a pipeline locally; returns the run record (also written to the store).
+pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) -> Result<RunRecord> {
+    let params = resolve_params(&pipeline, &opts.params)?;
+    let started = Instant::now();
+    let (run_id, mut record) = match &opts.resume {
+        Some(id) => {
+            let bytes = opts
+                .root
+                .join(&format!("runs/{id}"))
+                .get("run.json")
+                .await
+                .with_context(|| format!("loading run {id} to resume it"))?;
+            let mut r: RunRecord =
+                serde_json::from_slice(&bytes).with_context(|| format!("runs/{id}/run.json"))?;
+            if r.pipeline_hash != sha256_hex(pipeline_text.as_bytes()) {
+                anyhow::bail!(
+                    "run {id} was started with a different pipeline document; start a new run instead"
+                );
+            }
+            if r.params != params {
+                anyhow::bail!(
+                    "run {id} was started with different parameters; start a new run instead"
+                );
+            }
+            for s in r.steps.values_mut() {
+                if !s.status.done_ok() && s.status != StepStatus::Skipped {
+                    *s = StepRecord::pending();
+                }
+            }
+            r.status = "running".into();
+            (id.clone(), r)
+        }
+        None => {
+            let id = new_run_id(&pipeline.spec.name);
+            let r = RunRecord {
+                run_id: id.clone(),
+                pipeline: pipeline.spec.name.clone(),
+                pipeline_hash: sha256_hex(pipeline_text.as_bytes()),
+                params: params.clone(),
+                status: "running".into(),
+                started_at: pm_core::time::now_rfc3339(),
+                ended_at: None,
+                duration_secs: 0.0,
+                steps: pipeline
+                    .steps
+                    .keys()
+                    .map(|k| (k.clone(), StepRecord::pending()))
+                    .collect(),
+            };
+            (id, r)
+        }
+    };
+    for k in pipeline.steps.keys() {
+        record
+            .steps
+            .entry(k.clone())
+            .or_insert_with(StepRecord::pending);
+    }
+    let run_dir = opts.root.join(&format!("runs/{run_id}"));
+    let progress = opts.show_progress.then(indicatif::MultiProgress::new);
+    let shared = Arc::new(Shared {
+        record: Mutex::new(record),
+        opts: opts.clone(),
+        pipeline,
+        run_dir,
+        progress,
+    });
+    shared.save().await;
+    tracing::info!(run_id = %run_id, root = %opts.root.url(), "Run started.");
+
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
+    let mut running: tokio::task::JoinSet<(String, StepRecord)> = tokio::task::JoinSet::new();
+    let mut in_flight: BTreeSet<String> = BTreeSet::new();
+    loop {
+        // Decide what can start, what is skipped, what cannot run.
+        let mut to_start = Vec::new();
+        {
+            let mut rec = shared.record.lock().await;
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for name in &shared.pipeline.order {
+                    if rec.steps[name].status != StepStatus::Pending || in_flight.contains(name) {
+                        continue;
+                    }
+                    let step = &shared.pipeline.steps[name];
+                    let ups: Vec<StepStatus> =
+                        step.upstream.iter().map(|u| rec.steps[u].status).collect();
+                    if ups
+                        .iter()
+                        .any(|s| matches!(s, StepStatus::Failed | StepStatus::NotRun))
+                    {
+                        let r = rec
+                            .steps
+                            .get_mut(name)
+                            .ok_or_else(|| anyhow!("step {name}"))?;
+                        r.status = StepStatus::NotRun;
+                        r.message = Some("a step it needs failed".into());
+                        changed = true;
+                    } else if ups.contains(&StepStatus::Skipped) {
+                        let r = rec
+                            .steps
+                            .get_mut(name)
+                            .ok_or_else(|| anyhow!("step {name}"))?;
+                        r.status = StepStatus::Skipped;
+                        r.message = Some("a step it needs was skipped".into());
+                        changed = true;
+                    } else if ups.iter().all(|s| s.done_ok()) {
+                        to_start.push(name.clone());
+                    }
+                }
+            }
+        }
+        for name in to_start {
+            in_flight.insert(name.clone());
+            let shared = shared.clone();
+            let sem = sem.clone();
+            let run_id = run_id.clone();
+            let params = params.clone();
+            running.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let rec = run_step(&shared, &run_id, &name, &params).await;
+                (name, rec)
+            });
+        }
+        shared.save().await;
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (name, rec) = joined.map_err(|e| anyhow!("a step task panicked: {e}"))?;
+        in_flight.remove(&name);
+        shared.record.lock().await.steps.insert(name, rec);
+    }
+    let mut rec = shared.record.lock().await.clone();
+    let ok = rec
+        .steps
+        .values()
+        .all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
+    rec.status = if ok {
+        "succeeded".into()
+    } else {
+        "failed".into()
+    };
+    rec.ended_at = Some(pm_core::time::now_rfc3339());
+    rec.duration_secs = started.elapsed().as_secs_f64();
+    *shared.record.lock().await = rec.clone();
+    shared.save().await;
+    tracing::info!(run_id = %run_id, status = %rec.status, "Run finished.");
+    Ok(rec)
+}
+
+/// Resolved inputs of a step: parameter values and artifact URIs (with content hashes).
+async fn resolve_inputs(
+    shared: &Shared,
+    step: &Step,
+    params: &BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, OutputRecord>> {
+    let rec = shared.record.lock().await;
+    let mut out = BTreeMap::new();
+    for (name, (ty, b)) in &step.inputs {
+        let r = match b {
+            Binding::Literal(v) | Binding::Default(v) => OutputRecord {
+                value: Some(v.clone()),
+                ..Default::default()
+            },
+            Binding::Param(p) => OutputRecord {
+                value: params.get(p).cloned(),
+                ..Default::default()
+            },
+            Binding::Output { step: s, output } => {
+                let o = rec
+                    .steps
+                    .get(s)
+                    .and_then(|r| r.outputs.get(output))
+                    .cloned();
+                o.ok_or_else(|| anyhow!("step {s} has no recorded output {output}"))?
+            }
+        };
+        let _ = ty;
+        out.insert(name.clone(), r);
+    }
+    Ok(out)
+}
+
+fn condition_holds(
+    shared: &Shared,
+    step: &Step,
+    params: &BTreeMap<String, Value>,
+    rec: &RunRecord,
+) -> Result<bool> {
+    let Some(c) = &step.when else { return Ok(true) };
+    let value = |b: &Binding| -> Result<Value> {
+        Ok(match b {
+            Binding::Literal(v) | Binding::Default(v) => v.clone(),
+            Binding::Param(p) => params.get(p).cloned().unwrap_or(Value::Null),
+            Binding::Output { step, output } => rec
+                .steps
+                .get(step)
+                .and_then(|r| r.outputs.get(output))
+                .and_then(|o| o.value.clone())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "condition of {}: {step}.{output} has no value",
+                        shared.pipeline.steps[&step.clone()].name
+                    )
+                })?,
+        })
+    };
+    Ok(compare(&value(&c.left)?, c.op, &value(&c.right)?))
+}
+
+async fn cache_key(
+    shared: &Shared,
+    step: &Step,
+    inputs: &BTreeMap<String, OutputRecord>,
+) -> Result<String> {
+    let comp = shared.pipeline.component(step);
+    let bin = binary_for(&shared.opts.bin_dir, &comp.command[0]);
+    let mut ins = BTreeMap::new();
+    for (name, r) in inputs {
+        let ty = step.inputs[name].0;
+        let v = if ty.is_artifact() {
+            json!({"artifact": r.content_hash})
+        } else if ty == Type::Uri {
+            let uri = r.value.as_ref().map(as_arg).unwrap_or_default();
+            json!({"uri": uri, "fingerprint": fingerprint(&uri).await.unwrap_or_else(|e| format!("unavailable: {e}"))})
+        } else {
+            json!({"value": r.value})
+        };
+        ins.insert(name.clone(), v);
+    }
+    let key = json!({
+        "component": step.component,
+        "image": comp.image,
+        "command": comp.command,
+        "args": comp.args,
+        "outputs": step.outputs,
+        "binary": binary_identity(&bin),
+        "env": step.env,
+        "inputs": ins,
+    });
+    Ok(sha256_hex(key.to_string().as_bytes()))
+}
+
+/// A cache hit whose outputs still exist unchanged.
+async fn cache_lookup(shared: &Shared, key: &str) -> Option<BTreeMap<String, OutputRecord>> {
+    let bytes = shared
+        .opts
+        .root
+        .get(&format!("cache/{key}.json"))
+        .await
+        .ok()?;
+    let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
+    for o in entry.outputs.values() {
+        if let (Some(uri), Some(hash)) = (&o.uri, &o.content_hash) {
+            let m = Store::open(uri).ok()?.read_manifest().await.ok()?;
+            if &m.content_hash() != hash {
+                return None;
+            }
+        }
+    }
+    Some(entry.outputs)
+}
+
+fn kill_group(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// Runs one step: condition, cache, attempts with retries and timeout, outputs.
+async fn run_step(
+    shared: &Shared,
+    run_id: &str,
+    name: &str,
+    params: &BTreeMap<String, Value>,
+) -> StepRecord {
+    let step = &shared.pipeline.steps[name];
+    let mut rec = StepRecord::pending();
+    let started = Instant::now();
+    rec.started_at = Some(pm_core::time::now_rfc3339());
+    let bar = shared.progress.as_ref().map(|m| {
+        let b = m.add(indicatif::ProgressBar::new_spinner());
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:<12} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.set_prefix(name.to_string());
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let say = |msg: String| {
+        if let Some(b) = &bar {
+            b.set_message(msg);
+        }
+    };
+    let result = async {
+        let holds = {
+            let r = shared.record.lock().await;
+            condition_holds(shared, step, params, &r)?
+        };
+        if !holds {
+            rec.status = StepStatus::Skipped;
+            rec.message = step
+                .when
+                .as_ref()
+                .map(|c| format!("condition `{}` is false", c.text));
+            return Ok::<(), anyhow::Error>(());
+        }
+        let inputs = resolve_inputs(shared, step, params).await?;
+        rec.inputs = inputs.clone();
+        let key = cache_key(shared, step, &inputs).await?;
+        rec.cache_key = Some(key.clone());
+        if step.cache && shared.opts.use_cache {
+            say("checking the cache".into());
+            if let Some(outputs) = cache_lookup(shared, &key).await {
+                rec.outputs = outputs;
+                rec.status = StepStatus::Cached;
+                return Ok(());
+            }
+        }
+        execute(shared, run_id, step, &inputs, &mut rec, &say).await?;
+        if step.cache {
+            let entry = CacheEntry {
+                step: name.to_string(),
+                run_id: run_id.to_string(),
+                outputs: rec.outputs.clone(),
+            };
+            if let Err(e) = shared
+                .opts
+                .root
+                .put(
+                    &format!("cache/{key}.json"),
+                    Bytes::from(serde_json::to_vec_pretty(&entry)?),
+                )
+                .await
+            {
+                tracing::warn!(step = name, error = %e, "Could not write the cache entry.");
+            }
+        }
+        rec.status = StepStatus::Succeeded;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        rec.status = StepStatus::Failed;
+        rec.message = Some(format!("{e:#}"));
+    }
+    rec.ended_at = Some(pm_core::time::now_rfc3339());
+    rec.duration_secs = started.elapsed().as_secs_f64();
+    if let Some(b) = bar {
+        b.finish_with_message(format!("{:?} in {:.1} s", rec.status, rec.duration_secs));
+    }
+    tracing::info!(step = name, status = ?rec.status, attempts = rec.attempts, secs = rec.duration_secs, "Step finished.");
+    rec
+}
+
+async fn execute(
+    shared: &Shared,
+    run_id: &str,
+    step: &Step,
+    inputs: &BTreeMap<String, OutputRecord>,
+    rec: &mut StepRecord,
+    say: &impl Fn(String),
+) -> Result<()> {
+    let comp = shared.pipeline.component(step);
+    let root = &shared.opts.root;
+    let local = shared
+        .opts
+        .work_dir
+        .join("runs")
+        .join(run_id)
+        .join(&step.name);
+    std::fs::create_dir_all(&local).with_context(|| format!("creating {}", local.display()))?;
+    let art_uri = |o: &str| root.url_of(&format!("runs/{run_id}/{}/{o}", step.name));
+    let param_file = |o: &str| local.join("outputs").join(o);
+    let path_file = |o: &str| local.join("artifacts").join(o).join(o);
+    let mut args: Vec<String> = comp.command[1..].to_vec();
+    for a in &comp.args {
+        let mut s = String::new();
+        for piece in parse_arg(a).map_err(|e| anyhow!(e))? {
+            match piece {
+                Piece::Text(t) => s.push_str(&t),
+                Piece::Ph(Placeholder::InputValue(n)) => s.push_str(
+                    &inputs
+                        .get(&n)
+                        .and_then(|r| r.value.as_ref())
+                        .map(as_arg)
+                        .unwrap_or_default(),
+                ),
+                Piece::Ph(Placeholder::InputUri(n)) => s.push_str(
+                    inputs
+                        .get(&n)
+                        .and_then(|r| r.uri.as_deref())
+                        .unwrap_or_default(),
+                ),
+                Piece::Ph(Placeholder::OutputUri(n)) => s.push_str(&art_uri(&n)),
+                Piece::Ph(Placeholder::OutputPath(n)) => {
+                    s.push_str(&path_file(&n).display().to_string())
+                }
+                Piece::Ph(Placeholder::OutputFile(n)) => {
+                    s.push_str(&param_file(&n).display().to_string())
+                }
+            }
+        }
+        args.push(s);
+    }
+    let bin = binary_for(&shared.opts.bin_dir, &comp.command[0]);
+    let max_attempts = 1 + step.retries.as_ref().map_or(0, |r| r.max);
+    let mut last_err = String::new();
+    for attempt in 1..=max_attempts {
+        rec.attempts = attempt;
+        if attempt > 1 {
+            let r = step.retries.as_ref().map_or((1.0, 2.0, 600.0), |r| {
+                (r.backoff_seconds, r.backoff_factor, r.backoff_max_seconds)
+            });
+            let wait = (r.0 * r.1.powi(attempt as i32 - 2)).min(r.2);
+            say(format!(
+                "attempt {attempt}/{max_attempts} in {wait:.1} s ({last_err})"
+            ));
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        // Fresh scratch for this attempt: stale output files of a failed attempt never count.
+        let _ = std::fs::remove_dir_all(local.join("outputs"));
+        let _ = std::fs::remove_dir_all(local.join("artifacts"));
+        for o in step.outputs.keys() {
+            let _ = std::fs::create_dir_all(path_file(o).parent().unwrap_or(&local));
+        }
+        let log_path = local.join(format!("attempt-{attempt}.log"));
+        say(format!("running (attempt {attempt}/{max_attempts})"));
+        let outcome = spawn_and_wait(
+            &bin,
+            &args,
+            &step.env,
+            &shared.opts.env,
+            &log_path,
+            step.timeout_seconds,
+            shared.opts.kill_grace_secs,
+        )
+        .await;
+        let log_name = format!("logs/{}.attempt-{attempt}.log", step.name);
+        if let Ok(bytes) = std::fs::read(&log_path) {
+            if let Err(e) = shared.run_dir.put(&log_name, Bytes::from(bytes)).await {
+                tracing::warn!(step = %step.name, error = %e, "Could not store the step log.");
+            }
+            rec.logs.push(shared.run_dir.url_of(&log_name));
+        }
+        match outcome {
+            Ok(0) => {
+                rec.exit_code = Some(0);
+                match collect_outputs(shared, run_id, step, &param_file, &path_file, &art_uri).await
+                {
+                    Ok(outputs) => {
+                        rec.outputs = outputs;
+                        return Ok(());
+                    }
+                    Err(e) => last_err = format!("{e:#}"),
+                }
+            }
+            Ok(code) => {
+                rec.exit_code = Some(code);
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(3).collect();
+                last_err = format!(
+                    "exit code {code}: {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                );
+            }
+            Err(e) => {
+                rec.exit_code = None;
+                last_err = format!("{e:#}");
+            }
+        }
+        tracing::warn!(step = %step.name, attempt, error = %last_err, "Step attempt failed.");
+    }
+    Err(anyhow!(
+        "failed after {max_attempts} attempt(s): {last_err}"
+    ))
+}
+
+/// Spawns a step in its own process group; returns its exit code (a signal counts as 128 + n).
+async fn spawn_and_wait(
+    bin: &Path,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    extra_env: &BTreeMap<String, String>,
+    log: &Path,
+    timeout: Option<u64>,
+    grace: u64,
+) -> Result<i32> {
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone()?;
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args(args)
+        .envs(extra_env)
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let status = match timeout {
+        None => child.wait().await?,
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {
+            Ok(s) => s?,
+            Err(_) => {
+                kill_group(pid, nix::sys::signal::Signal::SIGTERM);
+                if tokio::time::timeout(Duration::from_secs(grace), child.wait())
+                    .await
+                    .is_err()
+                {
+                    kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = child.wait().await;
+                } else {
+                    // The leader exited; make sure nothing of its group survives.
+                    kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                anyhow::bail!("timed out after {secs} s; process group {pid} killed");
+            }
+        },
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+async fn collect_outputs(
+    shared: &Shared,
+    run_id: &str,
+    step: &Step,
+    param_file: &impl Fn(&str) -> PathBuf,
+    path_file: &impl Fn(&str) -> PathBuf,
+    art_uri: &impl Fn(&str) -> String,
+) -> Result<BTreeMap<String, OutputRecord>> {
+    let comp = shared.pipeline.component(step);
+    let uses_path: BTreeSet<String> = comp
+        .args
+        .iter()
+        .flat_map(|a| parse_arg(a).unwrap_or_default())
+        .filter_map(|p| match p {
+            Piece::Ph(Placeholder::OutputPath(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (o, ty) in &step.outputs {
+        let rec = if ty.is_artifact() {
+            let uri = art_uri(o);
+            let store = Store::open(&uri)?;
+            if uses_path.contains(o) {
+                // A file written to a local path: store it as a one-file artifact.
+                let f = path_file(o);
+                let bytes = std::fs::read(&f).with_context(|| {
+                    format!("output {o}: the step wrote no file at {}", f.display())
+                })?;
+                store
+                    .write_artifact(
+                        ty.name(),
+                        &format!("{} (via pm-orchestrator)", step.component),
+                        vec![(o.clone(), Bytes::from(bytes))],
+                        Value::Null,
+                    )
+                    .await?;
+            }
+            let m = store
+                .read_manifest()
+                .await
+                .with_context(|| format!("output {o}: no committed artifact at {uri}"))?;
+            OutputRecord {
+                uri: Some(uri),
+                content_hash: Some(m.content_hash()),
+                value: None,
+            }
+        } else {
+            let f = param_file(o);
+            let text = std::fs::read_to_string(&f).with_context(|| {
+                format!("output parameter {o}: the step wrote no {}", f.display())
+            })?;
+            let v = parse_output(&text, *ty).map_err(|e| anyhow!("output parameter {o}: {e}"))?;
+            OutputRecord {
+                value: Some(v),
+                ..Default::default()
+            }
+        };
+        out.insert(o.clone(), rec);
+    }
+    let _ = run_id;
+    Ok(out)
+}
+
+/// Lists the runs under a root, newest first.
+pub async fn list_runs(root: &Store) -> Result<Vec<RunRecord>> {
+    let mut out = Vec::new();
+    for name in root.list("runs").await? {
+        if name.ends_with("/run.json") && name.matches('/').count() == 2 {
+            let bytes = root.get(&name).await?;
+            if let Ok(r) = serde_json::from_slice::<RunRecord>(&bytes) {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        b.started_at
+            .cmp(&a.started_at)
+            .then(b.run_id.cmp(&a.run_id))
+    });
+    Ok(out)
+}
+
+pub async fn load_run(root: &Store, run_id: &str) -> Result<RunRecord> {
+    let bytes = root
+        .get(&format!("runs/{run_id}/run.json"))
+        .await
+        .with_context(|| format!("run {run_id}"))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_parsing_and_comparisons() {
+        assert_eq!(parse_output("true\n", Type::Bool), Ok(Value::Bool(true)));
+        assert_eq!(parse_output("0.93", Type::Float), Ok(json!(0.93)));
+        assert!(parse_output("yes", Type::Bool).is_err());
+        assert!(compare(&json!(true), CmpOp::Eq, &json!(true)));
+        assert!(!compare(&json!(false), CmpOp::Eq, &json!(true)));
+        assert!(compare(&json!(0.8), CmpOp::Ge, &json!(0.75)));
+        assert!(compare(&json!(3), CmpOp::Lt, &json!(3.5)));
+        assert!(!compare(&json!("a"), CmpOp::Gt, &json!(1)));
+    }
+}
