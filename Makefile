@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
 
-.PHONY: help build test test-real-data lint fmt vertex-simulate datagen bench-features bench-train clean
+.PHONY: help build test test-real-data lint fmt vertex-simulate compile-specs datagen bench-features bench-train clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,8 +23,13 @@ lint: ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-vertex-simulate: build ## The main job: generate the default data set into ./local-bucket and run the pipeline on it
+vertex-simulate: build ## The main job: generate the default data into ./local-bucket, run pipelines/training.yaml locally (each step a process), write the KFP/Vertex specs next to the run
 	local-sim/vertex-simulate.sh "$(BUCKET)"
+
+compile-specs: build ## Compile every pipeline in pipelines/ to Kubeflow v2 and Vertex AI specs (pipelines/compiled/)
+	@for f in pipelines/*.yaml; do n=$$(basename $$f .yaml); \
+	  ./target/debug/pm-orchestrator compile $$f --target kfp -o pipelines/compiled/$$n.kfp.json && \
+	  ./target/debug/pm-orchestrator compile $$f --target vertex -o pipelines/compiled/$$n.vertex.json && echo "compiled $$f"; done
 
 datagen: build ## Generate the default data set into ./local-bucket/raw and compare it with the real data's facts
 	./target/debug/pm-datagen --output-uri "$(BUCKET)/raw" --stats

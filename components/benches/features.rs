@@ -32,25 +32,12 @@ fn child(mode: &str, dir: &Path) {
         "seed72" => (FeatureSet::Seed, 72),
         other => panic!("unknown mode {other}"),
     };
-    let files: Vec<(FileKind, Vec<u8>)> = FileKind::ALL
-        .iter()
-        .map(|&k| (k, std::fs::read(dir.join(k.file_name())).unwrap()))
-        .collect();
+    let files: Vec<(FileKind, Vec<u8>)> =
+        FileKind::ALL.iter().map(|&k| (k, std::fs::read(dir.join(k.file_name())).unwrap())).collect();
     let t0 = Instant::now();
-    let inputs: Vec<InputFile<'_>> = files
-        .iter()
-        .map(|(k, b)| InputFile {
-            kind: *k,
-            name: k.file_name(),
-            data: b,
-        })
-        .collect();
-    let (ds, _) = read_dataset(
-        &inputs,
-        &Contract::azure_pdm(),
-        &ReadOptions::new(BadRowPolicy::Fail),
-    )
-    .unwrap();
+    let inputs: Vec<InputFile<'_>> =
+        files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
+    let (ds, _) = read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap();
     let ingest_s = t0.elapsed().as_secs_f64();
     let spec = FeatureSpec::new(set, ds.contract.clone(), horizon);
     let t1 = Instant::now();
@@ -66,44 +53,20 @@ fn child(mode: &str, dir: &Path) {
 
 fn run_child(mode: &str, dir: &Path) -> Value {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["--child", mode, dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(exe).args(["--child", mode, dir.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The best (minimum-time) of `n` runs: the machine is shared, the minimum is the least disturbed.
 fn best_of(n: usize, mut f: impl FnMut() -> Value, key: &str) -> Value {
-    (0..n)
-        .map(|_| f())
-        .min_by(|a, b| {
-            a[key]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b[key].as_f64().unwrap())
-        })
-        .unwrap()
+    (0..n).map(|_| f()).min_by(|a, b| a[key].as_f64().unwrap().total_cmp(&b[key].as_f64().unwrap())).unwrap()
 }
 
 fn step_wall(bin: &Path, args: &[&str]) -> f64 {
     let t = Instant::now();
-    let out = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        bin.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(bin).args(args).env("RUST_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
     t.elapsed().as_secs_f64()
 }
 
@@ -113,11 +76,7 @@ fn main() {
         child(&args[i + 1], Path::new(&args[i + 2]));
         return;
     }
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .map(|i| args[i + 1].clone())
-    };
+    let arg = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
     let bin_dir = PathBuf::from(arg("--bin-dir").unwrap_or_else(|| "target/debug".into()));
     let pandas: Option<Value> =
         arg("--pandas-json").map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap());
@@ -127,11 +86,7 @@ fn main() {
     std::fs::create_dir_all(&raw).unwrap();
     let ds = generate(&GenConfig::azure_default());
     for kind in FileKind::ALL {
-        std::fs::write(
-            raw.join(kind.file_name()),
-            pm_core::csv::write::file(&ds, kind),
-        )
-        .unwrap();
+        std::fs::write(raw.join(kind.file_name()), pm_core::csv::write::file(&ds, kind)).unwrap();
     }
     let rows = ds.telemetry.len() as f64;
     drop(ds);
@@ -142,12 +97,7 @@ fn main() {
         .map(|_| {
             step_wall(
                 &bin_dir.join("pm-ingest"),
-                &[
-                    "--input-uri",
-                    raw.to_str().unwrap(),
-                    "--output-uri",
-                    work.path().join("dataset").to_str().unwrap(),
-                ],
+                &["--input-uri", raw.to_str().unwrap(), "--output-uri", work.path().join("dataset").to_str().unwrap()],
             )
         })
         .fold(f64::INFINITY, f64::min);
@@ -166,10 +116,7 @@ fn main() {
         .fold(f64::INFINITY, f64::min);
 
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "bench-features: full default data ({} rows, 100 machines), 2 cores, best of 3",
-        rows as u64
-    );
+    println!("bench-features: full default data ({} rows, 100 machines), 2 cores, best of 3", rows as u64);
     println!();
     println!("| measurement | wall s | rows/s | peak RSS MB |");
     println!("|---|---|---|---|");
@@ -177,31 +124,17 @@ fn main() {
         println!(
             "| {name} | {secs:.3} | {:.2e} | {} |",
             rows / secs,
-            if rss.is_nan() {
-                "-".into()
-            } else {
-                format!("{rss:.0}")
-            }
+            if rss.is_nan() { "-".into() } else { format!("{rss:.0}") }
         );
     };
+    line("ours: CSV parse + validate (5 files, in memory)", f(&rich, "ingest_s"), f64::NAN);
     line(
-        "ours: CSV parse + validate (5 files, in memory)",
-        f(&rich, "ingest_s"),
-        f64::NAN,
-    );
-    line(
-        &format!(
-            "ours: rich features + 24 h labels ({} features)",
-            f(&rich, "features")
-        ),
+        &format!("ours: rich features + 24 h labels ({} features)", f(&rich, "features")),
         f(&rich, "features_s"),
         f(&rich, "peak_rss_mb"),
     );
     line(
-        &format!(
-            "ours: seed features + 72 h labels ({} features)",
-            f(&seed, "features")
-        ),
+        &format!("ours: seed features + 72 h labels ({} features)", f(&seed, "features")),
         f(&seed, "features_s"),
         f(&seed, "peak_rss_mb"),
     );
@@ -210,27 +143,11 @@ fn main() {
         f(&rich, "ingest_s") + f(&rich, "features_s"),
         f(&rich, "peak_rss_mb"),
     );
-    line(
-        "ours: pm-ingest process, CSV -> Parquet artifact",
-        e2e_ingest,
-        f64::NAN,
-    );
-    line(
-        "ours: pm-features process, Parquet -> features artifact",
-        e2e_features,
-        f64::NAN,
-    );
+    line("ours: pm-ingest process, CSV -> Parquet artifact", e2e_ingest, f64::NAN);
+    line("ours: pm-features process, Parquet -> features artifact", e2e_features, f64::NAN);
     if let Some(p) = &pandas {
-        line(
-            "seed (pandas): read_csv telemetry + failures",
-            f(p, "read_s"),
-            f64::NAN,
-        );
-        line(
-            &format!("seed (pandas): {} features + 72 h labels", f(p, "features")),
-            f(p, "features_s"),
-            f64::NAN,
-        );
+        line("seed (pandas): read_csv telemetry + failures", f(p, "read_s"), f64::NAN);
+        line(&format!("seed (pandas): {} features + 72 h labels", f(p, "features")), f(p, "features_s"), f64::NAN);
         println!();
         println!("| ratio (seed pandas / ours) | value | target |");
         println!("|---|---|---|");
@@ -246,23 +163,12 @@ fn main() {
             "| CSV to features in memory (read + features + labels) | {:.1}x | - |",
             (f(p, "read_s") + f(p, "features_s")) / (f(&rich, "ingest_s") + f(&rich, "features_s"))
         );
-        println!(
-            "| positives: seed {} vs ours (72 h, time windows) {} | | |",
-            p["positives"], seed["positives"]
-        );
+        println!("| positives: seed {} vs ours (72 h, time windows) {} | | |", p["positives"], seed["positives"]);
     }
     println!();
     println!(
         "targets: rich features <= 0.4 s: {}; peak RSS <= 1024 MB: {}",
-        if f(&rich, "features_s") <= 0.4 {
-            "met"
-        } else {
-            "NOT met"
-        },
-        if f(&rich, "peak_rss_mb") <= 1024.0 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        if f(&rich, "features_s") <= 0.4 { "met" } else { "NOT met" },
+        if f(&rich, "peak_rss_mb") <= 1024.0 { "met" } else { "NOT met" }
     );
 }

@@ -36,13 +36,8 @@ fn cpu_secs() -> f64 {
 }
 
 async fn child(features: &Path, algo: &str) {
-    let art = load_features(&Store::open(features.to_str().unwrap()).unwrap())
-        .await
-        .unwrap();
-    let mut spec = TrainSpec {
-        model: algo.parse::<Algorithm>().unwrap(),
-        ..TrainSpec::default()
-    };
+    let art = load_features(&Store::open(features.to_str().unwrap()).unwrap()).await.unwrap();
+    let mut spec = TrainSpec { model: algo.parse::<Algorithm>().unwrap(), ..TrainSpec::default() };
     spec.calibrate = true;
     let machines = art.machine_infos();
     let (c0, t0) = (cpu_secs(), Instant::now());
@@ -61,28 +56,14 @@ async fn child(features: &Path, algo: &str) {
 
 fn run(cmd: &mut Command) -> Value {
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{:?}: {}", cmd, String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap()
 }
 
 fn step(bin: &Path, args: &[&str]) {
-    let out = Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        bin.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(bin).args(args).env("RUST_LOG", "warn").output().unwrap();
+    assert!(out.status.success(), "{}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 fn main() {
@@ -92,11 +73,7 @@ fn main() {
         rt.block_on(child(Path::new(&args[i + 1]), &args[i + 2]));
         return;
     }
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .map(|i| args[i + 1].clone())
-    };
+    let arg = |name: &str| args.iter().position(|a| a == name).map(|i| args[i + 1].clone());
     let bin = PathBuf::from(arg("--bin-dir").expect("--bin-dir"));
     let python = arg("--python").expect("--python");
     let peers = arg("--peers").expect("--peers");
@@ -104,10 +81,7 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
     let w = |p: &str| work.path().join(p).to_str().unwrap().to_string();
     step(&bin.join("pm-datagen"), &["--output-uri", &w("raw")]);
-    step(
-        &bin.join("pm-ingest"),
-        &["--input-uri", &w("raw"), "--output-uri", &w("dataset")],
-    );
+    step(&bin.join("pm-ingest"), &["--input-uri", &w("raw"), "--output-uri", &w("dataset")]);
     step(
         &bin.join("pm-features"),
         &[
@@ -138,15 +112,9 @@ fn main() {
     // The split, for the Python peers: the same plan our trainer uses.
     let rt = tokio::runtime::Runtime::new().unwrap();
     for task in ["seed72", "rich24"] {
-        let art = rt
-            .block_on(load_features(&Store::open(&w(task)).unwrap()))
-            .unwrap();
-        let plan = pm_core::split::SplitPlan::new(
-            &art.table.time,
-            &Default::default(),
-            art.spec.label.horizon_hours,
-        )
-        .unwrap();
+        let art = rt.block_on(load_features(&Store::open(&w(task)).unwrap())).unwrap();
+        let plan =
+            pm_core::split::SplitPlan::new(&art.table.time, &Default::default(), art.spec.label.horizon_hours).unwrap();
         let j = json!({"train_end": plan.train_end, "valid_start": plan.valid_start, "valid_end": plan.valid_end,
                        "test_start": plan.test_start, "features": art.spec.names()});
         std::fs::write(work.path().join(format!("{task}.plan.json")), j.to_string()).unwrap();
@@ -162,53 +130,23 @@ fn main() {
         ]))
     };
     let rows: Vec<(&str, &str, Value)> = vec![
-        (
-            "seed parity: 36 features, 72 h",
-            "ours: random forest",
-            ours("seed72", "random_forest"),
-        ),
-        (
-            "seed parity: 36 features, 72 h",
-            "scikit-learn RandomForest",
-            peer("seed72", "sklearn_rf"),
-        ),
-        (
-            "seed parity: 36 features, 72 h",
-            "ours: gbdt",
-            ours("seed72", "gbdt"),
-        ),
-        (
-            "seed parity: 36 features, 72 h",
-            "LightGBM",
-            peer("seed72", "lightgbm"),
-        ),
+        ("seed parity: 36 features, 72 h", "ours: random forest", ours("seed72", "random_forest")),
+        ("seed parity: 36 features, 72 h", "scikit-learn RandomForest", peer("seed72", "sklearn_rf")),
+        ("seed parity: 36 features, 72 h", "ours: gbdt", ours("seed72", "gbdt")),
+        ("seed parity: 36 features, 72 h", "LightGBM", peer("seed72", "lightgbm")),
         (
             "seed parity: 36 features, 72 h",
             "linfa-trees DecisionTree, depth 10 (labels only)",
             ours("seed72", "linfa_tree"),
         ),
-        (
-            "rich: 63 features, 24 h",
-            "ours: gbdt",
-            ours("rich24", "gbdt"),
-        ),
-        (
-            "rich: 63 features, 24 h",
-            "ours: random forest",
-            ours("rich24", "random_forest"),
-        ),
-        (
-            "rich: 63 features, 24 h",
-            "LightGBM",
-            peer("rich24", "lightgbm"),
-        ),
+        ("rich: 63 features, 24 h", "ours: gbdt", ours("rich24", "gbdt")),
+        ("rich: 63 features, 24 h", "ours: random forest", ours("rich24", "random_forest")),
+        ("rich: 63 features, 24 h", "LightGBM", peer("rich24", "lightgbm")),
     ];
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     println!("bench-train: full default data, temporal split 70/10/20 with embargo, 2 cores");
     println!();
-    println!(
-        "| task | model | test ROC AUC | test PR AUC | fit CPU-s | fit wall-s | rounds | peak RSS MB |"
-    );
+    println!("| task | model | test ROC AUC | test PR AUC | fit CPU-s | fit wall-s | rounds | peak RSS MB |");
     println!("|---|---|---|---|---|---|---|---|");
     for (task, model, v) in &rows {
         println!(
@@ -222,32 +160,13 @@ fn main() {
         );
     }
     let find = |task: &str, model: &str| {
-        &rows
-            .iter()
-            .find(|(t, m, _)| t.starts_with(task) && m.starts_with(model))
-            .expect("bench row")
-            .2
+        &rows.iter().find(|(t, m, _)| t.starts_with(task) && m.starts_with(model)).expect("bench row").2
     };
-    let (our_rf, sk_rf, linfa_tree) = (
-        find("seed", "ours: random"),
-        find("seed", "scikit"),
-        find("seed", "linfa"),
-    );
-    let (our_gbdt, our_rf_rich, lgbm) = (
-        find("rich", "ours: gbdt"),
-        find("rich", "ours: random"),
-        find("rich", "LightGBM"),
-    );
-    let best = if f(our_gbdt, "pr_auc") >= f(our_rf_rich, "pr_auc") {
-        our_gbdt
-    } else {
-        our_rf_rich
-    };
-    let best_name = if std::ptr::eq(best, our_gbdt) {
-        "gbdt"
-    } else {
-        "random forest"
-    };
+    let (our_rf, sk_rf, linfa_tree) = (find("seed", "ours: random"), find("seed", "scikit"), find("seed", "linfa"));
+    let (our_gbdt, our_rf_rich, lgbm) =
+        (find("rich", "ours: gbdt"), find("rich", "ours: random"), find("rich", "LightGBM"));
+    let best = if f(our_gbdt, "pr_auc") >= f(our_rf_rich, "pr_auc") { our_gbdt } else { our_rf_rich };
+    let best_name = if std::ptr::eq(best, our_gbdt) { "gbdt" } else { "random forest" };
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!();
     println!("| check | value | target | |");
@@ -273,10 +192,7 @@ fn main() {
         verdict(f(best, "pr_auc") >= f(lgbm, "pr_auc"))
     );
     let lg_ratio = f(best, "fit_cpu_s") / f(lgbm, "fit_cpu_s");
-    println!(
-        "| (b) best fit CPU / LightGBM fit CPU | {lg_ratio:.2} | <= 1 | {} |",
-        verdict(lg_ratio <= 1.0)
-    );
+    println!("| (b) best fit CPU / LightGBM fit CPU | {lg_ratio:.2} | <= 1 | {} |", verdict(lg_ratio <= 1.0));
     println!(
         "| (b) failures warned >= 1 h ahead | {:.1} % of {} | >= 95 % | {} |",
         100.0 * f(best, "event_recall"),
@@ -292,13 +208,7 @@ fn main() {
         "| linfa-trees: one depth-10 tree (labels only) fit CPU / our whole 100-tree forest | {:.1} | (why we train our own) | |",
         f(linfa_tree, "fit_cpu_s") / f(our_rf, "fit_cpu_s")
     );
-    let rss = rows
-        .iter()
-        .filter(|(_, m, _)| m.starts_with("ours"))
-        .map(|(_, _, v)| f(v, "peak_rss_mb"))
-        .fold(0.0, f64::max);
-    println!(
-        "| peak RSS of our training processes | {rss:.0} MB | <= 2048 MB | {} |",
-        verdict(rss <= 2048.0)
-    );
+    let rss =
+        rows.iter().filter(|(_, m, _)| m.starts_with("ours")).map(|(_, _, v)| f(v, "peak_rss_mb")).fold(0.0, f64::max);
+    println!("| peak RSS of our training processes | {rss:.0} MB | <= 2048 MB | {} |", verdict(rss <= 2048.0));
 }

@@ -12,11 +12,7 @@ use crate::evaluate::load_evaluation;
 
 /// Arguments of `pm-deploy`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "pm-deploy",
-    version,
-    about = "Register and promote a blessed model"
-)]
+#[command(name = "pm-deploy", version, about = "Register and promote a blessed model")]
 pub struct DeployArgs {
     /// Model artifact written by pm-train.
     #[arg(long)]
@@ -72,41 +68,21 @@ pub async fn run(args: &DeployArgs) -> Result<DeployOutcome> {
     }
     let e = &record.evaluation;
     let outcome = if !e.blessed {
-        let failed: Vec<String> = e
-            .reasons
-            .iter()
-            .filter(|r| r.starts_with("FAIL"))
-            .cloned()
-            .collect();
+        let failed: Vec<String> = e.reasons.iter().filter(|r| r.starts_with("FAIL")).cloned().collect();
         println!("deploy: not blessed, the registry is unchanged:");
         for r in &failed {
             println!("  {r}");
         }
         DeployOutcome::NotBlessed { reasons: failed }
     } else {
-        let name = args
-            .model_name
-            .clone()
-            .unwrap_or_else(|| bundle.name.clone());
+        let name = args.model_name.clone().unwrap_or_else(|| bundle.name.clone());
         let reg = Registry::new(&Store::open(&args.registry_uri)?, &name);
         let metrics = serde_json::json!({"validation": bundle.validation, "test": e.candidate});
         let reason = format!("blessed by pm-evaluate: {}", e.reasons.join("; "));
-        let (version, _) = reg
-            .register(
-                bytes,
-                metrics,
-                args.source_commit.clone(),
-                &args.actor,
-                &reason,
-            )
-            .await?;
+        let (version, _) = reg.register(bytes, metrics, args.source_commit.clone(), &args.actor, &reason).await?;
         match reg.promote(&version, &args.actor, &reason).await {
             Ok(ev) => {
-                println!(
-                    "deploy: promoted {name} {version} (registry event {}) -> {}",
-                    ev.seq,
-                    reg.url()
-                );
+                println!("deploy: promoted {name} {version} (registry event {}) -> {}", ev.seq, reg.url());
                 DeployOutcome::Promoted { version }
             }
             Err(pm_core::registry::RegistryError::AlreadyActive { .. }) => {
@@ -117,9 +93,7 @@ pub async fn run(args: &DeployArgs) -> Result<DeployOutcome> {
         }
     };
     let version = match &outcome {
-        DeployOutcome::Promoted { version } | DeployOutcome::AlreadyActive { version } => {
-            version.as_str()
-        }
+        DeployOutcome::Promoted { version } | DeployOutcome::AlreadyActive { version } => version.as_str(),
         DeployOutcome::NotBlessed { .. } => "",
     };
     pm_core::cli::write_output_parameter(args.version_output_file.as_deref(), version)?;

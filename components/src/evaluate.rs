@@ -132,10 +132,7 @@ async fn champion_of(
     let Some(root) = &args.registry_uri else {
         return Ok(None);
     };
-    let name = args
-        .model_name
-        .clone()
-        .unwrap_or_else(|| candidate.name.clone());
+    let name = args.model_name.clone().unwrap_or_else(|| candidate.name.clone());
     let reg = Registry::new(&Store::open(root)?, &name);
     let state = reg.state().await?;
     let Some(version) = state.active.clone() else {
@@ -153,43 +150,27 @@ async fn champion_of(
         return Ok(Some((version, Some((champ, table.clone())), None)));
     }
     let Some(ds_uri) = &args.dataset_uri else {
-        return Ok(Some((
-            version,
-            None,
-            Some("its feature set differs and no --dataset-uri was given".into()),
-        )));
+        return Ok(Some((version, None, Some("its feature set differs and no --dataset-uri was given".into()))));
     };
     let ds = load_dataset(&Store::open(ds_uri)?).await?;
     let spec = champ.feature_spec.clone();
     let champ_table = tokio::task::spawn_blocking(move || compute_batch(&spec, &ds)).await?;
     if champ_table.time != table.time || champ_table.machine != table.machine {
-        return Ok(Some((
-            version,
-            None,
-            Some("its features do not align with the candidate's rows".into()),
-        )));
+        return Ok(Some((version, None, Some("its features do not align with the candidate's rows".into()))));
     }
-    Ok(Some((
-        version,
-        Some((champ, champ_table)),
-        Some("features recomputed with the champion's spec".into()),
-    )))
+    Ok(Some((version, Some((champ, champ_table)), Some("features recomputed with the champion's spec".into()))))
 }
 
 pub async fn run(args: &EvaluateArgs) -> Result<EvaluationRecord> {
     let pb = progress("evaluate");
     let gates: Gates = match &args.gates_inline {
-        Some(text) if !text.trim().is_empty() => {
-            yaml_serde::from_str(text).context("--gates-inline")?
-        }
+        Some(text) if !text.trim().is_empty() => yaml_serde::from_str(text).context("--gates-inline")?,
         _ => Gates::default(),
     };
     let model_store = Store::open(&args.model_uri)?;
     pb.set_message("loading model and features");
     let (bundle, manifest) = load_bundle(&model_store).await?;
-    let bundle_bytes: Bytes = model_store
-        .read_artifact_file(&manifest, BUNDLE_FILE)
-        .await?;
+    let bundle_bytes: Bytes = model_store.read_artifact_file(&manifest, BUNDLE_FILE).await?;
     let art = load_features(&Store::open(&args.features_uri)?).await?;
     if art.spec != bundle.feature_spec {
         anyhow::bail!(
@@ -228,25 +209,13 @@ pub async fn run(args: &EvaluateArgs) -> Result<EvaluationRecord> {
     let out = Store::open(&args.output_uri)?;
     pb.set_message(format!("writing {}", out.url()));
     let files = vec![
-        (
-            "evaluation.json".to_string(),
-            Bytes::from(serde_json::to_vec_pretty(&record)?),
-        ),
+        ("evaluation.json".to_string(), Bytes::from(serde_json::to_vec_pretty(&record)?)),
         ("metrics.json".to_string(), Bytes::from(metrics.clone())),
-        (
-            "classification_metrics.json".to_string(),
-            Bytes::from(classification.clone()),
-        ),
+        ("classification_metrics.json".to_string(), Bytes::from(classification.clone())),
         ("report.html".to_string(), Bytes::from(html.clone())),
     ];
     let meta = serde_json::json!({"blessed": e.blessed, "roc_auc": e.candidate.roc_auc, "pr_auc": e.candidate.pr_auc});
-    out.write_artifact(
-        "Metrics",
-        concat!("pm-evaluate ", env!("CARGO_PKG_VERSION")),
-        files,
-        meta,
-    )
-    .await?;
+    out.write_artifact("Metrics", concat!("pm-evaluate ", env!("CARGO_PKG_VERSION")), files, meta).await?;
     write_local(args.metrics_path.as_deref(), &metrics)?;
     write_local(args.classification_metrics_path.as_deref(), &classification)?;
     write_local(args.html_path.as_deref(), html.as_bytes())?;
@@ -254,12 +223,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<EvaluationRecord> {
     pm_core::cli::write_output_parameter(args.roc_auc_output_file.as_deref(), e.candidate.roc_auc)?;
     pb.finish_and_clear();
     let c = &e.candidate;
-    tracing::info!(
-        blessed = e.blessed,
-        roc_auc = c.roc_auc,
-        pr_auc = c.pr_auc,
-        "Evaluated the candidate."
-    );
+    tracing::info!(blessed = e.blessed, roc_auc = c.roc_auc, pr_auc = c.pr_auc, "Evaluated the candidate.");
     println!(
         "evaluate: test ROC AUC {:.4}, PR AUC {:.4}, precision {:.3}, recall {:.3}; {} of {} failures warned (median lead {:.1} h); {:.3} false alarms per machine-month -> {}",
         c.roc_auc,
@@ -280,12 +244,7 @@ pub async fn run(args: &EvaluateArgs) -> Result<EvaluationRecord> {
 
 /// Loads the evaluation record of an evaluation artifact.
 pub async fn load_evaluation(store: &Store) -> Result<EvaluationRecord> {
-    let manifest = store
-        .read_manifest()
-        .await
-        .with_context(|| format!("opening the evaluation at {}", store.url()))?;
-    let bytes = store
-        .read_artifact_file(&manifest, "evaluation.json")
-        .await?;
+    let manifest = store.read_manifest().await.with_context(|| format!("opening the evaluation at {}", store.url()))?;
+    let bytes = store.read_artifact_file(&manifest, "evaluation.json").await?;
     serde_json::from_slice(&bytes).with_context(|| store.url_of("evaluation.json"))
 }

@@ -16,11 +16,7 @@ use pm_core::cli::{progress, thousands};
 
 /// Arguments of `pm-features`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "pm-features",
-    version,
-    about = "Compute features and labels from a validated data set"
-)]
+#[command(name = "pm-features", version, about = "Compute features and labels from a validated data set")]
 pub struct FeaturesArgs {
     /// Data set artifact written by pm-ingest (URL or local path).
     #[arg(long)]
@@ -69,13 +65,7 @@ impl FeaturesArtifact {
         (0..m.len())
             .map(|i| MachineInfo {
                 id: m.id[i],
-                model: self
-                    .spec
-                    .contract
-                    .models
-                    .get(usize::from(m.model[i]))
-                    .cloned()
-                    .unwrap_or_default(),
+                model: self.spec.contract.models.get(usize::from(m.model[i])).cloned().unwrap_or_default(),
                 age: m.age[i],
             })
             .collect()
@@ -84,26 +74,13 @@ impl FeaturesArtifact {
 
 /// Loads a features artifact written by `pm-features`.
 pub async fn load_features(store: &Store) -> Result<FeaturesArtifact> {
-    let manifest = store
-        .read_manifest()
-        .await
-        .with_context(|| format!("opening the features at {}", store.url()))?;
-    let spec: FeatureSpec = serde_json::from_slice(
-        &store
-            .read_artifact_file(&manifest, "feature_spec.json")
-            .await?,
-    )
-    .context("feature_spec.json")?;
+    let manifest = store.read_manifest().await.with_context(|| format!("opening the features at {}", store.url()))?;
+    let spec: FeatureSpec = serde_json::from_slice(&store.read_artifact_file(&manifest, "feature_spec.json").await?)
+        .context("feature_spec.json")?;
     spec.validate().context("feature_spec.json")?;
-    let bytes = store
-        .read_artifact_file(&manifest, "features.parquet")
-        .await?;
-    let fail_bytes = store
-        .read_artifact_file(&manifest, "failures.parquet")
-        .await?;
-    let machine_bytes = store
-        .read_artifact_file(&manifest, "machines.parquet")
-        .await?;
+    let bytes = store.read_artifact_file(&manifest, "features.parquet").await?;
+    let fail_bytes = store.read_artifact_file(&manifest, "failures.parquet").await?;
+    let machine_bytes = store.read_artifact_file(&manifest, "machines.parquet").await?;
     let names = spec.names();
     let comps = spec.contract.components.clone();
     let contract = spec.contract.clone();
@@ -115,13 +92,7 @@ pub async fn load_features(store: &Store) -> Result<FeaturesArtifact> {
         ))
     })
     .await??;
-    Ok(FeaturesArtifact {
-        spec,
-        table,
-        failures,
-        machines,
-        manifest,
-    })
+    Ok(FeaturesArtifact { spec, table, failures, machines, manifest })
 }
 
 /// The step.
@@ -136,11 +107,7 @@ pub async fn run(args: &FeaturesArgs) -> Result<FeaturesSummary> {
     let t0 = Instant::now();
     let ds = ingest::load_dataset(&input).await?;
     let load_secs = t0.elapsed().as_secs_f64();
-    let spec = FeatureSpec::new(
-        args.feature_set,
-        ds.contract.clone(),
-        args.label_horizon_hours,
-    );
+    let spec = FeatureSpec::new(args.feature_set, ds.contract.clone(), args.label_horizon_hours);
     spec.validate()?;
     pb.set_message(format!("computing {} features", spec.n_features()));
     let t1 = Instant::now();
@@ -153,25 +120,21 @@ pub async fn run(args: &FeaturesArgs) -> Result<FeaturesSummary> {
     pb.set_message(format!("writing {}", out.url()));
     let t2 = Instant::now();
     let comps = spec.contract.components.clone();
-    let (features_pq, failures_pq, machines_pq, table) =
-        tokio::task::spawn_blocking(move || -> Result<_> {
-            Ok((
-                table::features_to_parquet(&table, &comps)?,
-                table::failures_to_parquet(&ds)?,
-                table::machines_to_parquet(&ds.machines, &ds.contract)?,
-                table,
-            ))
-        })
-        .await??;
+    let (features_pq, failures_pq, machines_pq, table) = tokio::task::spawn_blocking(move || -> Result<_> {
+        Ok((
+            table::features_to_parquet(&table, &comps)?,
+            table::failures_to_parquet(&ds)?,
+            table::machines_to_parquet(&ds.machines, &ds.contract)?,
+            table,
+        ))
+    })
+    .await??;
     let rows = table.n_rows();
     let positives = table.label.iter().filter(|&&l| l == 1).count();
     let positive_rate = positives as f64 / rows.max(1) as f64;
     let files = vec![
         ("features.parquet".to_string(), features_pq),
-        (
-            "feature_spec.json".to_string(),
-            Bytes::from(serde_json::to_vec_pretty(&spec)?),
-        ),
+        ("feature_spec.json".to_string(), Bytes::from(serde_json::to_vec_pretty(&spec)?)),
         ("failures.parquet".to_string(), failures_pq),
         ("machines.parquet".to_string(), machines_pq),
     ];
@@ -183,23 +146,12 @@ pub async fn run(args: &FeaturesArgs) -> Result<FeaturesSummary> {
         "positive_rate": positive_rate,
         "source": input.url(),
     });
-    let manifest = out
-        .write_artifact(
-            "Dataset",
-            concat!("pm-features ", env!("CARGO_PKG_VERSION")),
-            files,
-            meta,
-        )
-        .await?;
+    let manifest =
+        out.write_artifact("Dataset", concat!("pm-features ", env!("CARGO_PKG_VERSION")), files, meta).await?;
     let write_secs = t2.elapsed().as_secs_f64();
     pm_core::cli::write_output_parameter(args.rows_output_file.as_deref(), rows)?;
     pb.finish_and_clear();
-    tracing::info!(
-        rows,
-        features = spec.n_features(),
-        positive_rate,
-        "Computed features and labels."
-    );
+    tracing::info!(rows, features = spec.n_features(), positive_rate, "Computed features and labels.");
     println!(
         "features: {} rows x {} features ({:?}), label = failure within {} h, {:.2} % positive; load {:.2} s, compute {:.2} s, write {:.2} s -> {}",
         thousands(rows as u64),

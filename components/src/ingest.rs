@@ -15,11 +15,7 @@ use pm_core::cli::{progress, thousands};
 
 /// Arguments of `pm-ingest`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "pm-ingest",
-    version,
-    about = "Validate the five raw CSV files and write them as typed Parquet"
-)]
+#[command(name = "pm-ingest", version, about = "Validate the five raw CSV files and write them as typed Parquet")]
 pub struct IngestArgs {
     /// Folder (URL or local path) holding the five CSV files.
     #[arg(long)]
@@ -74,18 +70,12 @@ pub struct IngestSummary {
 }
 
 /// Reads the five files of `input` (in parallel) as `(kind, URL, bytes)`.
-pub async fn fetch_inputs(
-    input: &Store,
-    args: &IngestArgs,
-) -> Result<Vec<(FileKind, String, Bytes)>> {
+pub async fn fetch_inputs(input: &Store, args: &IngestArgs) -> Result<Vec<(FileKind, String, Bytes)>> {
     let fetches = FileKind::ALL.map(|kind| {
         let name = args.file_name(kind).to_string();
         let store = input.clone();
         async move {
-            let bytes = store
-                .get(&name)
-                .await
-                .with_context(|| format!("reading the {} file", kind.name()))?;
+            let bytes = store.get(&name).await.with_context(|| format!("reading the {} file", kind.name()))?;
             Ok::<_, anyhow::Error>((kind, store.url_of(&name), bytes))
         }
     });
@@ -106,40 +96,17 @@ where
 }
 
 /// Validates raw file bytes into a data set and its report (CPU-bound).
-pub fn validate(
-    files: &[(FileKind, String, Bytes)],
-    policy: BadRowPolicy,
-) -> Result<(Dataset, ValidationReport)> {
-    let inputs: Vec<InputFile<'_>> = files
-        .iter()
-        .map(|(kind, name, bytes)| InputFile {
-            kind: *kind,
-            name,
-            data: bytes,
-        })
-        .collect();
-    Ok(read_dataset(
-        &inputs,
-        &Contract::azure_pdm(),
-        &ReadOptions::new(policy),
-    )?)
+pub fn validate(files: &[(FileKind, String, Bytes)], policy: BadRowPolicy) -> Result<(Dataset, ValidationReport)> {
+    let inputs: Vec<InputFile<'_>> =
+        files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
+    Ok(read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(policy))?)
 }
 
 /// Writes a validated data set as an artifact.
-pub async fn write_dataset(
-    out: &Store,
-    ds: &Dataset,
-    report: &ValidationReport,
-) -> Result<pm_core::store::Manifest> {
+pub async fn write_dataset(out: &Store, ds: &Dataset, report: &ValidationReport) -> Result<pm_core::store::Manifest> {
     let mut files = table::dataset_to_parquet(ds)?;
-    files.push((
-        "contract.json".into(),
-        Bytes::from(serde_json::to_vec_pretty(&ds.contract)?),
-    ));
-    files.push((
-        "validation_report.json".into(),
-        Bytes::from(serde_json::to_vec_pretty(report)?),
-    ));
+    files.push(("contract.json".into(), Bytes::from(serde_json::to_vec_pretty(&ds.contract)?)));
+    files.push(("validation_report.json".into(), Bytes::from(serde_json::to_vec_pretty(report)?)));
     let meta = serde_json::json!({
         "telemetry_rows": ds.telemetry.len(),
         "errors": ds.errors.len(),
@@ -148,41 +115,21 @@ pub async fn write_dataset(
         "machines": ds.machines.len(),
         "dropped_rows": report.dropped_rows.len(),
     });
-    Ok(out
-        .write_artifact(
-            "Dataset",
-            concat!("pm-ingest ", env!("CARGO_PKG_VERSION")),
-            files,
-            meta,
-        )
-        .await?)
+    Ok(out.write_artifact("Dataset", concat!("pm-ingest ", env!("CARGO_PKG_VERSION")), files, meta).await?)
 }
 
 /// Loads a data set artifact written by `pm-ingest`.
 pub async fn load_dataset(store: &Store) -> Result<Dataset> {
-    let manifest = store
-        .read_manifest()
-        .await
-        .with_context(|| format!("opening the data set at {}", store.url()))?;
-    let contract: Contract =
-        serde_json::from_slice(&store.read_artifact_file(&manifest, "contract.json").await?)
-            .context("contract.json")?;
+    let manifest = store.read_manifest().await.with_context(|| format!("opening the data set at {}", store.url()))?;
+    let contract: Contract = serde_json::from_slice(&store.read_artifact_file(&manifest, "contract.json").await?)
+        .context("contract.json")?;
     let mut files = std::collections::HashMap::new();
-    for name in [
-        "telemetry.parquet",
-        "errors.parquet",
-        "maint.parquet",
-        "failures.parquet",
-        "machines.parquet",
-    ] {
+    for name in ["telemetry.parquet", "errors.parquet", "maint.parquet", "failures.parquet", "machines.parquet"] {
         files.insert(name, store.read_artifact_file(&manifest, name).await?);
     }
     let ds = tokio::task::spawn_blocking(move || {
         table::dataset_from_parquet(&contract, |name| {
-            files
-                .get(name)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("missing {name}"))
+            files.get(name).cloned().ok_or_else(|| anyhow::anyhow!("missing {name}"))
         })
     })
     .await??;

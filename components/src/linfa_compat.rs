@@ -70,21 +70,14 @@ fn prepare<S: Data<Elem = f32>, T: AsTargets<Elem = bool>>(
     (columns, y, w)
 }
 
-fn bins(
-    columns: &[Vec<f32>],
-    n: usize,
-    max_bins: usize,
-    seed: u64,
-) -> (Vec<learn::BinMapper>, Binned) {
+fn bins(columns: &[Vec<f32>], n: usize, max_bins: usize, seed: u64) -> (Vec<learn::BinMapper>, Binned) {
     let rows: Vec<u32> = (0..n as u32).collect();
     let mappers = learn::fit_mappers(columns, &rows, max_bins, 200_000, seed);
     let binned = Binned::new(columns, &rows, &mappers);
     (mappers, binned)
 }
 
-impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, linfa::Error>
-    for Boosting
-{
+impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, linfa::Error> for Boosting {
     type Object = Fitted;
 
     fn fit(&self, ds: &DatasetBase<ArrayBase<S, Ix2>, T>) -> Result<Fitted, linfa::Error> {
@@ -96,24 +89,12 @@ impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, l
         let binned = binned.with_row_major();
         let cw = learn::class_weights(&y, self.params.params().class_weight);
         let w: Vec<f64> = w.iter().zip(&cw).map(|(a, b)| a * b).collect();
-        let fit = learn::fit_gbdt(
-            &self.params,
-            &mappers,
-            &TrainSet {
-                binned: &binned,
-                y: &y,
-                w: &w,
-            },
-            None,
-            self.seed,
-        );
+        let fit = learn::fit_gbdt(&self.params, &mappers, &TrainSet { binned: &binned, y: &y, w: &w }, None, self.seed);
         Ok(Fitted(fit.ensemble))
     }
 }
 
-impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, linfa::Error>
-    for Forest
-{
+impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, linfa::Error> for Forest {
     type Object = Fitted;
 
     fn fit(&self, ds: &DatasetBase<ArrayBase<S, Ix2>, T>) -> Result<Fitted, linfa::Error> {
@@ -124,16 +105,7 @@ impl<S: Data<Elem = f32>, T: AsTargets<Elem = bool>> Fit<ArrayBase<S, Ix2>, T, l
         let (mappers, binned) = bins(&columns, y.len(), self.params.params().max_bins, self.seed);
         let cw = learn::class_weights(&y, self.params.params().class_weight);
         let w: Vec<f64> = w.iter().zip(&cw).map(|(a, b)| a * b).collect();
-        let fit = learn::fit_forest(
-            &self.params,
-            &mappers,
-            &TrainSet {
-                binned: &binned,
-                y: &y,
-                w: &w,
-            },
-            self.seed,
-        );
+        let fit = learn::fit_forest(&self.params, &mappers, &TrainSet { binned: &binned, y: &y, w: &w }, self.seed);
         Ok(Fitted(fit.ensemble))
     }
 }
@@ -165,18 +137,9 @@ mod tests {
     fn linfa_fit_equals_the_direct_learner() {
         let mut r = pm_core::rng::Rng::new(3);
         let x = Array2::from_shape_fn((2_000, 3), |_| r.f64() as f32);
-        let y: Array1<bool> = x
-            .rows()
-            .into_iter()
-            .map(|row| row[0] > 0.6 && row[1] < 0.5)
-            .collect();
+        let y: Array1<bool> = x.rows().into_iter().map(|row| row[0] > 0.6 && row[1] < 0.5).collect();
         let data = Dataset::new(x.clone(), y.clone());
-        let params = GbdtParams {
-            max_rounds: 15,
-            ..GbdtParams::default()
-        }
-        .check()
-        .unwrap();
+        let params = GbdtParams { max_rounds: 15, ..GbdtParams::default() }.check().unwrap();
         let via_linfa = Boosting::new(params.clone(), 9).fit(&data).unwrap();
 
         let columns: Vec<Vec<f32>> = x.columns().into_iter().map(|c| c.to_vec()).collect();
@@ -186,11 +149,7 @@ mod tests {
         let direct = learn::fit_gbdt(
             &params,
             &mappers,
-            &TrainSet {
-                binned: &binned.with_row_major(),
-                y: &labels,
-                w: &w,
-            },
+            &TrainSet { binned: &binned.with_row_major(), y: &labels, w: &w },
             None,
             9,
         );
@@ -199,17 +158,8 @@ mod tests {
         let p: Array1<f64> = via_linfa.predict(&x);
         let scores: Vec<f64> = p.to_vec();
         assert!(pm_core::metrics::roc_auc(&scores, &labels) > 0.99);
-        let forest = Forest::new(
-            ForestParams {
-                trees: 10,
-                ..ForestParams::default()
-            }
-            .check()
-            .unwrap(),
-            1,
-        )
-        .fit(&data)
-        .unwrap();
+        let forest =
+            Forest::new(ForestParams { trees: 10, ..ForestParams::default() }.check().unwrap(), 1).fit(&data).unwrap();
         assert!(pm_core::metrics::roc_auc(&forest.predict(&x).to_vec(), &labels) > 0.99);
         let empty = Dataset::new(Array2::<f32>::zeros((0, 3)), Array1::<bool>::from(vec![]));
         assert!(Boosting::new(params, 1).fit(&empty).is_err());

@@ -6,11 +6,7 @@ use pm_core::store::Store;
 
 /// Arguments of `pm-registry`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "pm-registry",
-    version,
-    about = "Inspect and change the model registry"
-)]
+#[command(name = "pm-registry", version, about = "Inspect and change the model registry")]
 pub struct RegistryArgs {
     /// Registry root (URL or path).
     #[arg(long, env = "PM_REGISTRY_URI")]
@@ -85,9 +81,7 @@ pub async fn run(args: &RegistryArgs) -> Result<()> {
         }
         RegistryCommand::Show { version } => {
             let s = reg.state().await?;
-            let v = s
-                .version(version)
-                .ok_or_else(|| anyhow::anyhow!("unknown version {version:?}"))?;
+            let v = s.version(version).ok_or_else(|| anyhow::anyhow!("unknown version {version:?}"))?;
             println!("{}", serde_json::to_string_pretty(v)?);
         }
         RegistryCommand::Promote { version } => {
@@ -95,9 +89,7 @@ pub async fn run(args: &RegistryArgs) -> Result<()> {
             println!("promoted {version} (event {})", ev.seq);
         }
         RegistryCommand::Rollback { to } => {
-            let ev = reg
-                .rollback(to.as_deref(), &args.actor, &args.reason)
-                .await?;
+            let ev = reg.rollback(to.as_deref(), &args.actor, &args.reason).await?;
             if let Action::Rollback { version, from } = &ev.action {
                 println!("rolled back from {from} to {version} (event {})", ev.seq);
             }
@@ -110,17 +102,13 @@ pub async fn run(args: &RegistryArgs) -> Result<()> {
             for ev in reg.state().await?.events {
                 let what = match &ev.action {
                     Action::Register { record } => format!("register {}", record.version),
-                    Action::Promote { version, previous } => format!(
-                        "promote {version} (was {})",
-                        previous.as_deref().unwrap_or("-")
-                    ),
+                    Action::Promote { version, previous } => {
+                        format!("promote {version} (was {})", previous.as_deref().unwrap_or("-"))
+                    }
                     Action::Rollback { version, from } => format!("rollback {from} -> {version}"),
                     Action::Archive { version } => format!("archive {version}"),
                 };
-                println!(
-                    "{:>5} {} {:<14} {:<28} {}",
-                    ev.seq, ev.at, ev.actor, what, ev.reason
-                );
+                println!("{:>5} {} {:<14} {:<28} {}", ev.seq, ev.at, ev.actor, what, ev.reason);
             }
         }
     }

@@ -13,20 +13,11 @@ const H: f64 = 300.0;
 const PAD: f64 = 45.0;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A line chart on [0, 1] x [0, 1].
-fn unit_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    points: &[(f64, f64)],
-    diagonal: bool,
-) -> String {
+fn unit_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], diagonal: bool) -> String {
     let sx = |x: f64| PAD + x.clamp(0.0, 1.0) * (W - 2.0 * PAD);
     let sy = |y: f64| H - PAD - y.clamp(0.0, 1.0) * (H - 2.0 * PAD);
     let mut s = format!(
@@ -47,12 +38,8 @@ fn unit_chart(
             sx(v),
             H - PAD + 14.0
         );
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{v:.2}</text>"#,
-            PAD - 4.0,
-            sy(v) + 3.0
-        );
+        let _ =
+            write!(s, r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{v:.2}</text>"#, PAD - 4.0, sy(v) + 3.0);
     }
     if diagonal {
         let _ = write!(
@@ -64,15 +51,8 @@ fn unit_chart(
             sy(1.0)
         );
     }
-    let path: Vec<String> = points
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-        .collect();
-    let _ = write!(
-        s,
-        r##"<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{}"/>"##,
-        path.join(" ")
-    );
+    let path: Vec<String> = points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
+    let _ = write!(s, r##"<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{}"/>"##, path.join(" "));
     let _ = write!(
         s,
         r#"<text x="{}" y="18" font-size="13" text-anchor="middle" font-weight="bold">{}</text>"#,
@@ -101,9 +81,7 @@ fn unit_chart(
 fn histogram(title: &str, x_label: &str, values: &[f64], lo: f64, hi: f64, bins: usize) -> String {
     let mut counts = vec![0usize; bins];
     for &v in values {
-        let b = (((v - lo) / (hi - lo)) * bins as f64)
-            .floor()
-            .clamp(0.0, (bins - 1) as f64) as usize;
+        let b = (((v - lo) / (hi - lo)) * bins as f64).floor().clamp(0.0, (bins - 1) as f64) as usize;
         counts[b] += 1;
     }
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
@@ -182,18 +160,8 @@ fn bars(title: &str, items: &[(String, f64)]) -> String {
             y + 11.0,
             esc(name)
         );
-        let _ = write!(
-            s,
-            r##"<rect x="{label_w}" y="{y}" width="{bw:.1}" height="{}" fill="#8250df"/>"##,
-            row - 4.0
-        );
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{}" font-size="10">{:.3}</text>"#,
-            label_w + bw + 4.0,
-            y + 11.0,
-            v
-        );
+        let _ = write!(s, r##"<rect x="{label_w}" y="{y}" width="{bw:.1}" height="{}" fill="#8250df"/>"##, row - 4.0);
+        let _ = write!(s, r#"<text x="{:.1}" y="{}" font-size="10">{:.3}</text>"#, label_w + bw + 4.0, y + 11.0, v);
     }
     s.push_str("</svg>");
     s
@@ -205,34 +173,14 @@ fn metrics_rows(m: &TestMetrics) -> String {
         ("ROC AUC", format!("{:.4}", m.roc_auc)),
         ("PR AUC", format!("{:.4}", m.pr_auc)),
         ("threshold", format!("{:.4}", m.threshold)),
-        (
-            "precision / recall / F1",
-            format!("{:.3} / {:.3} / {:.3}", m.precision, m.recall, m.f1),
-        ),
-        (
-            "false alarm rate / miss rate",
-            format!("{:.4} / {:.4}", m.false_alarm_rate, m.miss_rate),
-        ),
+        ("precision / recall / F1", format!("{:.3} / {:.3} / {:.3}", m.precision, m.recall, m.f1)),
+        ("false alarm rate / miss rate", format!("{:.4} / {:.4}", m.false_alarm_rate, m.miss_rate)),
         (
             "confusion (TP FP TN FN)",
-            format!(
-                "{} {} {} {}",
-                m.confusion.tp, m.confusion.fp, m.confusion.tn, m.confusion.fn_
-            ),
+            format!("{} {} {} {}", m.confusion.tp, m.confusion.fp, m.confusion.tn, m.confusion.fn_),
         ),
-        (
-            "failures warned >= 1 h ahead",
-            format!(
-                "{} of {} ({:.1} %)",
-                e.warned,
-                e.failures,
-                100.0 * e.warned_share
-            ),
-        ),
-        (
-            "lead time median / p10",
-            format!("{:.1} h / {:.1} h", e.median_lead_hours, e.p10_lead_hours),
-        ),
+        ("failures warned >= 1 h ahead", format!("{} of {} ({:.1} %)", e.warned, e.failures, 100.0 * e.warned_share)),
+        ("lead time median / p10", format!("{:.1} h / {:.1} h", e.median_lead_hours, e.p10_lead_hours)),
         (
             "false alarms per machine-month",
             format!(
@@ -241,41 +189,23 @@ fn metrics_rows(m: &TestMetrics) -> String {
             ),
         ),
     ];
-    rows.iter()
-        .map(|(k, v)| format!("<tr><th>{k}</th><td>{v}</td></tr>"))
-        .collect()
+    rows.iter().map(|(k, v)| format!("<tr><th>{k}</th><td>{v}</td></tr>")).collect()
 }
 
 /// The whole report.
 pub fn html(eval: &Evaluation, bundle: &ModelBundle, model_uri: &str) -> String {
-    let roc: Vec<(f64, f64)> = std::iter::once((0.0, 0.0))
-        .chain(eval.roc_curve.iter().map(|p| (p.fpr, p.tpr)))
-        .collect();
-    let pr: Vec<(f64, f64)> = eval
-        .roc_curve
-        .iter()
-        .map(|p| (p.tpr, p.precision))
-        .collect();
+    let roc: Vec<(f64, f64)> =
+        std::iter::once((0.0, 0.0)).chain(eval.roc_curve.iter().map(|p| (p.fpr, p.tpr))).collect();
+    let pr: Vec<(f64, f64)> = eval.roc_curve.iter().map(|p| (p.tpr, p.precision)).collect();
     let horizon = f64::from(bundle.feature_spec.label.horizon_hours);
     let names = bundle.feature_spec.names();
-    let mut imp: Vec<(String, f64)> = names
-        .into_iter()
-        .zip(bundle.importance.iter().copied())
-        .collect();
+    let mut imp: Vec<(String, f64)> = names.into_iter().zip(bundle.importance.iter().copied()).collect();
     imp.sort_by(|a, b| b.1.total_cmp(&a.1));
     imp.truncate(20);
-    let verdict = if eval.blessed {
-        "BLESSED"
-    } else {
-        "NOT BLESSED"
-    };
+    let verdict = if eval.blessed { "BLESSED" } else { "NOT BLESSED" };
     let champion = match &eval.champion {
         Some(c) => match &c.metrics {
-            Some(m) => format!(
-                "<h2>Champion {}</h2><table>{}</table>",
-                esc(&c.version),
-                metrics_rows(m)
-            ),
+            Some(m) => format!("<h2>Champion {}</h2><table>{}</table>", esc(&c.version), metrics_rows(m)),
             None => format!(
                 "<h2>Champion {}</h2><p>{}</p>",
                 esc(&c.version),
@@ -284,11 +214,7 @@ pub fn html(eval: &Evaluation, bundle: &ModelBundle, model_uri: &str) -> String 
         },
         None => "<h2>Champion</h2><p>No active model in the registry.</p>".into(),
     };
-    let reasons: String = eval
-        .reasons
-        .iter()
-        .map(|r| format!("<li>{}</li>", esc(r)))
-        .collect();
+    let reasons: String = eval.reasons.iter().map(|r| format!("<li>{}</li>", esc(r))).collect();
     format!(
         r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>pm evaluation: {name}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#1f2328}}table{{border-collapse:collapse}}th,td{{text-align:left;padding:3px 10px;border-bottom:1px solid #eee}}.v{{font-weight:bold;color:{color}}}.charts svg{{margin:8px;border:1px solid #eee}}</style></head><body>
@@ -309,13 +235,7 @@ pub fn html(eval: &Evaluation, bundle: &ModelBundle, model_uri: &str) -> String 
         rows = eval.candidate.rows,
         pos = eval.candidate.positives,
         cand = metrics_rows(&eval.candidate),
-        roc_svg = unit_chart(
-            "ROC curve",
-            "false positive rate",
-            "true positive rate",
-            &roc,
-            true
-        ),
+        roc_svg = unit_chart("ROC curve", "false positive rate", "true positive rate", &roc, true),
         pr_svg = unit_chart("Precision-recall curve", "recall", "precision", &pr, false),
         lead_svg = histogram(
             "Lead time of warned failures",

@@ -11,17 +11,14 @@ use bytes::Bytes;
 use pm_core::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
 use pm_core::features::FeatureTable;
 use polars::prelude::{
-    Column, DataFrame, Int64Chunked, IntoColumn, ParquetCompression, ParquetReader, ParquetWriter,
-    SerReader, TimeUnit,
+    Column, DataFrame, Int64Chunked, IntoColumn, ParquetCompression, ParquetReader, ParquetWriter, SerReader, TimeUnit,
 };
 
 const MS: i64 = 1_000;
 
 fn datetime_column(name: &str, secs: &[i64]) -> Column {
     let ms: Vec<i64> = secs.iter().map(|s| s * MS).collect();
-    Int64Chunked::from_vec(name.into(), ms)
-        .into_datetime(TimeUnit::Milliseconds, None)
-        .into_column()
+    Int64Chunked::from_vec(name.into(), ms).into_datetime(TimeUnit::Milliseconds, None).into_column()
 }
 
 fn write(mut df: DataFrame) -> Result<Bytes> {
@@ -34,16 +31,11 @@ fn write(mut df: DataFrame) -> Result<Bytes> {
 }
 
 fn read(bytes: &Bytes, what: &str) -> Result<DataFrame> {
-    ParquetReader::new(Cursor::new(bytes.as_ref()))
-        .finish()
-        .with_context(|| format!("decoding {what}"))
+    ParquetReader::new(Cursor::new(bytes.as_ref())).finish().with_context(|| format!("decoding {what}"))
 }
 
 fn labels_column(name: &str, kinds: &[u16], vocab: &[String]) -> Column {
-    let v: Vec<&str> = kinds
-        .iter()
-        .map(|&k| vocab.get(usize::from(k)).map_or("", String::as_str))
-        .collect();
+    let v: Vec<&str> = kinds.iter().map(|&k| vocab.get(usize::from(k)).map_or("", String::as_str)).collect();
     Column::new(name.into(), v)
 }
 
@@ -52,46 +44,28 @@ pub fn dataset_to_parquet(ds: &Dataset) -> Result<Vec<(String, Bytes)>> {
     let c = &ds.contract;
     let mut out = Vec::new();
     let t = &ds.telemetry;
-    let mut cols = vec![
-        datetime_column("datetime", &t.time),
-        Column::new("machineID".into(), t.machine.clone()),
-    ];
+    let mut cols = vec![datetime_column("datetime", &t.time), Column::new("machineID".into(), t.machine.clone())];
     for (name, col) in c.sensors.iter().zip(&t.sensors) {
         cols.push(Column::new(name.as_str().into(), col.clone()));
     }
-    out.push((
-        "telemetry.parquet".to_string(),
-        write(DataFrame::new(t.len(), cols)?)?,
-    ));
+    out.push(("telemetry.parquet".to_string(), write(DataFrame::new(t.len(), cols)?)?));
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
-        let ev = ds
-            .events(kind)
-            .ok_or_else(|| anyhow!("no events of kind {kind:?}"))?;
+        let ev = ds.events(kind).ok_or_else(|| anyhow!("no events of kind {kind:?}"))?;
         let label = kind.label_column().unwrap_or("label");
         let cols = vec![
             datetime_column("datetime", &ev.time),
             Column::new("machineID".into(), ev.machine.clone()),
             labels_column(label, &ev.kind, c.vocabulary(kind)),
         ];
-        out.push((
-            format!("{}.parquet", kind.name()),
-            write(DataFrame::new(ev.len(), cols)?)?,
-        ));
+        out.push((format!("{}.parquet", kind.name()), write(DataFrame::new(ev.len(), cols)?)?));
     }
-    out.push((
-        "machines.parquet".to_string(),
-        machines_to_parquet(&ds.machines, c)?,
-    ));
+    out.push(("machines.parquet".to_string(), machines_to_parquet(&ds.machines, c)?));
     Ok(out)
 }
 
 fn u32_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<u32>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let ca = c
-        .u32()
-        .with_context(|| format!("{what}: column {name} must be UInt32"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.u32().with_context(|| format!("{what}: column {name} must be UInt32"))?;
     if ca.null_count() > 0 {
         bail!("{what}: column {name} has nulls");
     }
@@ -99,12 +73,8 @@ fn u32_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<u32>> {
 }
 
 fn f64_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f64>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let ca = c
-        .f64()
-        .with_context(|| format!("{what}: column {name} must be Float64"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.f64().with_context(|| format!("{what}: column {name} must be Float64"))?;
     if ca.null_count() > 0 {
         bail!("{what}: column {name} has nulls");
     }
@@ -112,24 +82,16 @@ fn f64_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f64>> {
 }
 
 fn f32_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f32>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let ca = c
-        .f32()
-        .with_context(|| format!("{what}: column {name} must be Float32"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.f32().with_context(|| format!("{what}: column {name} must be Float32"))?;
     // Nulls are undefined features (e.g. a std of one reading), stored as NaN in memory.
     Ok(ca.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
 }
 
 /// A boolean label column as 0/1.
 fn label_flag_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<u8>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let ca = c
-        .bool()
-        .with_context(|| format!("{what}: column {name} must be Boolean"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.bool().with_context(|| format!("{what}: column {name} must be Boolean"))?;
     if ca.null_count() > 0 {
         bail!("{what}: column {name} has nulls");
     }
@@ -142,12 +104,8 @@ fn flag_column(name: String, v: &[u8]) -> Column {
 }
 
 fn time_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<i64>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let dt = c
-        .datetime()
-        .with_context(|| format!("{what}: column {name} must be a timestamp"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let dt = c.datetime().with_context(|| format!("{what}: column {name} must be a timestamp"))?;
     let per_sec = match dt.time_unit() {
         TimeUnit::Milliseconds => MS,
         TimeUnit::Microseconds => 1_000_000,
@@ -157,19 +115,12 @@ fn time_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<i64>> {
     if phys.null_count() > 0 {
         bail!("{what}: column {name} has nulls");
     }
-    Ok(phys
-        .into_no_null_iter()
-        .map(|v| v.div_euclid(per_sec))
-        .collect())
+    Ok(phys.into_no_null_iter().map(|v| v.div_euclid(per_sec)).collect())
 }
 
 fn label_col(df: &DataFrame, name: &str, vocab: &[String], what: &str) -> Result<Vec<u16>> {
-    let c = df
-        .column(name)
-        .with_context(|| format!("{what}: column {name}"))?;
-    let ca = c
-        .str()
-        .with_context(|| format!("{what}: column {name} must be a string"))?;
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.str().with_context(|| format!("{what}: column {name} must be a string"))?;
     ca.iter()
         .enumerate()
         .map(|(i, v)| {
@@ -184,9 +135,7 @@ fn label_col(df: &DataFrame, name: &str, vocab: &[String], what: &str) -> Result
 }
 
 fn check_sorted(machine: &[u32], time: &[i64], what: &str) -> Result<()> {
-    if let Some(i) =
-        (1..machine.len()).find(|&i| (machine[i - 1], time[i - 1]) > (machine[i], time[i]))
-    {
+    if let Some(i) = (1..machine.len()).find(|&i| (machine[i - 1], time[i - 1]) > (machine[i], time[i])) {
         bail!("{what}: rows are not sorted by (machineID, datetime) at row {i}");
     }
     Ok(())
@@ -213,20 +162,13 @@ pub fn machines_from_parquet(bytes: &Bytes, contract: &Contract) -> Result<Machi
 }
 
 /// Reads the five tables back. `get` returns the bytes of a file of the artifact.
-pub fn dataset_from_parquet(
-    contract: &Contract,
-    mut get: impl FnMut(&str) -> Result<Bytes>,
-) -> Result<Dataset> {
+pub fn dataset_from_parquet(contract: &Contract, mut get: impl FnMut(&str) -> Result<Bytes>) -> Result<Dataset> {
     let df = read(&get("telemetry.parquet")?, "telemetry.parquet")?;
     let what = "telemetry.parquet";
     let mut telemetry = Telemetry::with_sensors(0);
     telemetry.time = time_col(&df, "datetime", what)?;
     telemetry.machine = u32_col(&df, "machineID", what)?;
-    telemetry.sensors = contract
-        .sensors
-        .iter()
-        .map(|s| f64_col(&df, s, what))
-        .collect::<Result<_>>()?;
+    telemetry.sensors = contract.sensors.iter().map(|s| f64_col(&df, s, what)).collect::<Result<_>>()?;
     check_sorted(&telemetry.machine, &telemetry.time, what)?;
     let mut events = Vec::new();
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
@@ -247,23 +189,13 @@ pub fn dataset_from_parquet(
         (Some(e), Some(m), Some(f)) => (e, m, f),
         _ => bail!("missing event tables"),
     };
-    Ok(Dataset {
-        contract: contract.clone(),
-        telemetry,
-        errors,
-        maint,
-        failures,
-        machines,
-    })
+    Ok(Dataset { contract: contract.clone(), telemetry, errors, maint, failures, machines })
 }
 
 /// The feature matrix as one Parquet file: keys, features (Float32, NaN where undefined),
 /// `label`, `label_<component>` (Boolean), `hours_to_failure`.
 pub fn features_to_parquet(t: &FeatureTable, components: &[String]) -> Result<Bytes> {
-    let mut cols = vec![
-        Column::new("machineID".into(), t.machine.clone()),
-        datetime_column("datetime", &t.time),
-    ];
+    let mut cols = vec![Column::new("machineID".into(), t.machine.clone()), datetime_column("datetime", &t.time)];
     for (name, col) in t.names.iter().zip(&t.columns) {
         cols.push(Column::new(name.as_str().into(), col.clone()));
     }
@@ -271,30 +203,20 @@ pub fn features_to_parquet(t: &FeatureTable, components: &[String]) -> Result<By
     for (name, col) in components.iter().zip(&t.label_component) {
         cols.push(flag_column(format!("label_{name}"), col));
     }
-    cols.push(Column::new(
-        "hours_to_failure".into(),
-        t.hours_to_failure.clone(),
-    ));
+    cols.push(Column::new("hours_to_failure".into(), t.hours_to_failure.clone()));
     write(DataFrame::new(t.n_rows(), cols)?)
 }
 
 /// Reads a feature matrix written by [`features_to_parquet`], checking its columns against the
 /// spec's feature names.
-pub fn features_from_parquet(
-    bytes: &Bytes,
-    names: &[String],
-    components: &[String],
-) -> Result<FeatureTable> {
+pub fn features_from_parquet(bytes: &Bytes, names: &[String], components: &[String]) -> Result<FeatureTable> {
     let what = "features.parquet";
     let df = read(bytes, what)?;
     let t = FeatureTable {
         names: names.to_vec(),
         machine: u32_col(&df, "machineID", what)?,
         time: time_col(&df, "datetime", what)?,
-        columns: names
-            .iter()
-            .map(|n| f32_col(&df, n, what))
-            .collect::<Result<_>>()?,
+        columns: names.iter().map(|n| f32_col(&df, n, what)).collect::<Result<_>>()?,
         label: label_flag_col(&df, "label", what)?,
         label_component: components
             .iter()
@@ -314,11 +236,7 @@ pub fn features_from_parquet(
                     && !n.starts_with("label_")
             })
             .collect();
-        bail!(
-            "{what}: {} columns, expected {expected}; unexpected: {}",
-            df.width(),
-            extra.join(", ")
-        );
+        bail!("{what}: {} columns, expected {expected}; unexpected: {}", df.width(), extra.join(", "));
     }
     Ok(t)
 }

@@ -14,11 +14,7 @@ use crate::features::load_features;
 
 /// Arguments of `pm-train`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "pm-train",
-    version,
-    about = "Train a failure model on a features artifact"
-)]
+#[command(name = "pm-train", version, about = "Train a failure model on a features artifact")]
 pub struct TrainArgs {
     /// Features artifact written by pm-features (URL or local path).
     #[arg(long)]
@@ -49,11 +45,7 @@ pub fn parse_spec(text: &str, origin: &str) -> Result<TrainSpec> {
         return Ok(TrainSpec::default());
     }
     yaml_serde::from_str(text).map_err(|e| match e.location() {
-        Some(loc) => anyhow::anyhow!(
-            "{origin}: line {}, column {}: {e}",
-            loc.line(),
-            loc.column()
-        ),
+        Some(loc) => anyhow::anyhow!("{origin}: line {}, column {}: {e}", loc.line(), loc.column()),
         None => anyhow::anyhow!("{origin}: {e}"),
     })
 }
@@ -65,10 +57,8 @@ async fn load_spec(args: &TrainArgs) -> Result<TrainSpec> {
                 Some((d, f)) if !d.is_empty() => (d.to_string(), f.to_string()),
                 _ => (".".to_string(), loc.clone()),
             };
-            let bytes = Store::open(&dir)?
-                .get(&file)
-                .await
-                .with_context(|| format!("reading the training spec {loc}"))?;
+            let bytes =
+                Store::open(&dir)?.get(&file).await.with_context(|| format!("reading the training spec {loc}"))?;
             parse_spec(&String::from_utf8_lossy(&bytes), loc)?
         }
         (None, Some(text)) => parse_spec(text, "--spec-inline")?,
@@ -103,16 +93,11 @@ pub async fn run(args: &TrainArgs) -> Result<TrainSummary> {
     pb.set_message(format!("loading {}", input.url()));
     let art = load_features(&input).await?;
     let load_secs = t0.elapsed().as_secs_f64();
-    pb.set_message(format!(
-        "training {:?} on {} rows",
-        spec.model,
-        thousands(art.table.n_rows() as u64)
-    ));
+    pb.set_message(format!("training {:?} on {} rows", spec.model, thousands(art.table.n_rows() as u64)));
     let hash = art.manifest.content_hash();
     let machines = art.machine_infos();
     let (bundle, report) =
-        tokio::task::spawn_blocking(move || train(&art.spec, &art.table, &spec, &hash, machines))
-            .await??;
+        tokio::task::spawn_blocking(move || train(&art.spec, &art.table, &spec, &hash, machines)).await??;
     pb.set_message(format!("writing {}", out.url()));
     let meta = serde_json::json!({
         "name": bundle.name,
@@ -124,18 +109,8 @@ pub async fn run(args: &TrainArgs) -> Result<TrainSummary> {
         "training_data_hash": bundle.training_data_hash,
     });
     let files = vec![(BUNDLE_FILE.to_string(), Bytes::from(bundle.to_json()))];
-    let manifest = out
-        .write_artifact(
-            "Model",
-            concat!("pm-train ", env!("CARGO_PKG_VERSION")),
-            files,
-            meta,
-        )
-        .await?;
-    pm_core::cli::write_output_parameter(
-        args.auc_output_file.as_deref(),
-        bundle.validation.roc_auc,
-    )?;
+    let manifest = out.write_artifact("Model", concat!("pm-train ", env!("CARGO_PKG_VERSION")), files, meta).await?;
+    pm_core::cli::write_output_parameter(args.auc_output_file.as_deref(), bundle.validation.roc_auc)?;
     pb.finish_and_clear();
     let total_secs = t0.elapsed().as_secs_f64();
     let v = &bundle.validation;
@@ -145,9 +120,7 @@ pub async fn run(args: &TrainArgs) -> Result<TrainSummary> {
         report.algorithm,
         thousands(report.train_rows as u64),
         thousands(report.valid_rows as u64),
-        report
-            .gbdt_rounds
-            .map_or(String::from("100 trees"), |r| format!("{r} rounds")),
+        report.gbdt_rounds.map_or(String::from("100 trees"), |r| format!("{r} rounds")),
         v.roc_auc,
         v.pr_auc,
         v.f1,
@@ -169,10 +142,7 @@ pub async fn run(args: &TrainArgs) -> Result<TrainSummary> {
 
 /// Loads a model bundle artifact.
 pub async fn load_bundle(store: &Store) -> Result<(ModelBundle, pm_core::store::Manifest)> {
-    let manifest = store
-        .read_manifest()
-        .await
-        .with_context(|| format!("opening the model at {}", store.url()))?;
+    let manifest = store.read_manifest().await.with_context(|| format!("opening the model at {}", store.url()))?;
     let bytes = store.read_artifact_file(&manifest, BUNDLE_FILE).await?;
     let bundle = ModelBundle::from_json(&bytes).with_context(|| store.url_of(BUNDLE_FILE))?;
     Ok((bundle, manifest))

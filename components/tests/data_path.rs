@@ -18,11 +18,7 @@ fn roots(test: &str) -> Vec<String> {
     let s3 = std::env::var("PM_TEST_S3_URL")
         .unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run the tests with `make test`"));
     let unique = format!("{test}-{}-{}", std::process::id(), pm_core::time::now().0);
-    vec![
-        dir.display().to_string(),
-        format!("memory://{unique}"),
-        format!("{s3}/{unique}"),
-    ]
+    vec![dir.display().to_string(), format!("memory://{unique}"), format!("{s3}/{unique}")]
 }
 
 async fn write_raw(root: &Store, cfg: &GenConfig) -> Vec<(FileKind, Vec<u8>)> {
@@ -30,12 +26,7 @@ async fn write_raw(root: &Store, cfg: &GenConfig) -> Vec<(FileKind, Vec<u8>)> {
     let mut out = Vec::new();
     for kind in FileKind::ALL {
         let text = pm_core::csv::write::file(&ds, kind);
-        root.put(
-            &format!("raw/{}", kind.file_name()),
-            Bytes::from(text.clone()),
-        )
-        .await
-        .unwrap();
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(text.clone())).await.unwrap();
         out.push((kind, text));
     }
     out
@@ -43,11 +34,7 @@ async fn write_raw(root: &Store, cfg: &GenConfig) -> Vec<(FileKind, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_then_features_round_trip_on_every_backend() {
-    let cfg = GenConfig {
-        machines: 6,
-        hours: 24 * 40,
-        ..GenConfig::azure_default()
-    };
+    let cfg = GenConfig { machines: 6, hours: 24 * 40, ..GenConfig::azure_default() };
     for root_url in roots("datapath") {
         let root = Store::open(&root_url).unwrap();
         let raw = write_raw(&root, &cfg).await;
@@ -63,20 +50,9 @@ async fn ingest_then_features_round_trip_on_every_backend() {
         assert!(summary.report.dropped_rows.is_empty());
 
         // The artifact equals a direct read of the same bytes.
-        let inputs: Vec<InputFile<'_>> = raw
-            .iter()
-            .map(|(k, t)| InputFile {
-                kind: *k,
-                name: k.file_name(),
-                data: t,
-            })
-            .collect();
-        let (direct, _) = read_dataset(
-            &inputs,
-            &Contract::azure_pdm(),
-            &ReadOptions::new(BadRowPolicy::Fail),
-        )
-        .unwrap();
+        let inputs: Vec<InputFile<'_>> =
+            raw.iter().map(|(k, t)| InputFile { kind: *k, name: k.file_name(), data: t }).collect();
+        let (direct, _) = read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap();
         let loaded = load_dataset(&root.join("dataset")).await.unwrap();
         assert_eq!(loaded, direct, "{root_url}");
 
@@ -99,10 +75,7 @@ async fn ingest_then_features_round_trip_on_every_backend() {
         // Bit-for-bit, NaN included.
         assert_eq!(art.table.names, expected.names);
         for (a, b) in art.table.columns.iter().zip(&expected.columns) {
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{root_url}"
-            );
+            assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{root_url}");
         }
         assert_eq!(art.table.label, expected.label);
         assert_eq!(art.table.label_component, expected.label_component);
@@ -116,17 +89,11 @@ async fn ingest_then_features_round_trip_on_every_backend() {
 async fn ingest_reports_and_drops_bad_rows_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let root = Store::open(dir.path().to_str().unwrap()).unwrap();
-    let cfg = GenConfig {
-        machines: 2,
-        hours: 48,
-        ..GenConfig::azure_default()
-    };
+    let cfg = GenConfig { machines: 2, hours: 48, ..GenConfig::azure_default() };
     write_raw(&root, &cfg).await;
     let mut text = root.get("raw/PdM_telemetry.csv").await.unwrap().to_vec();
     text.extend_from_slice(b"2015-01-01 06:00:00,1,NaN,1,1,1\n");
-    root.put("raw/PdM_telemetry.csv", Bytes::from(text))
-        .await
-        .unwrap();
+    root.put("raw/PdM_telemetry.csv", Bytes::from(text)).await.unwrap();
 
     let args = |policy: &str| {
         IngestArgs::parse_from([
@@ -138,35 +105,19 @@ async fn ingest_reports_and_drops_bad_rows_when_asked() {
             "--on-bad-rows",
             policy,
             "--report-path",
-            dir.path()
-                .join(format!("report-{policy}.json"))
-                .to_str()
-                .unwrap(),
+            dir.path().join(format!("report-{policy}.json")).to_str().unwrap(),
         ])
     };
     let err = ingest::run(&args("fail")).await.unwrap_err();
-    let expected = format!(
-        "{}: line 98, column 3 'volt': non-finite value \"NaN\"",
-        root.url_of("raw/PdM_telemetry.csv")
-    );
+    let expected =
+        format!("{}: line 98, column 3 'volt': non-finite value \"NaN\"", root.url_of("raw/PdM_telemetry.csv"));
     assert_eq!(format!("{err:#}"), expected);
-    assert!(
-        !root
-            .join("dataset-fail")
-            .exists("_manifest.json")
-            .await
-            .unwrap(),
-        "no artifact on failure"
-    );
+    assert!(!root.join("dataset-fail").exists("_manifest.json").await.unwrap(), "no artifact on failure");
 
     let s = ingest::run(&args("drop")).await.unwrap();
     assert_eq!(s.report.dropped_rows.len(), 1);
     assert_eq!(s.report.dropped_rows[0].line, 98);
     let on_disk: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report-drop.json")).unwrap())
-            .unwrap();
-    assert_eq!(
-        on_disk["dropped_rows"][0]["reason"],
-        "non-finite value \"NaN\""
-    );
+        serde_json::from_slice(&std::fs::read(dir.path().join("report-drop.json")).unwrap()).unwrap();
+    assert_eq!(on_disk["dropped_rows"][0]["reason"], "non-finite value \"NaN\"");
 }

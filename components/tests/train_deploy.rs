@@ -16,18 +16,11 @@ use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 
 async fn prepare(root: &Store) {
-    let ds = generate(&GenConfig {
-        machines: 12,
-        hours: 24 * 120,
-        ..GenConfig::azure_default()
-    });
+    let ds = generate(&GenConfig { machines: 12, hours: 24 * 120, ..GenConfig::azure_default() });
     for kind in FileKind::ALL {
-        root.put(
-            &format!("raw/{}", kind.file_name()),
-            Bytes::from(pm_core::csv::write::file(&ds, kind)),
-        )
-        .await
-        .unwrap();
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+            .await
+            .unwrap();
     }
     ingest::run(&IngestArgs::parse_from([
         "x",
@@ -87,16 +80,9 @@ async fn train_eval_deploy(
     ]))
     .await
     .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(&blessed_file).unwrap(),
-        record.evaluation.blessed.to_string()
-    );
-    let cm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("cm.json")).unwrap()).unwrap();
-    assert_eq!(
-        cm["confusionMatrix"]["annotationSpecs"][1]["displayName"],
-        "failure"
-    );
+    assert_eq!(std::fs::read_to_string(&blessed_file).unwrap(), record.evaluation.blessed.to_string());
+    let cm: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("cm.json")).unwrap()).unwrap();
+    assert_eq!(cm["confusionMatrix"]["annotationSpecs"][1]["displayName"], "failure");
     assert!(cm["confidenceMetrics"].as_array().unwrap().len() > 2);
     let outcome = deploy::run(&DeployArgs::parse_from([
         "x",
@@ -116,8 +102,7 @@ async fn train_eval_deploy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_evaluate_deploy_and_champion_challenger() {
-    let s3 = std::env::var("PM_TEST_S3_URL")
-        .unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
+    let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
     let unique = format!("chain-{}-{}", std::process::id(), pm_core::time::now().0);
     for root_url in [format!("memory://{unique}"), format!("{s3}/{unique}")] {
         let root = Store::open(&root_url).unwrap();
@@ -127,25 +112,12 @@ async fn train_evaluate_deploy_and_champion_challenger() {
         // First model: nothing to beat, gates pass -> promoted.
         let (r1, o1) = train_eval_deploy(&root, "a", fast, "{}").await;
         assert!(r1.evaluation.blessed, "{:?}", r1.evaluation.reasons);
-        assert_eq!(
-            o1,
-            DeployOutcome::Promoted {
-                version: "v1".into()
-            }
-        );
+        assert_eq!(o1, DeployOutcome::Promoted { version: "v1".into() });
 
         // The same training again: the candidate equals the champion, which it must beat.
         let (r2, o2) = train_eval_deploy(&root, "b", fast, "{}").await;
         assert!(!r2.evaluation.blessed);
-        assert!(
-            r2.evaluation
-                .reasons
-                .last()
-                .unwrap()
-                .starts_with("FAIL: pr_auc"),
-            "{:?}",
-            r2.evaluation.reasons
-        );
+        assert!(r2.evaluation.reasons.last().unwrap().starts_with("FAIL: pr_auc"), "{:?}", r2.evaluation.reasons);
         assert!(matches!(o2, DeployOutcome::NotBlessed { .. }));
 
         // A candidate failing an absolute gate changes nothing either.
@@ -164,27 +136,14 @@ async fn train_evaluate_deploy_and_champion_challenger() {
         let reg = Registry::new(&root.join("registry"), "pm-failure");
         let state = reg.state().await.unwrap();
         assert_eq!(state.active.as_deref(), Some("v1"), "{root_url}");
-        assert_eq!(
-            state.versions.len(),
-            1,
-            "not-blessed candidates are not registered"
-        );
+        assert_eq!(state.versions.len(), 1, "not-blessed candidates are not registered");
         assert_eq!(state.versions["v1"].status, Status::Active);
-        assert_eq!(
-            state.versions["v1"].record.source_commit.as_deref(),
-            Some("deadbeef")
-        );
-        let test_auc = state.versions["v1"].record.metrics["test"]["roc_auc"]
-            .as_f64()
-            .unwrap();
+        assert_eq!(state.versions["v1"].record.source_commit.as_deref(), Some("deadbeef"));
+        let test_auc = state.versions["v1"].record.metrics["test"]["roc_auc"].as_f64().unwrap();
         assert!((test_auc - r1.evaluation.candidate.roc_auc).abs() < 1e-12);
         // Event-level metrics are computed on the test slice.
         assert!(r1.evaluation.candidate.events.failures > 0);
-        assert!(
-            r1.evaluation.candidate.events.warned_share > 0.8,
-            "{:?}",
-            r1.evaluation.candidate.events
-        );
+        assert!(r1.evaluation.candidate.events.warned_share > 0.8, "{:?}", r1.evaluation.candidate.events);
         // The report is a self-contained HTML page with the four charts.
         let html = root.get("eval-a/report.html").await.unwrap();
         let html = String::from_utf8_lossy(&html);

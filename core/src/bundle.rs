@@ -66,9 +66,7 @@ pub struct ModelBundle {
 pub enum BundleError {
     #[error("not a model bundle: {0}")]
     Parse(String),
-    #[error(
-        "bundle format {found} is newer than this build supports ({BUNDLE_FORMAT_VERSION}); upgrade pm"
-    )]
+    #[error("bundle format {found} is newer than this build supports ({BUNDLE_FORMAT_VERSION}); upgrade pm")]
     Version { found: u32 },
     #[error("invalid bundle: {0}")]
     Invalid(String),
@@ -84,29 +82,22 @@ impl ModelBundle {
     /// pieces agree with each other.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
         // Look at the version first, so that a newer format gets the right message.
-        let probe: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| BundleError::Parse(e.to_string()))?;
-        match probe
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-        {
+        let probe: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| BundleError::Parse(e.to_string()))?;
+        match probe.get("format_version").and_then(serde_json::Value::as_u64) {
             Some(v) if v > u64::from(BUNDLE_FORMAT_VERSION) => {
                 return Err(BundleError::Version { found: v as u32 });
             }
             Some(_) => {}
             None => return Err(BundleError::Parse("missing format_version".into())),
         }
-        let b: ModelBundle =
-            serde_json::from_value(probe).map_err(|e| BundleError::Parse(e.to_string()))?;
+        let b: ModelBundle = serde_json::from_value(probe).map_err(|e| BundleError::Parse(e.to_string()))?;
         b.validate()?;
         Ok(b)
     }
 
     pub fn validate(&self) -> Result<(), BundleError> {
         let invalid = |m: String| Err(BundleError::Invalid(m));
-        self.feature_spec
-            .validate()
-            .map_err(|e| BundleError::Invalid(format!("feature spec: {e}")))?;
+        self.feature_spec.validate().map_err(|e| BundleError::Invalid(format!("feature spec: {e}")))?;
         let n = self.feature_spec.n_features();
         if self.model.n_features() != n {
             return invalid(format!(

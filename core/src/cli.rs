@@ -13,20 +13,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Runs a step's main future: prints the full error chain and exits 1 on failure.
 pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode {
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{name}: cannot start the async runtime: {e}");
@@ -49,8 +43,7 @@ pub fn write_output_parameter(path: Option<&Path>, value: impl std::fmt::Display
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::write(p, value.to_string())
-            .with_context(|| format!("writing output parameter {}", p.display()))?;
+        std::fs::write(p, value.to_string()).with_context(|| format!("writing output parameter {}", p.display()))?;
     }
     Ok(())
 }

@@ -19,13 +19,8 @@ pub enum FileKind {
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 5] = [
-        FileKind::Telemetry,
-        FileKind::Errors,
-        FileKind::Maint,
-        FileKind::Failures,
-        FileKind::Machines,
-    ];
+    pub const ALL: [FileKind; 5] =
+        [FileKind::Telemetry, FileKind::Errors, FileKind::Maint, FileKind::Failures, FileKind::Machines];
 
     /// The file name used by the original distribution.
     pub fn file_name(self) -> &'static str {
@@ -79,9 +74,7 @@ impl Contract {
     pub fn azure_pdm() -> Self {
         let names = |prefix: &str, n: usize| (1..=n).map(|i| format!("{prefix}{i}")).collect();
         Contract {
-            sensors: ["volt", "rotate", "pressure", "vibration"]
-                .map(String::from)
-                .to_vec(),
+            sensors: ["volt", "rotate", "pressure", "vibration"].map(String::from).to_vec(),
             error_types: names("error", 5),
             components: names("comp", 4),
             models: names("model", 4),
@@ -127,11 +120,7 @@ pub struct Telemetry {
 
 impl Telemetry {
     pub fn with_sensors(n_sensors: usize) -> Self {
-        Telemetry {
-            machine: Vec::new(),
-            time: Vec::new(),
-            sensors: vec![Vec::new(); n_sensors],
-        }
+        Telemetry { machine: Vec::new(), time: Vec::new(), sensors: vec![Vec::new(); n_sensors] }
     }
 
     pub fn len(&self) -> usize {
@@ -251,29 +240,16 @@ mod tests {
         let c = Contract::azure_pdm();
         assert_eq!(
             c.columns(FileKind::Telemetry),
-            [
-                "datetime",
-                "machineID",
-                "volt",
-                "rotate",
-                "pressure",
-                "vibration"
-            ]
+            ["datetime", "machineID", "volt", "rotate", "pressure", "vibration"]
         );
         assert_eq!(c.columns(FileKind::Machines), ["machineID", "model", "age"]);
         assert_eq!(c.vocabulary(FileKind::Errors)[4], "error5");
-        assert_eq!(
-            c.vocabulary(FileKind::Failures),
-            ["comp1", "comp2", "comp3", "comp4"]
-        );
+        assert_eq!(c.vocabulary(FileKind::Failures), ["comp1", "comp2", "comp3", "comp4"]);
     }
 
     #[test]
     fn ranges_split_sorted_keys() {
-        assert_eq!(
-            ranges_by_key(&[1, 1, 2, 5, 5, 5]),
-            vec![(1, 0..2), (2, 2..3), (5, 3..6)]
-        );
+        assert_eq!(ranges_by_key(&[1, 1, 2, 5, 5, 5]), vec![(1, 0..2), (2, 2..3), (5, 3..6)]);
         assert!(ranges_by_key(&[]).is_empty());
         assert_eq!(machine_range(&[1, 1, 2, 5, 5, 5], 5), 3..6);
         assert_eq!(machine_range(&[1, 1, 2, 5, 5, 5], 3), 3..3);

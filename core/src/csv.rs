@@ -47,27 +47,13 @@ impl<'a> Tokenizer<'a> {
         if data.starts_with(&[0xFF, 0xFE]) || data.starts_with(&[0xFE, 0xFF]) {
             return Err(EncodingError::Utf16);
         }
-        let pos = if data.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            3
-        } else {
-            0
-        };
-        Ok(Tokenizer {
-            data,
-            pos,
-            line: 1,
-            blank_lines: 0,
-        })
+        let pos = if data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
+        Ok(Tokenizer { data, pos, line: 1, blank_lines: 0 })
     }
 
     /// Starts in the middle of a text whose first line is `first_line` (for parallel chunks).
     pub fn at_line(data: &'a [u8], first_line: u64) -> Self {
-        Tokenizer {
-            data,
-            pos: 0,
-            line: first_line,
-            blank_lines: 0,
-        }
+        Tokenizer { data, pos: 0, line: first_line, blank_lines: 0 }
     }
 
     /// Number of the next line to be read.
@@ -77,10 +63,7 @@ impl<'a> Tokenizer<'a> {
 
     /// Reads the next non-blank record into `fields` (cleared first).
     /// Returns `None` at the end of the text.
-    pub fn next_record(
-        &mut self,
-        fields: &mut Vec<Cow<'a, [u8]>>,
-    ) -> Option<Result<Record<'a>, SyntaxError>> {
+    pub fn next_record(&mut self, fields: &mut Vec<Cow<'a, [u8]>>) -> Option<Result<Record<'a>, SyntaxError>> {
         loop {
             if self.pos >= self.data.len() {
                 return None;
@@ -108,16 +91,8 @@ impl<'a> Tokenizer<'a> {
     }
 }
 
-fn split_fields<'a>(
-    raw: &'a [u8],
-    line: u64,
-    fields: &mut Vec<Cow<'a, [u8]>>,
-) -> Result<(), SyntaxError> {
-    let err = |column: usize, message: String| SyntaxError {
-        line,
-        column,
-        message,
-    };
+fn split_fields<'a>(raw: &'a [u8], line: u64, fields: &mut Vec<Cow<'a, [u8]>>) -> Result<(), SyntaxError> {
+    let err = |column: usize, message: String| SyntaxError { line, column, message };
     let mut i = 0;
     loop {
         let column = fields.len() + 1;
@@ -164,17 +139,11 @@ fn split_fields<'a>(
                 None => return Ok(()),
                 Some(b',') => i += 1,
                 Some(&c) => {
-                    return Err(err(
-                        column,
-                        format!("unexpected {} after closing quote", show_byte(c)),
-                    ));
+                    return Err(err(column, format!("unexpected {} after closing quote", show_byte(c))));
                 }
             }
         } else {
-            let end = raw[i..]
-                .iter()
-                .position(|&b| b == b',')
-                .map_or(raw.len(), |k| i + k);
+            let end = raw[i..].iter().position(|&b| b == b',').map_or(raw.len(), |k| i + k);
             let mut value = &raw[i..end];
             while let [body @ .., b' '] = value {
                 value = body;
@@ -192,11 +161,7 @@ fn split_fields<'a>(
 }
 
 fn show_byte(c: u8) -> String {
-    if c.is_ascii_graphic() {
-        format!("'{}'", c as char)
-    } else {
-        format!("byte 0x{c:02X}")
-    }
+    if c.is_ascii_graphic() { format!("'{}'", c as char) } else { format!("byte 0x{c:02X}") }
 }
 
 /// Shows a field value in an error message: quoted, escaped, cut to 40 characters.
@@ -239,15 +204,7 @@ mod tests {
         let mut fields = Vec::new();
         let mut out = Vec::new();
         while let Some(r) = t.next_record(&mut fields) {
-            out.push(r.map(|rec| {
-                (
-                    rec.line,
-                    fields
-                        .iter()
-                        .map(|f| String::from_utf8_lossy(f).into_owned())
-                        .collect(),
-                )
-            }));
+            out.push(r.map(|rec| (rec.line, fields.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect())));
         }
         out
     }
@@ -273,38 +230,20 @@ mod tests {
     #[test]
     fn syntax_errors_name_line_and_column() {
         let e = |text: &str| records(text).into_iter().find_map(Result::err).unwrap();
-        assert_eq!(
-            e("a,b\n1,\"2\n"),
-            SyntaxError {
-                line: 2,
-                column: 2,
-                message: "unterminated quoted field".into()
-            }
-        );
+        assert_eq!(e("a,b\n1,\"2\n"), SyntaxError { line: 2, column: 2, message: "unterminated quoted field".into() });
         assert_eq!(
             e("a,b\n1,\"2\"x\n"),
-            SyntaxError {
-                line: 2,
-                column: 2,
-                message: "unexpected 'x' after closing quote".into()
-            }
+            SyntaxError { line: 2, column: 2, message: "unexpected 'x' after closing quote".into() }
         );
         assert_eq!(
             e("a,b\n1,2\"\n"),
-            SyntaxError {
-                line: 2,
-                column: 2,
-                message: "quote inside an unquoted field".into()
-            }
+            SyntaxError { line: 2, column: 2, message: "quote inside an unquoted field".into() }
         );
     }
 
     #[test]
     fn utf16_is_refused() {
-        assert_eq!(
-            Tokenizer::new(&[0xFF, 0xFE, b'a']).err(),
-            Some(EncodingError::Utf16)
-        );
+        assert_eq!(Tokenizer::new(&[0xFF, 0xFE, b'a']).err(), Some(EncodingError::Utf16));
     }
 
     #[test]
@@ -347,11 +286,7 @@ pub mod write {
 
     fn header(ds: &Dataset, kind: FileKind) -> String {
         let cols = ds.contract.columns(kind);
-        let mut h = cols
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(",");
+        let mut h = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(",");
         h.push('\n');
         h
     }
@@ -386,26 +321,15 @@ pub mod write {
                 let vocab = ds.contract.vocabulary(kind);
                 if let Some(ev) = ds.events(kind) {
                     for i in 0..ev.len() {
-                        let label = vocab
-                            .get(usize::from(ev.kind[i]))
-                            .map_or("", String::as_str);
-                        let _ = writeln!(
-                            out,
-                            "{},{},\"{label}\"",
-                            Timestamp(ev.time[i]),
-                            ev.machine[i]
-                        );
+                        let label = vocab.get(usize::from(ev.kind[i])).map_or("", String::as_str);
+                        let _ = writeln!(out, "{},{},\"{label}\"", Timestamp(ev.time[i]), ev.machine[i]);
                     }
                 }
             }
             FileKind::Machines => {
                 let m = &ds.machines;
                 for i in 0..m.len() {
-                    let model = ds
-                        .contract
-                        .models
-                        .get(usize::from(m.model[i]))
-                        .map_or("", String::as_str);
+                    let model = ds.contract.models.get(usize::from(m.model[i])).map_or("", String::as_str);
                     let _ = write!(out, "{},\"{model}\",", m.id[i]);
                     push_f64(&mut out, m.age[i]);
                     out.push('\n');

@@ -36,16 +36,9 @@ impl FeatureBaseline {
         let total = v.len() + missing;
         v.sort_by(f64::total_cmp);
         let q = |p: f64| {
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v[((v.len() - 1) as f64 * p).round() as usize]
-            }
+            if v.is_empty() { f64::NAN } else { v[((v.len() - 1) as f64 * p).round() as usize] }
         };
-        let mut edges: Vec<f64> = (1..10)
-            .map(|k| q(f64::from(k) / 10.0))
-            .filter(|x| !x.is_nan())
-            .collect();
+        let mut edges: Vec<f64> = (1..10).map(|k| q(f64::from(k) / 10.0)).filter(|x| !x.is_nan()).collect();
         edges.dedup();
         let mut counts = vec![0usize; edges.len() + 1];
         for &x in &v {
@@ -58,11 +51,7 @@ impl FeatureBaseline {
             name: name.to_string(),
             shares: counts.iter().map(|&c| c as f64 / n).collect(),
             edges,
-            missing_share: if total == 0 {
-                0.0
-            } else {
-                missing as f64 / total as f64
-            },
+            missing_share: if total == 0 { 0.0 } else { missing as f64 / total as f64 },
             mean: if v.is_empty() { f64::NAN } else { mean },
             sd: if v.is_empty() { f64::NAN } else { sd },
             percentiles: (0..=100).map(|k| q(f64::from(k) / 100.0)).collect(),
@@ -71,11 +60,7 @@ impl FeatureBaseline {
 
     /// Bin of a value (the last index is the missing bin).
     pub fn bin(&self, x: f64) -> usize {
-        if x.is_nan() {
-            self.edges.len() + 1
-        } else {
-            self.edges.partition_point(|&e| e < x)
-        }
+        if x.is_nan() { self.edges.len() + 1 } else { self.edges.partition_point(|&e| e < x) }
     }
 
     pub fn n_bins(&self) -> usize {
@@ -91,11 +76,7 @@ impl FeatureBaseline {
         let present = 1.0 - self.missing_share;
         let mut psi = 0.0;
         for (i, &c) in counts.iter().enumerate() {
-            let expected = if i < self.shares.len() {
-                self.shares[i] * present
-            } else {
-                self.missing_share
-            };
+            let expected = if i < self.shares.len() { self.shares[i] * present } else { self.missing_share };
             let (e, a) = (expected.max(FLOOR), (c as f64 / total as f64).max(FLOOR));
             psi += (a - e) * (a / e).ln();
         }
@@ -150,15 +131,7 @@ mod tests {
 
     #[test]
     fn discrete_features_and_missing_values() {
-        let vals: Vec<f64> = (0..1000)
-            .map(|i| {
-                if i % 10 == 0 {
-                    f64::NAN
-                } else {
-                    f64::from(i % 2)
-                }
-            })
-            .collect();
+        let vals: Vec<f64> = (0..1000).map(|i| if i % 10 == 0 { f64::NAN } else { f64::from(i % 2) }).collect();
         let b = FeatureBaseline::fit("onehot", vals.iter().copied());
         assert_eq!(b.edges, vec![0.0, 1.0][..b.edges.len()].to_vec());
         assert!((b.missing_share - 0.1).abs() < 1e-12);

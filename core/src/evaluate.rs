@@ -94,12 +94,7 @@ pub struct Evaluation {
 
 /// Rows of the test slice.
 pub fn test_rows(plan: &SplitPlan, times: &[i64]) -> Vec<u32> {
-    times
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| **t >= plan.test_start)
-        .map(|(i, _)| i as u32)
-        .collect()
+    times.iter().enumerate().filter(|(_, t)| **t >= plan.test_start).map(|(i, _)| i as u32).collect()
 }
 
 /// Scores `rows` of `table` with a bundle's failure model and computes its test metrics.
@@ -122,12 +117,7 @@ pub fn score(
         .map(|i| (failures.machine[i], failures.time[i]))
         .collect();
     let horizon = bundle.feature_spec.label.horizon_hours;
-    let event_rows = EventRows {
-        machine: &machine,
-        time: &time,
-        alarm: &alarm,
-        label: &labels,
-    };
+    let event_rows = EventRows { machine: &machine, time: &time, alarm: &alarm, label: &labels };
     let events = metrics::event_metrics(&event_rows, &fails, horizon, 1);
     let leads = lead_times(&event_rows, &fails, horizon);
     let m = TestMetrics {
@@ -160,52 +150,27 @@ fn lead_times(rows: &EventRows<'_>, failures: &[(u32, i64)], horizon_hours: u32)
 }
 
 /// Applies the gates and the champion rule.
-pub fn decide(
-    candidate: &TestMetrics,
-    champion: Option<&ChampionResult>,
-    gates: &Gates,
-) -> (bool, Vec<String>) {
+pub fn decide(candidate: &TestMetrics, champion: Option<&ChampionResult>, gates: &Gates) -> (bool, Vec<String>) {
     let mut ok = true;
     let mut reasons = Vec::new();
     let mut check = |name: &str, value: f64, min: f64| {
         let pass = value >= min;
         ok &= pass;
-        reasons.push(format!(
-            "{} {name} {value:.4} (minimum {min:.4})",
-            if pass { "pass:" } else { "FAIL:" }
-        ));
+        reasons.push(format!("{} {name} {value:.4} (minimum {min:.4})", if pass { "pass:" } else { "FAIL:" }));
     };
     check("test ROC AUC", candidate.roc_auc, gates.min_roc_auc);
-    check(
-        "precision at threshold",
-        candidate.precision,
-        gates.min_precision,
-    );
+    check("precision at threshold", candidate.precision, gates.min_precision);
     check("recall at threshold", candidate.recall, gates.min_recall);
     if gates.min_event_recall > 0.0 {
-        check(
-            "failures warned >= 1 h ahead",
-            candidate.events.warned_share,
-            gates.min_event_recall,
-        );
+        check("failures warned >= 1 h ahead", candidate.events.warned_share, gates.min_event_recall);
     }
     match champion {
         None => reasons.push("pass: no active model to beat".into()),
-        Some(ChampionResult {
-            version,
-            metrics: None,
-            note,
-        }) => {
-            reasons.push(format!(
-                "pass: champion {version} not comparable ({})",
-                note.as_deref().unwrap_or("no metrics")
-            ));
+        Some(ChampionResult { version, metrics: None, note }) => {
+            reasons
+                .push(format!("pass: champion {version} not comparable ({})", note.as_deref().unwrap_or("no metrics")));
         }
-        Some(ChampionResult {
-            version,
-            metrics: Some(cm),
-            ..
-        }) => {
+        Some(ChampionResult { version, metrics: Some(cm), .. }) => {
             let metric = gates.compare_metric.as_str();
             match (candidate.get(metric), cm.get(metric)) {
                 (Some(c), Some(h)) => {
@@ -219,9 +184,7 @@ pub fn decide(
                 }
                 _ => {
                     ok = false;
-                    reasons.push(format!(
-                        "FAIL: unknown comparison metric {metric:?} (roc_auc, pr_auc or f1)"
-                    ));
+                    reasons.push(format!("FAIL: unknown comparison metric {metric:?} (roc_auc, pr_auc or f1)"));
                 }
             }
         }
@@ -249,41 +212,27 @@ pub fn evaluate(
     let rows = test_rows(&candidate.split, &table.time);
     let (metrics_c, scores, leads) = score(candidate, table, &rows, failures);
     let labels: Vec<u8> = rows.iter().map(|&r| table.label[r as usize]).collect();
-    let champion = champion.map(
-        |Champion {
-             version,
-             scored,
-             note,
-         }| {
-            let (version, note) = (version.to_string(), note.map(str::to_string));
-            match scored {
-                // The champion is this very model: its metrics are the candidate's.
-                Some((bundle, _)) if bundle == candidate => ChampionResult {
-                    version,
-                    metrics: Some(metrics_c.clone()),
-                    note: Some("the active model is this model".into()),
-                },
-                Some((bundle, champ_table)) => {
-                    // The champion is scored on the candidate's test rows and labels.
-                    let mut t = champ_table.clone();
-                    t.label = table.label.clone();
-                    t.time = table.time.clone();
-                    t.machine = table.machine.clone();
-                    let (m, _, _) = score(bundle, &t, &rows, failures);
-                    ChampionResult {
-                        version,
-                        metrics: Some(m),
-                        note,
-                    }
-                }
-                None => ChampionResult {
-                    version,
-                    metrics: None,
-                    note,
-                },
+    let champion = champion.map(|Champion { version, scored, note }| {
+        let (version, note) = (version.to_string(), note.map(str::to_string));
+        match scored {
+            // The champion is this very model: its metrics are the candidate's.
+            Some((bundle, _)) if bundle == candidate => ChampionResult {
+                version,
+                metrics: Some(metrics_c.clone()),
+                note: Some("the active model is this model".into()),
+            },
+            Some((bundle, champ_table)) => {
+                // The champion is scored on the candidate's test rows and labels.
+                let mut t = champ_table.clone();
+                t.label = table.label.clone();
+                t.time = table.time.clone();
+                t.machine = table.machine.clone();
+                let (m, _, _) = score(bundle, &t, &rows, failures);
+                ChampionResult { version, metrics: Some(m), note }
             }
-        },
-    );
+            None => ChampionResult { version, metrics: None, note },
+        }
+    });
     let (blessed, reasons) = decide(&metrics_c, champion.as_ref(), gates);
     Evaluation {
         roc_curve: metrics::curve(&scores, &labels, 200),
@@ -303,13 +252,7 @@ mod tests {
     use super::*;
 
     fn tm(roc: f64, pr: f64, p: f64, r: f64) -> TestMetrics {
-        TestMetrics {
-            roc_auc: roc,
-            pr_auc: pr,
-            precision: p,
-            recall: r,
-            ..Default::default()
-        }
+        TestMetrics { roc_auc: roc, pr_auc: pr, precision: p, recall: r, ..Default::default() }
     }
 
     #[test]
@@ -320,30 +263,17 @@ mod tests {
         let (ok, reasons) = decide(&tm(0.74, 0.5, 0.3, 0.6), None, &g);
         assert!(!ok);
         assert_eq!(reasons[0], "FAIL: test ROC AUC 0.7400 (minimum 0.7500)");
-        let champ = ChampionResult {
-            version: "v3".into(),
-            metrics: Some(tm(0.9, 0.50, 0.3, 0.6)),
-            note: None,
-        };
+        let champ = ChampionResult { version: "v3".into(), metrics: Some(tm(0.9, 0.50, 0.3, 0.6)), note: None };
         // Equal to the champion is not better.
         let (ok, reasons) = decide(&tm(0.9, 0.5005, 0.3, 0.6), Some(&champ), &g);
         assert!(!ok);
-        assert_eq!(
-            reasons.last().unwrap(),
-            "FAIL: pr_auc 0.5005 vs champion v3 0.5000 (must improve by 0.0010)"
-        );
+        assert_eq!(reasons.last().unwrap(), "FAIL: pr_auc 0.5005 vs champion v3 0.5000 (must improve by 0.0010)");
         let (ok, _) = decide(&tm(0.9, 0.52, 0.3, 0.6), Some(&champ), &g);
         assert!(ok);
-        let not_comparable = ChampionResult {
-            version: "v3".into(),
-            metrics: None,
-            note: Some("different label horizon".into()),
-        };
+        let not_comparable =
+            ChampionResult { version: "v3".into(), metrics: None, note: Some("different label horizon".into()) };
         let (ok, reasons) = decide(&tm(0.9, 0.52, 0.3, 0.6), Some(&not_comparable), &g);
         assert!(ok);
-        assert_eq!(
-            reasons.last().unwrap(),
-            "pass: champion v3 not comparable (different label horizon)"
-        );
+        assert_eq!(reasons.last().unwrap(), "pass: champion v3 not comparable (different label horizon)");
     }
 }

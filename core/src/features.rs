@@ -90,9 +90,7 @@ impl std::str::FromStr for FeatureSet {
         match s {
             "seed" => Ok(FeatureSet::Seed),
             "rich" => Ok(FeatureSet::Rich),
-            other => Err(format!(
-                "unknown feature set {other:?} (expected seed or rich)"
-            )),
+            other => Err(format!("unknown feature set {other:?} (expected seed or rich)")),
         }
     }
 }
@@ -100,25 +98,15 @@ impl std::str::FromStr for FeatureSet {
 /// Why a spec is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error(
-        "feature spec version {found} is not supported by this build (supports {FEATURE_SPEC_VERSION})"
-    )]
+    #[error("feature spec version {found} is not supported by this build (supports {FEATURE_SPEC_VERSION})")]
     Version { found: u32 },
     #[error("{field}: {message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: &'static str, message: String },
 }
 
 impl FeatureSpec {
     pub fn new(set: FeatureSet, contract: Contract, horizon_hours: u32) -> Self {
-        let stats = vec![
-            RollingStat::Mean,
-            RollingStat::Std,
-            RollingStat::Max,
-            RollingStat::Min,
-        ];
+        let stats = vec![RollingStat::Mean, RollingStat::Std, RollingStat::Max, RollingStat::Min];
         let rich = set == FeatureSet::Rich;
         FeatureSpec {
             version: FEATURE_SPEC_VERSION,
@@ -136,23 +124,11 @@ impl FeatureSpec {
 
     /// Checks a spec read from an artifact or a request.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let invalid = |field, message: &str| {
-            Err(SpecError::Invalid {
-                field,
-                message: message.to_string(),
-            })
-        };
+        let invalid = |field, message: &str| Err(SpecError::Invalid { field, message: message.to_string() });
         if self.version != FEATURE_SPEC_VERSION {
-            return Err(SpecError::Version {
-                found: self.version,
-            });
+            return Err(SpecError::Version { found: self.version });
         }
-        if self
-            .rolling_windows_hours
-            .iter()
-            .chain(&self.error_windows_hours)
-            .any(|&w| w == 0)
-        {
+        if self.rolling_windows_hours.iter().chain(&self.error_windows_hours).any(|&w| w == 0) {
             return invalid("windows", "a window must be at least 1 hour");
         }
         if self.trend_hours == Some(0) {
@@ -162,10 +138,7 @@ impl FeatureSpec {
             return invalid("label.horizon_hours", "must be at least 1 hour");
         }
         if self.contract.error_types.len() > 64 {
-            return invalid(
-                "contract.error_types",
-                "at most 64 error types are supported",
-            );
+            return invalid("contract.error_types", "at most 64 error types are supported");
         }
         if self.names().is_empty() {
             return invalid("features", "the spec selects no feature");
@@ -221,12 +194,7 @@ impl FeatureSpec {
     /// How far back (hours) telemetry must be kept to compute a row: readings older than
     /// `t - telemetry_history_hours()` never enter any window.
     pub fn telemetry_history_hours(&self) -> u32 {
-        let rolling = self
-            .rolling_windows_hours
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0);
+        let rolling = self.rolling_windows_hours.iter().copied().max().unwrap_or(0);
         let trend = self.trend_hours.map_or(0, |t| 2 * t);
         rolling.max(trend).max(1)
     }
@@ -320,11 +288,7 @@ fn window_stats(xs: &[f64]) -> [f64; 4] {
     let max = hi[0].max(hi[1]).max(hi[2].max(hi[3]));
     let min = lo[0].min(lo[1]).min(lo[2].min(lo[3]));
     let mean = sum4(xs) / n as f64;
-    let std = if n < 2 {
-        f64::NAN
-    } else {
-        (sum_sq_dev4(xs, mean) / (n - 1) as f64).sqrt()
-    };
+    let std = if n < 2 { f64::NAN } else { (sum_sq_dev4(xs, mean) / (n - 1) as f64).sqrt() };
     [mean, std, max, min]
 }
 
@@ -412,9 +376,7 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
     if spec.hours_since_replacement {
         let m_end = first_after(h.maint_time, h.maint_time.len(), t);
         for comp in 0..spec.contract.components.len() {
-            let last = (0..m_end)
-                .rev()
-                .find(|&j| usize::from(h.maint_kind[j]) == comp);
+            let last = (0..m_end).rev().find(|&j| usize::from(h.maint_kind[j]) == comp);
             out[k] = last.map_or(f64::NAN, |j| (t - h.maint_time[j]) as f64 / HOUR as f64);
             k += 1;
         }
@@ -441,11 +403,7 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
         let lo = first_after(h.time, mid, t - 2 * lag);
         for (si, s) in h.sensors.iter().enumerate() {
             // Same slice, same summation: the cached rolling mean has the same bits.
-            let current = if have_trend_means {
-                trend_means[si]
-            } else {
-                mean(&s[mid..end])
-            };
+            let current = if have_trend_means { trend_means[si] } else { mean(&s[mid..end]) };
             out[k] = current - mean(&s[lo..mid]);
             k += 1;
         }
@@ -453,12 +411,7 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
     debug_assert_eq!(k, out.len());
 }
 
-const STANDARD_STATS: [RollingStat; 4] = [
-    RollingStat::Mean,
-    RollingStat::Std,
-    RollingStat::Max,
-    RollingStat::Min,
-];
+const STANDARD_STATS: [RollingStat; 4] = [RollingStat::Mean, RollingStat::Std, RollingStat::Max, RollingStat::Min];
 
 /// How a computed `f64` feature is stored in a [`FeatureTable`].
 pub trait FeatureValue: Copy + Send + Sync + Default + 'static {
@@ -517,23 +470,12 @@ fn label_machine(
     n_comp: usize,
     out: LabelOut<'_, '_>,
 ) {
-    let LabelOut {
-        label,
-        label_comp,
-        hours_to,
-    } = out;
+    let LabelOut { label, label_comp, hours_to } = out;
     // Next failure strictly after t, overall and per component: two-pointer sweeps.
     let mut next_any = 0;
     let mut next_comp = vec![0usize; n_comp];
     let comp_times: Vec<Vec<i64>> = (0..n_comp)
-        .map(|c| {
-            fail_time
-                .iter()
-                .zip(fail_kind)
-                .filter(|(_, k)| usize::from(**k) == c)
-                .map(|(t, _)| *t)
-                .collect()
-        })
+        .map(|c| fail_time.iter().zip(fail_kind).filter(|(_, k)| usize::from(**k) == c).map(|(t, _)| *t).collect())
         .collect();
     for (r, &t) in times.iter().enumerate() {
         while next_any < fail_time.len() && fail_time[next_any] <= t {
@@ -554,10 +496,7 @@ fn label_machine(
 
 /// Splits each column into per-machine mutable chunks: result\[machine\]\[column\].
 fn split_columns<'a, T>(columns: &'a mut [Vec<T>], lens: &[usize]) -> Vec<Vec<&'a mut [T]>> {
-    let mut per: Vec<Vec<&'a mut [T]>> = lens
-        .iter()
-        .map(|_| Vec::with_capacity(columns.len()))
-        .collect();
+    let mut per: Vec<Vec<&'a mut [T]>> = lens.iter().map(|_| Vec::with_capacity(columns.len())).collect();
     for col in columns.iter_mut() {
         let mut rest: &'a mut [T] = col.as_mut_slice();
         for (m, &len) in lens.iter().enumerate() {
@@ -591,69 +530,46 @@ pub fn compute_batch_as<T: FeatureValue>(spec: &FeatureSpec, ds: &Dataset) -> Fe
     let per_hours = split_columns(&mut hours_to, &lens);
     let horizon = i64::from(spec.label.horizon_hours) * HOUR;
 
-    ranges
-        .par_iter()
-        .zip(per_feat)
-        .zip(per_label.into_par_iter().zip(per_hours))
-        .for_each(
-            |(((machine, range), mut feat_cols), (mut lab_cols, mut hour_cols))| {
-                let sensors: Vec<&[f64]> = tel.sensors.iter().map(|c| &c[range.clone()]).collect();
-                let er = machine_range(&ds.errors.machine, *machine);
-                let mr = machine_range(&ds.maint.machine, *machine);
-                let fr = machine_range(&ds.failures.machine, *machine);
-                let meta = ds
-                    .machines
-                    .position(*machine)
-                    .map(|p| (ds.machines.model[p], ds.machines.age[p]));
-                let h = MachineHistory {
-                    time: &tel.time[range.clone()],
-                    sensors: &sensors,
-                    error_time: &ds.errors.time[er.clone()],
-                    error_kind: &ds.errors.kind[er],
-                    maint_time: &ds.maint.time[mr.clone()],
-                    maint_kind: &ds.maint.kind[mr],
-                    machine: meta,
-                };
-                // Rows are computed into a small row-major block, then written column by column:
-                // scattering each row over all feature columns touches one page per column per
-                // row and thrashes the TLB.
-                const BLOCK: usize = 64;
-                let mut block = vec![0.0f64; BLOCK * n_feat];
-                let n_rows = range.len();
-                let mut start = 0;
-                while start < n_rows {
-                    let len = BLOCK.min(n_rows - start);
-                    for r in 0..len {
-                        compute_row(
-                            spec,
-                            &h,
-                            start + r,
-                            &mut block[r * n_feat..(r + 1) * n_feat],
-                        );
-                    }
-                    for (c, col) in feat_cols.iter_mut().enumerate() {
-                        for (r, slot) in col[start..start + len].iter_mut().enumerate() {
-                            *slot = T::from_f64(block[r * n_feat + c]);
-                        }
-                    }
-                    start += len;
+    ranges.par_iter().zip(per_feat).zip(per_label.into_par_iter().zip(per_hours)).for_each(
+        |(((machine, range), mut feat_cols), (mut lab_cols, mut hour_cols))| {
+            let sensors: Vec<&[f64]> = tel.sensors.iter().map(|c| &c[range.clone()]).collect();
+            let er = machine_range(&ds.errors.machine, *machine);
+            let mr = machine_range(&ds.maint.machine, *machine);
+            let fr = machine_range(&ds.failures.machine, *machine);
+            let meta = ds.machines.position(*machine).map(|p| (ds.machines.model[p], ds.machines.age[p]));
+            let h = MachineHistory {
+                time: &tel.time[range.clone()],
+                sensors: &sensors,
+                error_time: &ds.errors.time[er.clone()],
+                error_kind: &ds.errors.kind[er],
+                maint_time: &ds.maint.time[mr.clone()],
+                maint_kind: &ds.maint.kind[mr],
+                machine: meta,
+            };
+            // Rows are computed into a small row-major block, then written column by column:
+            // scattering each row over all feature columns touches one page per column per
+            // row and thrashes the TLB.
+            const BLOCK: usize = 64;
+            let mut block = vec![0.0f64; BLOCK * n_feat];
+            let n_rows = range.len();
+            let mut start = 0;
+            while start < n_rows {
+                let len = BLOCK.min(n_rows - start);
+                for r in 0..len {
+                    compute_row(spec, &h, start + r, &mut block[r * n_feat..(r + 1) * n_feat]);
                 }
-                let (any, comps) = lab_cols.split_at_mut(1);
-                let out = LabelOut {
-                    label: any[0],
-                    label_comp: comps,
-                    hours_to: hour_cols[0],
-                };
-                label_machine(
-                    h.time,
-                    &ds.failures.time[fr.clone()],
-                    &ds.failures.kind[fr],
-                    horizon,
-                    n_comp,
-                    out,
-                );
-            },
-        );
+                for (c, col) in feat_cols.iter_mut().enumerate() {
+                    for (r, slot) in col[start..start + len].iter_mut().enumerate() {
+                        *slot = T::from_f64(block[r * n_feat + c]);
+                    }
+                }
+                start += len;
+            }
+            let (any, comps) = lab_cols.split_at_mut(1);
+            let out = LabelOut { label: any[0], label_comp: comps, hours_to: hour_cols[0] };
+            label_machine(h.time, &ds.failures.time[fr.clone()], &ds.failures.kind[fr], horizon, n_comp, out);
+        },
+    );
 
     let label = label_cols.remove(0);
     FeatureTable {

@@ -79,10 +79,7 @@ pub struct ReadOptions {
 
 impl ReadOptions {
     pub fn new(policy: BadRowPolicy) -> Self {
-        ReadOptions {
-            policy,
-            cadence_secs: HOUR,
-        }
+        ReadOptions { policy, cadence_secs: HOUR }
     }
 }
 
@@ -112,10 +109,7 @@ pub struct ColumnStats {
 impl ColumnStats {
     fn of(values: &[f64], missing: u64) -> Self {
         if values.is_empty() {
-            return ColumnStats {
-                missing,
-                ..Default::default()
-            };
+            return ColumnStats { missing, ..Default::default() };
         }
         let n = values.len() as f64;
         let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
@@ -222,15 +216,12 @@ pub fn read_dataset(
     opts: &ReadOptions,
 ) -> Result<(Dataset, ValidationReport), DataError> {
     let find = |kind: FileKind| {
-        files
-            .iter()
-            .find(|f| f.kind == kind)
-            .ok_or_else(|| DataError {
-                file: kind.file_name().to_string(),
-                line: None,
-                column: None,
-                message: "file not provided".to_string(),
-            })
+        files.iter().find(|f| f.kind == kind).ok_or_else(|| DataError {
+            file: kind.file_name().to_string(),
+            line: None,
+            column: None,
+            message: "file not provided".to_string(),
+        })
     };
     let mut dropped = Vec::new();
     let mut reports = BTreeMap::new();
@@ -240,22 +231,14 @@ pub fn read_dataset(
     reports.insert(FileKind::Machines.name().to_string(), mach_report);
 
     let tel_file = find(FileKind::Telemetry)?;
-    let (telemetry, tel_report) =
-        read_telemetry(tel_file, contract, &machines, opts, &mut dropped)?;
+    let (telemetry, tel_report) = read_telemetry(tel_file, contract, &machines, opts, &mut dropped)?;
     reports.insert(FileKind::Telemetry.name().to_string(), tel_report);
 
     let mut events_out = BTreeMap::new();
     let mut tables = Vec::new();
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
         let file = find(kind)?;
-        let (events, report, outside) = read_events(
-            file,
-            contract,
-            &machines,
-            &telemetry,
-            opts.policy,
-            &mut dropped,
-        )?;
+        let (events, report, outside) = read_events(file, contract, &machines, &telemetry, opts.policy, &mut dropped)?;
         reports.insert(kind.name().to_string(), report);
         events_out.insert(kind.name().to_string(), outside);
         tables.push(events);
@@ -275,14 +258,7 @@ pub fn read_dataset(
         events_outside_telemetry_range: events_out,
         dropped_rows: dropped,
     };
-    let dataset = Dataset {
-        contract: contract.clone(),
-        telemetry,
-        errors,
-        maint,
-        failures,
-        machines,
-    };
+    let dataset = Dataset { contract: contract.clone(), telemetry, errors, maint, failures, machines };
     Ok((dataset, report))
 }
 
@@ -316,10 +292,7 @@ fn bad_row(
 
 /// The text of a physical line (1-based), for the report of a dropped row.
 fn raw_line(data: &[u8], line: u64) -> String {
-    let text = data
-        .split(|&b| b == b'\n')
-        .nth((line - 1) as usize)
-        .unwrap_or_default();
+    let text = data.split(|&b| b == b'\n').nth((line - 1) as usize).unwrap_or_default();
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     String::from_utf8_lossy(text).into_owned()
 }
@@ -345,19 +318,10 @@ impl Header {
 }
 
 fn file_error(file: &InputFile<'_>, line: Option<u64>, message: String) -> DataError {
-    DataError {
-        file: file.name.to_string(),
-        line,
-        column: None,
-        message,
-    }
+    DataError { file: file.name.to_string(), line, column: None, message }
 }
 
-fn read_header<'a>(
-    file: &InputFile<'a>,
-    tok: &mut Tokenizer<'a>,
-    expected: Vec<String>,
-) -> Result<Header, DataError> {
+fn read_header<'a>(file: &InputFile<'a>, tok: &mut Tokenizer<'a>, expected: Vec<String>) -> Result<Header, DataError> {
     let mut fields = Vec::new();
     let rec = match tok.next_record(&mut fields) {
         None => return Err(file_error(file, None, "the file is empty".to_string())),
@@ -371,23 +335,14 @@ fn read_header<'a>(
         }
         Some(Ok(r)) => r,
     };
-    let got: Vec<String> = fields
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().to_string())
-        .collect();
+    let got: Vec<String> = fields.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
     let expected_list = expected.join(", ");
     let lower = |s: &str| s.to_ascii_lowercase();
-    if !got
-        .iter()
-        .any(|g| expected.iter().any(|e| lower(e) == lower(g)))
-    {
+    if !got.iter().any(|g| expected.iter().any(|e| lower(e) == lower(g))) {
         return Err(file_error(
             file,
             Some(rec.line),
-            format!(
-                "line {} is not a header; expected the columns {expected_list}",
-                rec.line
-            ),
+            format!("line {} is not a header; expected the columns {expected_list}", rec.line),
         ));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -403,11 +358,7 @@ fn read_header<'a>(
     }
     for (i, g) in got.iter().enumerate() {
         if !expected.iter().any(|e| lower(e) == lower(g)) {
-            let shown = if g.is_empty() {
-                "(empty)".to_string()
-            } else {
-                g.clone()
-            };
+            let shown = if g.is_empty() { "(empty)".to_string() } else { g.clone() };
             return Err(DataError {
                 file: file.name.to_string(),
                 line: Some(rec.line),
@@ -429,31 +380,17 @@ fn read_header<'a>(
             }
         }
     }
-    Ok(Header {
-        positions,
-        names: expected,
-        n_fields: got.len(),
-        raw_fields: got,
-        line: rec.line,
-    })
+    Ok(Header { positions, names: expected, n_fields: got.len(), raw_fields: got, line: rec.line })
 }
 
 /// Name of the field at 1-based file position `column`, as the header spells it.
 fn field_name(header: &Header, column: usize) -> String {
-    header
-        .raw_fields
-        .get(column - 1)
-        .cloned()
-        .unwrap_or_else(|| format!("#{column}"))
+    header.raw_fields.get(column - 1).cloned().unwrap_or_else(|| format!("#{column}"))
 }
 
 fn open<'a>(file: &InputFile<'a>) -> Result<Tokenizer<'a>, DataError> {
     Tokenizer::new(file.data).map_err(|e| match e {
-        EncodingError::Utf16 => file_error(
-            file,
-            None,
-            "the file is UTF-16 encoded; save it as UTF-8".to_string(),
-        ),
+        EncodingError::Utf16 => file_error(file, None, "the file is UTF-16 encoded; save it as UTF-8".to_string()),
     })
 }
 
@@ -468,17 +405,11 @@ fn parse_time(v: &[u8]) -> CellResult<i64> {
     if is_missing(v) {
         return Err(missing_msg(v));
     }
-    Timestamp::parse(v)
-        .map(|t| t.0)
-        .map_err(|e| format!("invalid datetime {}: {e}", show_value(v)))
+    Timestamp::parse(v).map(|t| t.0).map_err(|e| format!("invalid datetime {}: {e}", show_value(v)))
 }
 
 fn missing_msg(v: &[u8]) -> String {
-    if v.is_empty() {
-        "missing value".to_string()
-    } else {
-        format!("missing value ({})", show_value(v))
-    }
+    if v.is_empty() { "missing value".to_string() } else { format!("missing value ({})", show_value(v)) }
 }
 
 fn parse_machine_id(v: &[u8]) -> CellResult<u32> {
@@ -486,19 +417,10 @@ fn parse_machine_id(v: &[u8]) -> CellResult<u32> {
         return Err(missing_msg(v));
     }
     let ok = !v.is_empty() && v.len() <= 10 && v.iter().all(u8::is_ascii_digit);
-    let parsed = if ok {
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-    } else {
-        None
-    };
+    let parsed = if ok { std::str::from_utf8(v).ok().and_then(|s| s.parse::<u32>().ok()) } else { None };
     match parsed {
         Some(id) if id > 0 => Ok(id),
-        _ => Err(format!(
-            "machine id must be a positive integer, found {}",
-            show_value(v)
-        )),
+        _ => Err(format!("machine id must be a positive integer, found {}", show_value(v))),
     }
 }
 
@@ -506,9 +428,7 @@ fn parse_f64(v: &[u8]) -> CellResult<f64> {
     if is_missing(v) {
         return Err(missing_msg(v));
     }
-    let parsed = std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok());
+    let parsed = std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok());
     match parsed {
         Some(x) if x.is_finite() => Ok(x),
         Some(_) => Err(format!("non-finite value {}", show_value(v))),
@@ -524,40 +444,23 @@ fn parse_label(v: &[u8], vocab: &[String], what: &str) -> Result<u16, (String, O
         Some(i) => Ok(i as u16),
         None => {
             let label = String::from_utf8_lossy(v).into_owned();
-            Err((
-                format!(
-                    "unknown {what} {} (expected one of {})",
-                    show_value(v),
-                    vocab.join(", ")
-                ),
-                Some(label),
-            ))
+            Err((format!("unknown {what} {} (expected one of {})", show_value(v), vocab.join(", ")), Some(label)))
         }
     }
 }
 
 fn is_repeated_header(fields: &[Cow<'_, [u8]>], header: &Header) -> bool {
     fields.len() == header.raw_fields.len()
-        && fields
-            .iter()
-            .zip(&header.raw_fields)
-            .all(|(f, h)| String::from_utf8_lossy(f).trim().eq_ignore_ascii_case(h))
+        && fields.iter().zip(&header.raw_fields).all(|(f, h)| String::from_utf8_lossy(f).trim().eq_ignore_ascii_case(h))
 }
 
 /// Checks the field count and recognises repeated headers; returns the row problem if any.
 fn shape_problem(fields: &[Cow<'_, [u8]>], header: &Header) -> Option<String> {
     if is_repeated_header(fields, header) {
-        return Some(format!(
-            "repeated header row (the header is on line {})",
-            header.line
-        ));
+        return Some(format!("repeated header row (the header is on line {})", header.line));
     }
     if fields.len() != header.n_fields {
-        return Some(format!(
-            "expected {} fields, found {}",
-            header.n_fields,
-            fields.len()
-        ));
+        return Some(format!("expected {} fields, found {}", header.n_fields, fields.len()));
     }
     None
 }
@@ -582,12 +485,7 @@ fn read_machines(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
 ) -> Result<(Machines, FileReport), DataError> {
-    let ParsedMachines {
-        table: parsed,
-        lines,
-        id_col,
-        mut report,
-    } = parse_machines(file, contract, policy, dropped)?;
+    let ParsedMachines { table: parsed, lines, id_col, mut report } = parse_machines(file, contract, policy, dropped)?;
     report.out_of_order_rows = count_out_of_order(&parsed.id, |i| parsed.id[i]);
     let mut order: Vec<usize> = (0..parsed.len()).collect();
     order.sort_by_key(|&i| (parsed.id[i], lines[i]));
@@ -600,14 +498,7 @@ fn read_machines(
         {
             report.duplicate_rows += 1;
             let msg = format!("machine {id} is already defined on line {}", lines[p]);
-            bad_row(
-                policy,
-                dropped,
-                file,
-                lines[i],
-                Some((id_col.0, &id_col.1)),
-                msg,
-            )?;
+            bad_row(policy, dropped, file, lines[i], Some((id_col.0, &id_col.1)), msg)?;
             continue;
         }
         prev = Some(i);
@@ -618,9 +509,7 @@ fn read_machines(
     report.rows_kept = out.len() as u64;
     report.rows_dropped = report.rows_read - report.rows_kept;
     let age_missing = report.columns.get("age").map_or(0, |c| c.missing);
-    report
-        .columns
-        .insert("age".into(), ColumnStats::of(&out.age, age_missing));
+    report.columns.insert("age".into(), ColumnStats::of(&out.age, age_missing));
     report.label_counts = count_labels(&out.model, &contract.models);
     Ok((out, report))
 }
@@ -636,10 +525,7 @@ fn parse_machines(
     let id_col = (header.col(0).0, header.col(0).1.to_string());
     let mut out = Machines::default();
     let mut lines = Vec::new();
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        ..Default::default()
-    };
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let mut age_missing = 0;
     let mut fields = Vec::new();
     while let Some(rec) = tok.next_record(&mut fields) {
@@ -648,14 +534,7 @@ fn parse_machines(
             Ok(r) => r,
             Err(e) => {
                 let name = field_name(&header, e.column);
-                bad_row(
-                    policy,
-                    dropped,
-                    file,
-                    e.line,
-                    Some((e.column, &name)),
-                    e.message,
-                )?;
+                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
                 continue;
             }
         };
@@ -703,25 +582,10 @@ fn parse_machines(
     }
     report.blank_lines = tok.blank_lines;
     if report.rows_read == 0 {
-        return Err(file_error(
-            file,
-            None,
-            "no data rows after the header".to_string(),
-        ));
+        return Err(file_error(file, None, "no data rows after the header".to_string()));
     }
-    report.columns.insert(
-        "age".into(),
-        ColumnStats {
-            missing: age_missing,
-            ..Default::default()
-        },
-    );
-    Ok(ParsedMachines {
-        table: out,
-        lines,
-        id_col,
-        report,
-    })
+    report.columns.insert("age".into(), ColumnStats { missing: age_missing, ..Default::default() });
+    Ok(ParsedMachines { table: out, lines, id_col, report })
 }
 
 /// Telemetry rows parsed from one chunk of the file.
@@ -758,11 +622,7 @@ fn parse_telemetry_chunk(
     'rows: while let Some(rec) = tok.next_record(&mut fields) {
         out.rows_read += 1;
         let problem: Option<RowProblem> = match rec {
-            Err(e) => Some((
-                e.line,
-                Some((e.column, field_name(header, e.column))),
-                e.message,
-            )),
+            Err(e) => Some((e.line, Some((e.column, field_name(header, e.column))), e.message)),
             Ok(rec) => 'check: {
                 if let Some(msg) = shape_problem(&fields, header) {
                     break 'check Some((rec.line, None, msg));
@@ -828,31 +688,18 @@ fn read_telemetry(
     let header = read_header(file, &mut tok, contract.columns(FileKind::Telemetry))?;
     // The rest of the file, from the first line after the header.
     let body_start = {
-        let mut pos = if file.data.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            3
-        } else {
-            0
-        };
+        let mut pos = if file.data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
         for _ in 1..tok.next_line() {
-            pos = file.data[pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(file.data.len(), |k| pos + k + 1);
+            pos = file.data[pos..].iter().position(|&b| b == b'\n').map_or(file.data.len(), |k| pos + k + 1);
         }
         pos
     };
     let body = &file.data[body_start..];
-    let n_chunks = if body.len() > 1 << 20 {
-        rayon::current_num_threads() * 4
-    } else {
-        1
-    };
+    let n_chunks = if body.len() > 1 << 20 { rayon::current_num_threads() * 4 } else { 1 };
     let chunks = csv::line_chunks(body, n_chunks);
     // Line numbers of each chunk's first line.
-    let newline_counts: Vec<u64> = chunks
-        .par_iter()
-        .map(|&(a, b)| body[a..b].iter().filter(|&&c| c == b'\n').count() as u64)
-        .collect();
+    let newline_counts: Vec<u64> =
+        chunks.par_iter().map(|&(a, b)| body[a..b].iter().filter(|&&c| c == b'\n').count() as u64).collect();
     let mut first_lines = Vec::with_capacity(chunks.len());
     let mut line = tok.next_line();
     for n in &newline_counts {
@@ -865,10 +712,7 @@ fn read_telemetry(
         .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, &header, policy))
         .collect();
 
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        ..Default::default()
-    };
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let n_sensors = contract.sensors.len();
     let total: usize = parts.iter().map(|p| p.table.len()).sum();
     let mut tel = Telemetry::with_sensors(n_sensors);
@@ -898,17 +742,12 @@ fn read_telemetry(
         lines.extend_from_slice(&part.lines);
     }
     if report.rows_read == 0 {
-        return Err(file_error(
-            file,
-            None,
-            "no data rows after the header".to_string(),
-        ));
+        return Err(file_error(file, None, "no data rows after the header".to_string()));
     }
     report.out_of_order_rows = count_out_of_order(&tel.machine, |i| (tel.machine[i], tel.time[i]));
 
     // Sort by (machine, time) unless already sorted (the usual case).
-    let sorted = (1..tel.len())
-        .all(|i| (tel.machine[i - 1], tel.time[i - 1]) <= (tel.machine[i], tel.time[i]));
+    let sorted = (1..tel.len()).all(|i| (tel.machine[i - 1], tel.time[i - 1]) <= (tel.machine[i], tel.time[i]));
     let order: Option<Vec<usize>> = if sorted {
         None
     } else {
@@ -947,11 +786,7 @@ fn read_telemetry(
                 file,
                 lines[i],
                 Some(header.col(0)),
-                format!(
-                    "duplicate reading for machine {m} at {} (first on line {})",
-                    Timestamp(t),
-                    lines[p]
-                ),
+                format!("duplicate reading for machine {m} at {} (first on line {})", Timestamp(t), lines[p]),
             )?;
             continue;
         }
@@ -967,20 +802,13 @@ fn read_telemetry(
         Telemetry {
             machine: idx.iter().map(|&i| tel.machine[i]).collect(),
             time: idx.iter().map(|&i| tel.time[i]).collect(),
-            sensors: tel
-                .sensors
-                .iter()
-                .map(|c| idx.iter().map(|&i| c[i]).collect())
-                .collect(),
+            sensors: tel.sensors.iter().map(|c| idx.iter().map(|&i| c[i]).collect()).collect(),
         }
     };
     report.rows_kept = tel.len() as u64;
     report.rows_dropped = report.rows_read - report.rows_kept;
     for (s, name) in contract.sensors.iter().enumerate() {
-        report.columns.insert(
-            name.clone(),
-            ColumnStats::of(&tel.sensors[s], missing[s + 2]),
-        );
+        report.columns.insert(name.clone(), ColumnStats::of(&tel.sensors[s], missing[s + 2]));
     }
     if let (Some(lo), Some(hi)) = (tel.time.iter().min(), tel.time.iter().max()) {
         report.first_time = Some(Timestamp(*lo).to_string());
@@ -1019,10 +847,7 @@ fn read_events(
         FileKind::Errors => "error id",
         _ => "component",
     };
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        ..Default::default()
-    };
+    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let mut ev = Events::default();
     let mut lines = Vec::new();
     let mut fields = Vec::new();
@@ -1032,14 +857,7 @@ fn read_events(
             Ok(r) => r,
             Err(e) => {
                 let name = field_name(&header, e.column);
-                bad_row(
-                    policy,
-                    dropped,
-                    file,
-                    e.line,
-                    Some((e.column, &name)),
-                    e.message,
-                )?;
+                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
                 continue;
             }
         };
@@ -1105,14 +923,7 @@ fn read_events(
             && (ev.machine[p], ev.time[p], ev.kind[p]) == (m, t, k)
         {
             report.duplicate_rows += 1;
-            bad_row(
-                policy,
-                dropped,
-                file,
-                lines[i],
-                None,
-                format!("duplicate event (first on line {})", lines[p]),
-            )?;
+            bad_row(policy, dropped, file, lines[i], None, format!("duplicate event (first on line {})", lines[p]))?;
             continue;
         }
         prev = Some(i);
@@ -1135,10 +946,7 @@ fn read_events(
 }
 
 fn gap_report(tel: &Telemetry, cadence: i64) -> GapReport {
-    let mut rep = GapReport {
-        cadence_secs: cadence,
-        ..Default::default()
-    };
+    let mut rep = GapReport { cadence_secs: cadence, ..Default::default() };
     let mut all: Vec<Gap> = Vec::new();
     for (m, r) in tel.machine_ranges() {
         let mut has_gap = false;
@@ -1162,11 +970,7 @@ fn gap_report(tel: &Telemetry, cadence: i64) -> GapReport {
         }
         rep.machines_with_gaps += u64::from(has_gap);
     }
-    all.sort_by(|a, b| {
-        b.missing_readings
-            .cmp(&a.missing_readings)
-            .then(a.machine.cmp(&b.machine))
-    });
+    all.sort_by(|a, b| b.missing_readings.cmp(&a.missing_readings).then(a.machine.cmp(&b.machine)));
     all.truncate(20);
     rep.largest = all;
     rep

@@ -71,11 +71,7 @@ impl BinMapper {
 
     #[inline]
     pub fn bin(&self, x: f32) -> u8 {
-        if x.is_nan() {
-            MISSING
-        } else {
-            self.upper.partition_point(|&u| u < x) as u8
-        }
+        if x.is_nan() { MISSING } else { self.upper.partition_point(|&u| u < x) as u8 }
     }
 
     pub fn n_bins(&self) -> usize {
@@ -106,40 +102,28 @@ impl Binned {
             .zip(mappers)
             .map(|(col, m)| rows.iter().map(|&r| m.bin(col[r as usize])).collect())
             .collect();
-        Binned {
-            n_rows: rows.len(),
-            cols,
-            row_major: Vec::new(),
-        }
+        Binned { n_rows: rows.len(), cols, row_major: Vec::new() }
     }
 
     /// Adds the row-major copy (used by boosting).
     pub fn with_row_major(mut self) -> Self {
         let n_feat = self.cols.len();
         let mut rm = vec![0u8; self.n_rows * n_feat];
-        rm.par_chunks_mut(n_feat.max(1) * 1024)
-            .enumerate()
-            .for_each(|(chunk, out)| {
-                let first = chunk * 1024;
-                for (i, row) in out.chunks_mut(n_feat.max(1)).enumerate() {
-                    for (f, b) in row.iter_mut().enumerate() {
-                        *b = self.cols[f][first + i];
-                    }
+        rm.par_chunks_mut(n_feat.max(1) * 1024).enumerate().for_each(|(chunk, out)| {
+            let first = chunk * 1024;
+            for (i, row) in out.chunks_mut(n_feat.max(1)).enumerate() {
+                for (f, b) in row.iter_mut().enumerate() {
+                    *b = self.cols[f][first + i];
                 }
-            });
+            }
+        });
         self.row_major = rm;
         self
     }
 }
 
 /// Fits one mapper per feature on (a deterministic sample of at most `sample` of) `rows`.
-pub fn fit_mappers(
-    columns: &[Vec<f32>],
-    rows: &[u32],
-    max_bins: usize,
-    sample: usize,
-    seed: u64,
-) -> Vec<BinMapper> {
+pub fn fit_mappers(columns: &[Vec<f32>], rows: &[u32], max_bins: usize, sample: usize, seed: u64) -> Vec<BinMapper> {
     let chosen: Vec<u32> = if rows.len() <= sample {
         rows.to_vec()
     } else {
@@ -178,11 +162,7 @@ impl Cell {
         self.n += o.n;
     }
     fn sub(&self, o: &Cell) -> Cell {
-        Cell {
-            g: self.g - o.g,
-            h: self.h - o.h,
-            n: self.n.wrapping_sub(o.n),
-        }
+        Cell { g: self.g - o.g, h: self.h - o.h, n: self.n.wrapping_sub(o.n) }
     }
 }
 
@@ -228,10 +208,7 @@ fn build_hist(
         for &f in features {
             wanted[f] = true;
         }
-        out.par_chunks_mut(CELLS)
-            .enumerate()
-            .filter(|(f, _)| wanted[*f])
-            .for_each(|(f, cells)| one(f, cells));
+        out.par_chunks_mut(CELLS).enumerate().filter(|(f, _)| wanted[*f]).for_each(|(f, cells)| one(f, cells));
     }
 }
 
@@ -271,15 +248,11 @@ fn build_hist_rowwise(
     while scratch.len() < threads {
         scratch.push(vec![Cell::default(); n_feat * CELLS]);
     }
-    scratch
-        .par_iter_mut()
-        .take(threads)
-        .enumerate()
-        .for_each(|(t, cells)| {
-            let lo = (t * chunk).min(rows.len());
-            let hi = ((t + 1) * chunk).min(rows.len());
-            one(&rows[lo..hi], &g[lo..hi], &h[lo..hi], cells);
-        });
+    scratch.par_iter_mut().take(threads).enumerate().for_each(|(t, cells)| {
+        let lo = (t * chunk).min(rows.len());
+        let hi = ((t + 1) * chunk).min(rows.len());
+        one(&rows[lo..hi], &g[lo..hi], &h[lo..hi], cells);
+    });
     out.copy_from_slice(&scratch[0]);
     for part in scratch.iter().take(threads).skip(1) {
         for (o, c) in out.iter_mut().zip(part) {
@@ -314,11 +287,7 @@ struct NewtonGain {
 impl Criterion for NewtonGain {
     #[inline]
     fn gain(&self, total: &Cell, l: &Cell, r: &Cell) -> Option<f64> {
-        if l.n < self.min_data
-            || r.n < self.min_data
-            || l.h < self.min_hessian
-            || r.h < self.min_hessian
-        {
+        if l.n < self.min_data || r.n < self.min_data || l.h < self.min_hessian || r.h < self.min_hessian {
             return None;
         }
         let score = |c: &Cell| c.g * c.g / (c.h + self.lambda);
@@ -376,19 +345,8 @@ fn best_split<C: Criterion>(
                     && gain > best.as_ref().map_or(1e-12, |s| s.gain)
                 {
                     // Without missing values in training, send unseen NaN to the larger side.
-                    let dl = if missing.n == 0 {
-                        l.n >= r.n
-                    } else {
-                        default_left
-                    };
-                    best = Some(Split {
-                        feature: f,
-                        bin: b as u8,
-                        default_left: dl,
-                        gain,
-                        left: l,
-                        right: r,
-                    });
+                    let dl = if missing.n == 0 { l.n >= r.n } else { default_left };
+                    best = Some(Split { feature: f, bin: b as u8, default_left: dl, gain, left: l, right: r });
                 }
             }
         }
@@ -400,11 +358,7 @@ fn best_split<C: Criterion>(
 fn partition(rows: &mut [u32], col: &[u8], split: &Split, scratch: &mut Vec<u32>) -> usize {
     let goes_left = |r: u32| {
         let b = col[r as usize];
-        if b == MISSING {
-            split.default_left
-        } else {
-            b <= split.bin
-        }
+        if b == MISSING { split.default_left } else { b <= split.bin }
     };
     if rows.len() >= 65_536 && rayon::current_num_threads() > 1 {
         // Large leaves: partition chunks in parallel, then concatenate lefts then rights in chunk
@@ -507,10 +461,7 @@ pub struct ParamError {
 }
 
 fn param_err<T>(param: &'static str, message: &str) -> Result<T, ParamError> {
-    Err(ParamError {
-        param,
-        message: message.to_string(),
-    })
+    Err(ParamError { param, message: message.to_string() })
 }
 
 /// Gradient-boosting parameters (unchecked; see [`GbdtParams::check`]).
@@ -591,26 +542,18 @@ impl GbdtParams {
         if !(p.bagging_fraction > 0.0 && p.bagging_fraction <= 1.0) {
             return param_err("bagging_fraction", "must be in (0, 1]");
         }
-        for (name, v) in [
-            ("pos_bagging_fraction", p.pos_bagging_fraction),
-            ("neg_bagging_fraction", p.neg_bagging_fraction),
-        ] {
+        for (name, v) in
+            [("pos_bagging_fraction", p.pos_bagging_fraction), ("neg_bagging_fraction", p.neg_bagging_fraction)]
+        {
             if !(v > 0.0 && v <= 1.0) {
                 return param_err(
-                    if name.starts_with("pos") {
-                        "pos_bagging_fraction"
-                    } else {
-                        "neg_bagging_fraction"
-                    },
+                    if name.starts_with("pos") { "pos_bagging_fraction" } else { "neg_bagging_fraction" },
                     "must be in (0, 1]",
                 );
             }
         }
         if !(p.lambda_l2 >= 0.0 && p.min_sum_hessian_in_leaf >= 0.0) {
-            return param_err(
-                "lambda_l2",
-                "lambda_l2 and min_sum_hessian_in_leaf must be >= 0",
-            );
+            return param_err("lambda_l2", "lambda_l2 and min_sum_hessian_in_leaf must be >= 0");
         }
         if !(2..=255).contains(&p.max_bins) {
             return param_err("max_bins", "must be in 2..=255");
@@ -672,11 +615,7 @@ impl BinTree {
                 return n;
             }
             let b = binned.cols[f as usize][r];
-            let left = if b == MISSING {
-                self.default_left[n]
-            } else {
-                b <= self.bin[n]
-            };
+            let left = if b == MISSING { self.default_left[n] } else { b <= self.bin[n] };
             n = if left { self.left[n] } else { self.right[n] } as usize;
         }
     }
@@ -691,11 +630,7 @@ impl BinTree {
                 return n;
             }
             let b = bins[f as usize];
-            let left = if b == MISSING {
-                self.default_left[n]
-            } else {
-                b <= self.bin[n]
-            };
+            let left = if b == MISSING { self.default_left[n] } else { b <= self.bin[n] };
             n = if left { self.left[n] } else { self.right[n] } as usize;
         }
     }
@@ -704,11 +639,7 @@ impl BinTree {
         let mut t = Tree::default();
         for i in 0..self.feature.len() {
             let f = self.feature[i];
-            let threshold = if f >= 0 {
-                mappers[f as usize].upper[usize::from(self.bin[i])]
-            } else {
-                0.0
-            };
+            let threshold = if f >= 0 { mappers[f as usize].upper[usize::from(self.bin[i])] } else { 0.0 };
             t.feature.push(f);
             t.threshold.push(threshold);
             t.default_left.push(self.default_left[i]);
@@ -765,23 +696,12 @@ pub fn fit_gbdt(
     let n = train.binned.n_rows;
     let n_feat = train.binned.cols.len();
     let wsum: f64 = train.w.iter().sum();
-    let wpos: f64 = train
-        .y
-        .iter()
-        .zip(train.w)
-        .filter(|(y, _)| **y == 1)
-        .map(|(_, w)| w)
-        .sum();
+    let wpos: f64 = train.y.iter().zip(train.w).filter(|(y, _)| **y == 1).map(|(_, w)| w).sum();
     let base_margin = logit((wpos / wsum.max(1e-300)).clamp(1e-6, 1.0 - 1e-6));
     let mut score = vec![base_margin; n];
-    let mut vscore = valid
-        .map(|v| vec![base_margin; v.binned.n_rows])
-        .unwrap_or_default();
-    let crit = NewtonGain {
-        lambda: p.lambda_l2,
-        min_data: p.min_data_in_leaf.max(1),
-        min_hessian: p.min_sum_hessian_in_leaf,
-    };
+    let mut vscore = valid.map(|v| vec![base_margin; v.binned.n_rows]).unwrap_or_default();
+    let crit =
+        NewtonGain { lambda: p.lambda_l2, min_data: p.min_data_in_leaf.max(1), min_hessian: p.min_sum_hessian_in_leaf };
     let mut g = vec![0.0; n];
     let mut h = vec![0.0; n];
     let mut og = Vec::with_capacity(n);
@@ -795,25 +715,21 @@ pub fn fit_gbdt(
     let mut best = (f64::INFINITY, 0usize);
     let mut rng = Rng::new(derive_seed(seed, 0x6BD7));
     let all_features: Vec<usize> = (0..n_feat).collect();
-    let bagging =
-        p.bagging_fraction < 1.0 || p.pos_bagging_fraction < 1.0 || p.neg_bagging_fraction < 1.0;
+    let bagging = p.bagging_fraction < 1.0 || p.pos_bagging_fraction < 1.0 || p.neg_bagging_fraction < 1.0;
 
     for round in 0..p.max_rounds {
         // Gradients and hessians of the weighted log loss (element-wise: parallel and exact).
         const CHUNK: usize = 16_384;
-        g.par_chunks_mut(CHUNK)
-            .zip(h.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, (gs, hs))| {
-                let off = c * CHUNK;
-                for (j, (gi, hi)) in gs.iter_mut().zip(hs.iter_mut()).enumerate() {
-                    let i = off + j;
-                    let pr = sigmoid(score[i]);
-                    let w = train.w[i];
-                    *gi = w * (pr - f64::from(train.y[i]));
-                    *hi = (w * pr * (1.0 - pr)).max(1e-16);
-                }
-            });
+        g.par_chunks_mut(CHUNK).zip(h.par_chunks_mut(CHUNK)).enumerate().for_each(|(c, (gs, hs))| {
+            let off = c * CHUNK;
+            for (j, (gi, hi)) in gs.iter_mut().zip(hs.iter_mut()).enumerate() {
+                let i = off + j;
+                let pr = sigmoid(score[i]);
+                let w = train.w[i];
+                *gi = w * (pr - f64::from(train.y[i]));
+                *hi = (w * pr * (1.0 - pr)).max(1e-16);
+            }
+        });
         let features: Vec<usize> = if p.feature_fraction < 1.0 {
             let k = ((n_feat as f64 * p.feature_fraction).ceil() as usize).max(1);
             let mut f = all_features.clone();
@@ -879,14 +795,7 @@ pub fn fit_gbdt(
         };
         let root_hist = take_hist(&mut pool, &mut hists_free);
         gather(&rows, &mut og, &mut oh);
-        build_hist_rowwise(
-            train.binned,
-            &rows,
-            &og,
-            &oh,
-            &mut pool[root_hist],
-            &mut thread_hists,
-        );
+        build_hist_rowwise(train.binned, &rows, &og, &oh, &mut pool[root_hist], &mut thread_hists);
         let mut leaves = vec![LeafState {
             node: root,
             begin: 0,
@@ -907,33 +816,18 @@ pub fn fit_gbdt(
             let leaf = leaves.swap_remove(li);
             let Some(split) = leaf.best else { break };
             importance[split.feature] += split.gain;
-            let n_left = partition(
-                &mut rows[leaf.begin..leaf.end],
-                &train.binned.cols[split.feature],
-                &split,
-                &mut scratch,
-            );
+            let n_left =
+                partition(&mut rows[leaf.begin..leaf.end], &train.binned.cols[split.feature], &split, &mut scratch);
             let mid = leaf.begin + n_left;
             let vl = -split.left.g / (split.left.h + p.lambda_l2);
             let vr = -split.right.g / (split.right.h + p.lambda_l2);
             let (ln, rn) = tree.split(leaf.node, &split, vl, vr);
             // Build the smaller child's histogram; the larger one is parent - smaller, in place.
             let left_smaller = n_left <= (leaf.end - leaf.begin - n_left);
-            let s_range = if left_smaller {
-                leaf.begin..mid
-            } else {
-                mid..leaf.end
-            };
+            let s_range = if left_smaller { leaf.begin..mid } else { mid..leaf.end };
             let small = take_hist(&mut pool, &mut hists_free);
             gather(&rows[s_range.clone()], &mut og, &mut oh);
-            build_hist_rowwise(
-                train.binned,
-                &rows[s_range],
-                &og,
-                &oh,
-                &mut pool[small],
-                &mut thread_hists,
-            );
+            build_hist_rowwise(train.binned, &rows[s_range], &og, &oh, &mut pool[small], &mut thread_hists);
             {
                 let (a, b) = if small < leaf.hist {
                     let (x, y) = pool.split_at_mut(leaf.hist);
@@ -949,35 +843,13 @@ pub fn fit_gbdt(
             let large = leaf.hist;
             let depth = leaf.depth + 1;
             let can_split = p.max_depth.is_none_or(|d| depth < d);
-            let (l_hist, r_hist) = if left_smaller {
-                (small, large)
-            } else {
-                (large, small)
-            };
+            let (l_hist, r_hist) = if left_smaller { (small, large) } else { (large, small) };
             let find = |hist: usize, total: &Cell| {
-                if can_split {
-                    best_split(&pool[hist], &features, mappers, total, &crit)
-                } else {
-                    None
-                }
+                if can_split { best_split(&pool[hist], &features, mappers, total, &crit) } else { None }
             };
             let (lb, rb) = rayon::join(|| find(l_hist, &split.left), || find(r_hist, &split.right));
-            leaves.push(LeafState {
-                node: ln,
-                begin: leaf.begin,
-                end: mid,
-                depth,
-                hist: l_hist,
-                best: lb,
-            });
-            leaves.push(LeafState {
-                node: rn,
-                begin: mid,
-                end: leaf.end,
-                depth,
-                hist: r_hist,
-                best: rb,
-            });
+            leaves.push(LeafState { node: ln, begin: leaf.begin, end: mid, depth, hist: l_hist, best: lb });
+            leaves.push(LeafState { node: rn, begin: mid, end: leaf.end, depth, hist: r_hist, best: rb });
         }
         // Leaf values with shrinkage.
         for v in &mut tree.value {
@@ -994,15 +866,11 @@ pub fn fit_gbdt(
             }
         }
         if bagging {
-            score
-                .par_iter_mut()
-                .zip(in_bag.par_iter())
-                .enumerate()
-                .filter(|(_, (_, b))| !**b)
-                .for_each(|(r, (s, _))| {
-                    *s += tree.value
-                        [tree.leaf_of_row(&train.binned.row_major[r * n_feat..(r + 1) * n_feat])];
-                });
+            score.par_iter_mut().zip(in_bag.par_iter()).enumerate().filter(|(_, (_, b))| !**b).for_each(
+                |(r, (s, _))| {
+                    *s += tree.value[tree.leaf_of_row(&train.binned.row_major[r * n_feat..(r + 1) * n_feat])];
+                },
+            );
         }
         if let Some(v) = valid {
             vscore.par_iter_mut().enumerate().for_each(|(r, s)| {
@@ -1033,12 +901,7 @@ pub fn fit_gbdt(
         n_features: n_feat,
         calibration: None,
     };
-    GbdtFit {
-        ensemble,
-        rounds: best.1.max(1),
-        valid_loss,
-        importance: normalise(importance),
-    }
+    GbdtFit { ensemble, rounds: best.1.max(1), valid_loss, importance: normalise(importance) }
 }
 
 /// How many features a forest node may choose from.
@@ -1119,12 +982,7 @@ pub struct ForestFit {
 
 /// A random forest: bootstrap rows, `sqrt(features)` per node, Gini splits on histograms,
 /// leaves hold the weighted share of positives. Trees train in parallel.
-pub fn fit_forest(
-    params: &ValidForestParams,
-    mappers: &[BinMapper],
-    train: &TrainSet<'_>,
-    seed: u64,
-) -> ForestFit {
+pub fn fit_forest(params: &ValidForestParams, mappers: &[BinMapper], train: &TrainSet<'_>, seed: u64) -> ForestFit {
     let p = params.params();
     let n_feat = train.binned.cols.len();
     let k = match p.max_features {
@@ -1144,12 +1002,7 @@ pub fn fit_forest(
         trees.push(tree.to_tree(mappers));
     }
     ForestFit {
-        ensemble: Ensemble {
-            combine: Combine::Forest,
-            trees,
-            n_features: n_feat,
-            calibration: None,
-        },
+        ensemble: Ensemble { combine: Combine::Forest, trees, n_features: n_feat, calibration: None },
         importance: normalise(importance),
     }
 }
@@ -1197,9 +1050,7 @@ fn grow_forest_tree(
     let mut features: Vec<usize> = (0..n_feat).collect();
     let (mut og, mut oh, mut on) = (Vec::new(), Vec::new(), Vec::new());
     let mut scratch = Vec::new();
-    let crit = GiniGain {
-        min_leaf: p.min_samples_leaf,
-    };
+    let crit = GiniGain { min_leaf: p.min_samples_leaf };
     let total_of = |rows: &[u32]| {
         rows.iter().fold(Cell::default(), |mut c, &r| {
             c.g += pos_w(r as usize);
@@ -1232,32 +1083,14 @@ fn grow_forest_tree(
         og.extend(node_rows.iter().map(|&r| pos_w(r as usize)));
         oh.extend(node_rows.iter().map(|&r| all_w(r as usize)));
         on.extend(node_rows.iter().map(|&r| count[r as usize]));
-        build_hist(
-            train.binned,
-            &chosen,
-            node_rows,
-            &og,
-            &oh,
-            Some(&on),
-            &mut hist,
-        );
+        build_hist(train.binned, &chosen, node_rows, &og, &oh, Some(&on), &mut hist);
         let Some(split) = best_split(&hist, &chosen, mappers, &total, &crit) else {
             continue;
         };
         importance[split.feature] += split.gain;
-        let n_left = partition(
-            &mut rows[begin..end],
-            &train.binned.cols[split.feature],
-            &split,
-            &mut scratch,
-        );
+        let n_left = partition(&mut rows[begin..end], &train.binned.cols[split.feature], &split, &mut scratch);
         let mid = begin + n_left;
-        let (ln, rn) = tree.split(
-            node,
-            &split,
-            leaf_value(&split.left),
-            leaf_value(&split.right),
-        );
+        let (ln, rn) = tree.split(node, &split, leaf_value(&split.left), leaf_value(&split.right));
         stack.push((rn, mid, end, depth + 1, split.right));
         stack.push((ln, begin, mid, depth + 1, split.left));
     }
@@ -1282,8 +1115,7 @@ pub fn fit_platt(margins: &[f64], y: &[u8]) -> Calibration {
     let (mut a, mut b) = (1.0f64, 0.0f64);
     let mut current = loss(a, b);
     for _ in 0..100 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
-            (1e-6 * (a - 1.0), 1e-6 * b, 1e-6, 0.0, 1e-6);
+        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (1e-6 * (a - 1.0), 1e-6 * b, 1e-6, 0.0, 1e-6);
         for (&m, &yy) in margins.iter().zip(y) {
             let p = sigmoid(a * m + b);
             let d = p - f64::from(yy);
@@ -1314,11 +1146,7 @@ pub fn fit_platt(margins: &[f64], y: &[u8]) -> Calibration {
             break;
         }
     }
-    if a.is_finite() && b.is_finite() {
-        Calibration { a, b }
-    } else {
-        Calibration { a: 1.0, b: 0.0 }
-    }
+    if a.is_finite() && b.is_finite() { Calibration { a, b } } else { Calibration { a: 1.0, b: 0.0 } }
 }
 
 #[cfg(test)]
@@ -1330,16 +1158,7 @@ mod tests {
         let mut v = vec![1.0, 1.0, 2.0, 3.0, f32::NAN, 3.0];
         let m = BinMapper::fit(&mut v, 255);
         assert_eq!(m.upper, vec![1.5, 2.5, f32::INFINITY]);
-        assert_eq!(
-            (
-                m.bin(0.0),
-                m.bin(1.5),
-                m.bin(1.6),
-                m.bin(9.0),
-                m.bin(f32::NAN)
-            ),
-            (0, 0, 1, 2, MISSING)
-        );
+        assert_eq!((m.bin(0.0), m.bin(1.5), m.bin(1.6), m.bin(9.0), m.bin(f32::NAN)), (0, 0, 1, 2, MISSING));
         let mut many: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
         let q = BinMapper::fit(&mut many, 10);
         assert_eq!(q.n_bins(), 10);
@@ -1348,10 +1167,7 @@ mod tests {
             c[usize::from(q.bin(i as f32))] += 1;
             c
         });
-        assert!(
-            counts.iter().all(|&c| (900..=1100).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (900..=1100).contains(&c)), "{counts:?}");
     }
 
     fn toy(n: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<u8>) {
@@ -1388,39 +1204,17 @@ mod tests {
         let vbinned = Binned::new(&vcols, &vrows, &mappers);
         let w = class_weights(&y, ClassWeight::Balanced);
         let vw = class_weights(&vy, ClassWeight::Balanced);
-        let train = TrainSet {
-            binned: &binned,
-            y: &y,
-            w: &w,
-        };
-        let valid = TrainSet {
-            binned: &vbinned,
-            y: &vy,
-            w: &vw,
-        };
-        let gp = GbdtParams {
-            max_rounds: 60,
-            ..GbdtParams::default()
-        }
-        .check()
-        .unwrap();
+        let train = TrainSet { binned: &binned, y: &y, w: &w };
+        let valid = TrainSet { binned: &vbinned, y: &vy, w: &vw };
+        let gp = GbdtParams { max_rounds: 60, ..GbdtParams::default() }.check().unwrap();
         let g1 = fit_gbdt(&gp, &mappers, &train, Some(&valid), 3);
         let g2 = fit_gbdt(&gp, &mappers, &train, Some(&valid), 3);
         assert_eq!(g1.ensemble, g2.ensemble, "same inputs and seed, same model");
-        let fp = ForestParams {
-            trees: 20,
-            ..ForestParams::default()
-        }
-        .check()
-        .unwrap();
+        let fp = ForestParams { trees: 20, ..ForestParams::default() }.check().unwrap();
         let f1 = fit_forest(&fp, &mappers, &train, 3);
         let f2 = fit_forest(&fp, &mappers, &train, 3);
         assert_eq!(f1.ensemble, f2.ensemble);
-        assert_ne!(
-            f1.ensemble,
-            fit_forest(&fp, &mappers, &train, 4).ensemble,
-            "the seed matters"
-        );
+        assert_ne!(f1.ensemble, fit_forest(&fp, &mappers, &train, 4).ensemble, "the seed matters");
 
         // Both separate the planted rule on held-out rows, on raw values (NaN included).
         let row = |i: usize| [vcols[0][i], vcols[1][i], vcols[2][i]];
@@ -1446,20 +1240,14 @@ mod tests {
             assert!(a > ceiling - 0.02, "{name}: auc {a}, Bayes {ceiling}");
         }
         // The noise feature matters least.
-        assert!(
-            g1.importance[2] < g1.importance[0] && g1.importance[2] < g1.importance[1],
-            "{:?}",
-            g1.importance
-        );
+        assert!(g1.importance[2] < g1.importance[0] && g1.importance[2] < g1.importance[1], "{:?}", g1.importance);
     }
 
     #[test]
     fn a_bin_split_is_the_same_as_its_raw_threshold() {
         // What makes trees trained on bins run on raw values: bin(x) <= b  <=>  x <= upper[b].
         let mut r = Rng::new(9);
-        let mut v: Vec<f32> = (0..5_000)
-            .map(|_| (r.normal() * 10.0).round() as f32 / 4.0)
-            .collect();
+        let mut v: Vec<f32> = (0..5_000).map(|_| (r.normal() * 10.0).round() as f32 / 4.0).collect();
         let m = BinMapper::fit(&mut v.clone(), 40);
         v.extend([f32::MIN, -0.0, 0.0, f32::MAX]);
         for &x in &v {
@@ -1472,36 +1260,16 @@ mod tests {
     #[test]
     fn parallel_partition_is_the_sequential_stable_partition() {
         let mut r = Rng::new(4);
-        let col: Vec<u8> = (0..200_000)
-            .map(|_| {
-                if r.chance(0.05) {
-                    MISSING
-                } else {
-                    r.below(200) as u8
-                }
-            })
-            .collect();
+        let col: Vec<u8> = (0..200_000).map(|_| if r.chance(0.05) { MISSING } else { r.below(200) as u8 }).collect();
         let rows: Vec<u32> = (0..200_000u32).filter(|_| r.chance(0.7)).collect();
-        let split = Split {
-            feature: 0,
-            bin: 90,
-            default_left: true,
-            gain: 1.0,
-            left: Cell::default(),
-            right: Cell::default(),
-        };
+        let split =
+            Split { feature: 0, bin: 90, default_left: true, gain: 1.0, left: Cell::default(), right: Cell::default() };
         let mut big = rows.clone();
         let n_left = partition(&mut big, &col, &split, &mut Vec::new());
-        let left: Vec<u32> = rows
-            .iter()
-            .copied()
-            .filter(|&x| col[x as usize] == MISSING || col[x as usize] <= 90)
-            .collect();
-        let right: Vec<u32> = rows
-            .iter()
-            .copied()
-            .filter(|&x| col[x as usize] != MISSING && col[x as usize] > 90)
-            .collect();
+        let left: Vec<u32> =
+            rows.iter().copied().filter(|&x| col[x as usize] == MISSING || col[x as usize] <= 90).collect();
+        let right: Vec<u32> =
+            rows.iter().copied().filter(|&x| col[x as usize] != MISSING && col[x as usize] > 90).collect();
         assert_eq!(n_left, left.len());
         assert_eq!(&big[..n_left], &left[..]);
         assert_eq!(&big[n_left..], &right[..]);
@@ -1511,37 +1279,19 @@ mod tests {
     fn platt_recovers_a_known_calibration() {
         let mut r = Rng::new(5);
         let m: Vec<f64> = (0..50_000).map(|_| 4.0 * r.normal()).collect();
-        let y: Vec<u8> = m
-            .iter()
-            .map(|&x| u8::from(r.chance(sigmoid(0.5 * x - 1.0))))
-            .collect();
+        let y: Vec<u8> = m.iter().map(|&x| u8::from(r.chance(sigmoid(0.5 * x - 1.0)))).collect();
         let c = fit_platt(&m, &y);
-        assert!(
-            (c.a - 0.5).abs() < 0.03 && (c.b + 1.0).abs() < 0.05,
-            "{c:?}"
-        );
+        assert!((c.a - 0.5).abs() < 0.03 && (c.b + 1.0).abs() < 0.05, "{c:?}");
     }
 
     #[test]
     fn parameters_are_checked() {
         assert_eq!(
-            GbdtParams {
-                learning_rate: 0.0,
-                ..GbdtParams::default()
-            }
-            .check()
-            .unwrap_err()
-            .to_string(),
+            GbdtParams { learning_rate: 0.0, ..GbdtParams::default() }.check().unwrap_err().to_string(),
             "learning_rate: must be in (0, 1]"
         );
         assert_eq!(
-            ForestParams {
-                trees: 0,
-                ..ForestParams::default()
-            }
-            .check()
-            .unwrap_err()
-            .to_string(),
+            ForestParams { trees: 0, ..ForestParams::default() }.check().unwrap_err().to_string(),
             "trees: must be at least 1"
         );
     }

@@ -121,11 +121,7 @@ impl Confusion {
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
-        }
+        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
     }
     /// FP / (FP + TN): the share of healthy hours that raise an alarm.
     pub fn false_alarm_rate(&self) -> f64 {
@@ -144,10 +140,7 @@ pub enum ThresholdRule {
     /// The threshold with the best F1.
     MaxF1,
     /// The threshold with the lowest `miss_cost * FN + false_alarm_cost * FP`.
-    Cost {
-        miss_cost: f64,
-        false_alarm_cost: f64,
-    },
+    Cost { miss_cost: f64, false_alarm_cost: f64 },
 }
 
 /// Chooses a threshold among the observed scores. Returns `(threshold, objective)`.
@@ -164,10 +157,9 @@ pub fn choose_threshold(scores: &[f64], labels: &[u8], rule: &ThresholdRule) -> 
                 let c = Confusion { tp, fp, tn: 0, fn_ };
                 c.f1()
             }
-            ThresholdRule::Cost {
-                miss_cost,
-                false_alarm_cost,
-            } => -(miss_cost * fn_ as f64 + false_alarm_cost * fp as f64),
+            ThresholdRule::Cost { miss_cost, false_alarm_cost } => {
+                -(miss_cost * fn_ as f64 + false_alarm_cost * fp as f64)
+            }
         };
         if value > best.1 {
             best = (s, value);
@@ -208,9 +200,7 @@ pub fn curve(scores: &[f64], labels: &[u8], max_points: usize) -> Vec<CurvePoint
         .collect();
     if pts.len() > max_points && max_points >= 2 {
         let step = (pts.len() - 1) as f64 / (max_points - 1) as f64;
-        pts = (0..max_points)
-            .map(|i| pts[((i as f64 * step).round() as usize).min(pts.len() - 1)])
-            .collect();
+        pts = (0..max_points).map(|i| pts[((i as f64 * step).round() as usize).min(pts.len() - 1)]).collect();
     }
     pts
 }
@@ -252,12 +242,7 @@ pub fn event_metrics(
     let horizon = i64::from(horizon_hours) * HOUR;
     let min_lead = i64::from(min_lead_hours) * HOUR;
     let ranges = crate::contract::ranges_by_key(rows.machine);
-    let range_of = |m: u32| {
-        ranges
-            .binary_search_by_key(&m, |(k, _)| *k)
-            .ok()
-            .map(|i| ranges[i].1.clone())
-    };
+    let range_of = |m: u32| ranges.binary_search_by_key(&m, |(k, _)| *k).ok().map(|i| ranges[i].1.clone());
     let mut out = EventMetrics::default();
     let mut leads = Vec::new();
     for &(m, f) in failures {
@@ -277,11 +262,7 @@ pub fn event_metrics(
     out.warned_share = ratio(out.warned, out.failures);
     leads.sort_by(f64::total_cmp);
     let q = |p: f64| {
-        if leads.is_empty() {
-            f64::NAN
-        } else {
-            leads[((leads.len() - 1) as f64 * p).round() as usize]
-        }
+        if leads.is_empty() { f64::NAN } else { leads[((leads.len() - 1) as f64 * p).round() as usize] }
     };
     out.median_lead_hours = q(0.5);
     out.p10_lead_hours = q(0.1);
@@ -301,11 +282,8 @@ pub fn event_metrics(
         }
     }
     out.machine_months = hours / 730.0;
-    out.false_alarms_per_machine_month = if out.machine_months > 0.0 {
-        out.false_alarm_episodes as f64 / out.machine_months
-    } else {
-        0.0
-    };
+    out.false_alarms_per_machine_month =
+        if out.machine_months > 0.0 { out.false_alarm_episodes as f64 / out.machine_months } else { 0.0 };
     out
 }
 
@@ -337,15 +315,7 @@ mod tests {
     #[test]
     fn confusion_and_rates() {
         let c = Confusion::at(&[0.9, 0.6, 0.4, 0.2, 0.6], &[1, 0, 1, 0, 1], 0.6);
-        assert_eq!(
-            c,
-            Confusion {
-                tp: 2,
-                fp: 1,
-                tn: 1,
-                fn_: 1
-            }
-        );
+        assert_eq!(c, Confusion { tp: 2, fp: 1, tn: 1, fn_: 1 });
         assert!((c.precision() - 2.0 / 3.0).abs() < 1e-12);
         assert!((c.recall() - 2.0 / 3.0).abs() < 1e-12);
         assert!((c.false_alarm_rate() - 0.5).abs() < 1e-12);
@@ -361,24 +331,10 @@ mod tests {
         assert_eq!(t, 0.6);
         assert!((f1 - 6.0 / 7.0).abs() < 1e-12);
         // Misses cost 10, false alarms 1: catching everyone costs 1 (0.6) or 3 (0.4).
-        let (t, cost) = choose_threshold(
-            &s,
-            &y,
-            &ThresholdRule::Cost {
-                miss_cost: 10.0,
-                false_alarm_cost: 1.0,
-            },
-        );
+        let (t, cost) = choose_threshold(&s, &y, &ThresholdRule::Cost { miss_cost: 10.0, false_alarm_cost: 1.0 });
         assert_eq!((t, cost), (0.6, 1.0));
         // False alarms cost 100: the best is the highest threshold that flags nothing wrong.
-        let (t, _) = choose_threshold(
-            &s,
-            &y,
-            &ThresholdRule::Cost {
-                miss_cost: 1.0,
-                false_alarm_cost: 100.0,
-            },
-        );
+        let (t, _) = choose_threshold(&s, &y, &ThresholdRule::Cost { miss_cost: 1.0, false_alarm_cost: 100.0 });
         assert_eq!(t, 0.8);
     }
 
@@ -389,30 +345,17 @@ mod tests {
         let machine = vec![1u32; 48];
         let label: Vec<u8> = (0..48).map(|h| u8::from((16..40).contains(&h))).collect();
         // Alarms: 5..=6 (false, one episode), 10 (false), 30..=38 (true), 45 (false).
-        let alarm: Vec<bool> = (0..48)
-            .map(|h| matches!(h, 5 | 6 | 10 | 30..=38 | 45))
-            .collect();
-        let rows = EventRows {
-            machine: &machine,
-            time: &time,
-            alarm: &alarm,
-            label: &label,
-        };
+        let alarm: Vec<bool> = (0..48).map(|h| matches!(h, 5 | 6 | 10 | 30..=38 | 45)).collect();
+        let rows = EventRows { machine: &machine, time: &time, alarm: &alarm, label: &label };
         let m = event_metrics(&rows, &[(1, 40 * HOUR), (2, 10 * HOUR)], 24, 1);
         assert_eq!(m.failures, 1, "machine 2 has no readings");
         assert_eq!(m.warned, 1);
-        assert_eq!(
-            m.median_lead_hours, 10.0,
-            "first alarm in [16 h, 39 h] is at 30 h"
-        );
+        assert_eq!(m.median_lead_hours, 10.0, "first alarm in [16 h, 39 h] is at 30 h");
         assert_eq!(m.false_alarm_episodes, 3);
         assert!((m.machine_months - 48.0 / 730.0).abs() < 1e-12);
         // An alarm at the failure hour itself is no warning.
         let late: Vec<bool> = (0..48).map(|h| h == 40).collect();
-        let rows = EventRows {
-            alarm: &late,
-            ..rows
-        };
+        let rows = EventRows { alarm: &late, ..rows };
         assert_eq!(event_metrics(&rows, &[(1, 40 * HOUR)], 24, 1).warned, 0);
     }
 }

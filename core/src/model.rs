@@ -53,15 +53,7 @@ impl Tree {
     }
 
     /// Turns leaf `node` into a split with the two given children.
-    pub fn set_split(
-        &mut self,
-        node: u32,
-        feature: usize,
-        threshold: f32,
-        default_left: bool,
-        left: u32,
-        right: u32,
-    ) {
+    pub fn set_split(&mut self, node: u32, feature: usize, threshold: f32, default_left: bool, left: u32, right: u32) {
         let n = node as usize;
         self.feature[n] = feature as i32;
         self.threshold[n] = threshold;
@@ -80,11 +72,7 @@ impl Tree {
                 return n;
             }
             let v = x[f as usize];
-            let go_left = if v.is_nan() {
-                self.default_left[n]
-            } else {
-                v <= self.threshold[n]
-            };
+            let go_left = if v.is_nan() { self.default_left[n] } else { v <= self.threshold[n] };
             n = if go_left { self.left[n] } else { self.right[n] } as usize;
         }
     }
@@ -100,13 +88,7 @@ impl Tree {
         if n == 0 {
             return Err("empty tree".into());
         }
-        let lens = [
-            self.threshold.len(),
-            self.left.len(),
-            self.right.len(),
-            self.default_left.len(),
-            self.value.len(),
-        ];
+        let lens = [self.threshold.len(), self.left.len(), self.right.len(), self.default_left.len(), self.value.len()];
         if lens.iter().any(|&l| l != n) {
             return Err("node arrays have different lengths".into());
         }
@@ -119,9 +101,7 @@ impl Tree {
             let f = self.feature[i];
             if f >= 0 {
                 if f as usize >= n_features {
-                    return Err(format!(
-                        "node {i} splits on feature {f}, but the model has {n_features}"
-                    ));
+                    return Err(format!("node {i} splits on feature {f}, but the model has {n_features}"));
                 }
                 for child in [self.left[i] as usize, self.right[i] as usize] {
                     if child >= n || child <= i {
@@ -177,9 +157,7 @@ impl Ensemble {
     /// The uncalibrated score on the margin scale.
     pub fn margin(&self, x: &[f32]) -> f64 {
         match &self.combine {
-            Combine::Boosting { base_margin } => {
-                base_margin + self.trees.iter().map(|t| t.predict(x)).sum::<f64>()
-            }
+            Combine::Boosting { base_margin } => base_margin + self.trees.iter().map(|t| t.predict(x)).sum::<f64>(),
             Combine::Forest => {
                 let n = self.trees.len().max(1) as f64;
                 logit(self.trees.iter().map(|t| t.predict(x)).sum::<f64>() / n)
@@ -201,8 +179,7 @@ impl Ensemble {
             return Err("ensemble has no trees".into());
         }
         for (i, t) in self.trees.iter().enumerate() {
-            t.validate(self.n_features)
-                .map_err(|e| format!("tree {i}: {e}"))?;
+            t.validate(self.n_features).map_err(|e| format!("tree {i}: {e}"))?;
         }
         if let Some(c) = &self.calibration
             && !(c.a.is_finite() && c.b.is_finite())
@@ -247,9 +224,7 @@ impl Model {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        self.failure
-            .validate()
-            .map_err(|e| format!("failure model: {e}"))?;
+        self.failure.validate().map_err(|e| format!("failure model: {e}"))?;
         for (i, c) in self.components.iter().enumerate() {
             if c.n_features != self.failure.n_features {
                 return Err(format!(
@@ -257,8 +232,7 @@ impl Model {
                     c.n_features, self.failure.n_features
                 ));
             }
-            c.validate()
-                .map_err(|e| format!("component model {i}: {e}"))?;
+            c.validate().map_err(|e| format!("component model {i}: {e}"))?;
         }
         Ok(())
     }
@@ -311,10 +285,7 @@ mod tests {
             calibration: None,
         };
         assert!((f.predict_proba(&[0.0, 0.0]) - 0.4).abs() < 1e-12);
-        let c = Ensemble {
-            calibration: Some(Calibration { a: 2.0, b: -1.0 }),
-            ..f
-        };
+        let c = Ensemble { calibration: Some(Calibration { a: 2.0, b: -1.0 }), ..f };
         assert!((c.predict_proba(&[0.0, 0.0]) - sigmoid(2.0 * logit(0.4) - 1.0)).abs() < 1e-12);
     }
 }

@@ -17,11 +17,7 @@ use crate::time::{HOUR, Timestamp};
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum OnlineError {
     #[error("expected {expected} sensor values ({names}), got {got}")]
-    Arity {
-        expected: usize,
-        got: usize,
-        names: String,
-    },
+    Arity { expected: usize, got: usize, names: String },
     #[error("sensor '{sensor}': value {value} is not finite")]
     NonFinite { sensor: String, value: f64 },
     #[error("a reading for machine {machine} at {time} already exists")]
@@ -29,11 +25,7 @@ pub enum OnlineError {
     #[error(
         "reading at {time} is older than the buffer of machine {machine} (which starts after {oldest}); send readings in time order"
     )]
-    TooOld {
-        machine: u32,
-        time: String,
-        oldest: String,
-    },
+    TooOld { machine: u32, time: String, oldest: String },
     #[error("unknown {what} index {index}")]
     UnknownLabel { what: &'static str, index: u16 },
     #[error("machine {machine} has no readings yet")]
@@ -54,30 +46,16 @@ pub struct MachineState {
 
 impl MachineState {
     pub fn new(spec: &FeatureSpec) -> Self {
-        MachineState {
-            sensors: vec![Vec::new(); spec.contract.sensors.len()],
-            ..Default::default()
-        }
+        MachineState { sensors: vec![Vec::new(); spec.contract.sensors.len()], ..Default::default() }
     }
 
     /// Sets the machine's model (contract index) and age in years.
-    pub fn set_machine(
-        &mut self,
-        spec: &FeatureSpec,
-        model: u16,
-        age: f64,
-    ) -> Result<(), OnlineError> {
+    pub fn set_machine(&mut self, spec: &FeatureSpec, model: u16, age: f64) -> Result<(), OnlineError> {
         if usize::from(model) >= spec.contract.models.len() {
-            return Err(OnlineError::UnknownLabel {
-                what: "model",
-                index: model,
-            });
+            return Err(OnlineError::UnknownLabel { what: "model", index: model });
         }
         if !age.is_finite() {
-            return Err(OnlineError::NonFinite {
-                sensor: "age".into(),
-                value: age,
-            });
+            return Err(OnlineError::NonFinite { sensor: "age".into(), value: age });
         }
         self.machine = Some((model, age));
         Ok(())
@@ -111,30 +89,18 @@ impl MachineState {
     ) -> Result<(), OnlineError> {
         let names = &spec.contract.sensors;
         if values.len() != names.len() {
-            return Err(OnlineError::Arity {
-                expected: names.len(),
-                got: values.len(),
-                names: names.join(", "),
-            });
+            return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
         }
         if let Some((name, &v)) = names.iter().zip(values).find(|(_, v)| !v.is_finite()) {
-            return Err(OnlineError::NonFinite {
-                sensor: name.clone(),
-                value: v,
-            });
+            return Err(OnlineError::NonFinite { sensor: name.clone(), value: v });
         }
         let pos = self.time.partition_point(|&x| x < time);
         if self.time.get(pos) == Some(&time) {
-            return Err(OnlineError::Duplicate {
-                machine: machine_id,
-                time: Timestamp(time).to_string(),
-            });
+            return Err(OnlineError::Duplicate { machine: machine_id, time: Timestamp(time).to_string() });
         }
         if pos == 0
             && let Some(&oldest) = self.time.first()
-            && self
-                .latest()
-                .is_some_and(|l| time <= l - i64::from(spec.telemetry_history_hours()) * HOUR)
+            && self.latest().is_some_and(|l| time <= l - i64::from(spec.telemetry_history_hours()) * HOUR)
         {
             return Err(OnlineError::TooOld {
                 machine: machine_id,
@@ -151,17 +117,9 @@ impl MachineState {
     }
 
     /// Adds an error event (`kind` indexes the contract's error types).
-    pub fn push_error(
-        &mut self,
-        spec: &FeatureSpec,
-        time: i64,
-        kind: u16,
-    ) -> Result<(), OnlineError> {
+    pub fn push_error(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<(), OnlineError> {
         if usize::from(kind) >= spec.contract.error_types.len() {
-            return Err(OnlineError::UnknownLabel {
-                what: "error type",
-                index: kind,
-            });
+            return Err(OnlineError::UnknownLabel { what: "error type", index: kind });
         }
         let pos = self.error_time.partition_point(|&x| x <= time);
         self.error_time.insert(pos, time);
@@ -171,17 +129,9 @@ impl MachineState {
     }
 
     /// Adds a maintenance (component replacement) event.
-    pub fn push_maint(
-        &mut self,
-        spec: &FeatureSpec,
-        time: i64,
-        kind: u16,
-    ) -> Result<(), OnlineError> {
+    pub fn push_maint(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<(), OnlineError> {
         if usize::from(kind) >= spec.contract.components.len() {
-            return Err(OnlineError::UnknownLabel {
-                what: "component",
-                index: kind,
-            });
+            return Err(OnlineError::UnknownLabel { what: "component", index: kind });
         }
         let pos = self.maint_time.partition_point(|&x| x <= time);
         self.maint_time.insert(pos, time);
@@ -234,19 +184,8 @@ impl MachineState {
     }
 
     /// Features at the latest reading; returns its time.
-    pub fn features_latest(
-        &self,
-        spec: &FeatureSpec,
-        machine_id: u32,
-        out: &mut [f64],
-    ) -> Result<i64, OnlineError> {
-        let last = self
-            .time
-            .len()
-            .checked_sub(1)
-            .ok_or(OnlineError::NoReadings {
-                machine: machine_id,
-            })?;
+    pub fn features_latest(&self, spec: &FeatureSpec, machine_id: u32, out: &mut [f64]) -> Result<i64, OnlineError> {
+        let last = self.time.len().checked_sub(1).ok_or(OnlineError::NoReadings { machine: machine_id })?;
         let sensors: Vec<&[f64]> = self.sensors.iter().map(Vec::as_slice).collect();
         let h = MachineHistory {
             time: &self.time,
@@ -270,8 +209,6 @@ pub struct FleetState {
 
 impl FleetState {
     pub fn machine_mut(&mut self, spec: &FeatureSpec, id: u32) -> &mut MachineState {
-        self.machines
-            .entry(id)
-            .or_insert_with(|| MachineState::new(spec))
+        self.machines.entry(id).or_insert_with(|| MachineState::new(spec))
     }
 }

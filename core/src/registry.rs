@@ -51,20 +51,10 @@ pub struct VersionRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    Register {
-        record: Box<VersionRecord>,
-    },
-    Promote {
-        version: String,
-        previous: Option<String>,
-    },
-    Rollback {
-        version: String,
-        from: String,
-    },
-    Archive {
-        version: String,
-    },
+    Register { record: Box<VersionRecord> },
+    Promote { version: String, previous: Option<String> },
+    Rollback { version: String, from: String },
+    Archive { version: String },
 }
 
 /// One entry of the audit log.
@@ -104,28 +94,18 @@ pub enum RegistryError {
     UnknownVersion { registry: String, version: String },
     #[error("registry {registry}: {version} is already the active version")]
     AlreadyActive { registry: String, version: String },
-    #[error(
-        "registry {registry}: {version} is active; promote or roll back to another version first"
-    )]
+    #[error("registry {registry}: {version} is active; promote or roll back to another version first")]
     ArchiveActive { registry: String, version: String },
     #[error("registry {registry}: no previously active version to roll back to")]
     NoPrevious { registry: String },
     #[error("registry {registry}: no active version")]
     NoActive { registry: String },
     #[error("registry {registry}: log entry {seq} is corrupt: {reason}")]
-    Corrupt {
-        registry: String,
-        seq: u64,
-        reason: String,
-    },
+    Corrupt { registry: String, seq: u64, reason: String },
     #[error("registry {registry}: gave up after {attempts} attempts: other writers kept appending")]
     Contention { registry: String, attempts: u32 },
     #[error("registry {registry}: bundle {hash}: {reason}")]
-    Bundle {
-        registry: String,
-        hash: String,
-        reason: String,
-    },
+    Bundle { registry: String, hash: String, reason: String },
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -148,10 +128,7 @@ impl RegistryState {
             Action::Register { record } => {
                 self.versions.insert(
                     record.version.clone(),
-                    VersionState {
-                        record: (**record).clone(),
-                        status: Status::Candidate,
-                    },
+                    VersionState { record: (**record).clone(), status: Status::Candidate },
                 );
             }
             Action::Promote { version, .. } => {
@@ -199,10 +176,7 @@ pub struct Registry {
 impl Registry {
     /// The registry of model `name` below `root` (e.g. `s3://bucket/registry`).
     pub fn new(root: &Store, name: &str) -> Self {
-        Registry {
-            store: root.join(name),
-            name: name.to_string(),
-        }
+        Registry { store: root.join(name), name: name.to_string() }
     }
 
     pub fn url(&self) -> &str {
@@ -256,21 +230,14 @@ impl Registry {
                 seq: ev.seq,
                 reason: e.to_string(),
             })?;
-            if self
-                .store
-                .create(&log_name(ev.seq), Bytes::from(bytes))
-                .await?
-            {
+            if self.store.create(&log_name(ev.seq), Bytes::from(bytes)).await? {
                 tracing::info!(registry = %self.name, seq = ev.seq, actor, "Appended a registry event.");
                 return Ok(Some(ev));
             }
             // Lost the race: back off a little (deterministic spread by attempt) and re-read.
             tokio::time::sleep(Duration::from_millis(5 + u64::from(attempt % 8) * 7)).await;
         }
-        Err(RegistryError::Contention {
-            registry: self.name.clone(),
-            attempts: ATTEMPTS,
-        })
+        Err(RegistryError::Contention { registry: self.name.clone(), attempts: ATTEMPTS })
     }
 
     /// Stores a bundle and registers it as a candidate. Registering the same bundle again returns
@@ -302,11 +269,7 @@ impl Registry {
         let mut existing = None;
         let ev = self
             .append(actor, reason, |state| {
-                if let Some(v) = state
-                    .versions
-                    .values()
-                    .find(|v| v.record.bundle_hash == hash)
-                {
+                if let Some(v) = state.versions.values().find(|v| v.record.bundle_hash == hash) {
                     existing = Some(v.record.version.clone());
                     return Ok(None);
                 }
@@ -328,24 +291,16 @@ impl Registry {
             })
             .await?;
         match (ev, existing) {
-            (
-                Some(Event {
-                    action: Action::Register { record },
-                    ..
-                }),
-                _,
-            ) => Ok((record.version, true)),
+            (Some(Event { action: Action::Register { record }, .. }), _) => Ok((record.version, true)),
             (None, Some(v)) => Ok((v, false)),
             (Some(ev), _) => Err(RegistryError::Corrupt {
                 registry: self.name.clone(),
                 seq: ev.seq,
                 reason: "unexpected action".into(),
             }),
-            (None, None) => Err(RegistryError::Corrupt {
-                registry: self.name.clone(),
-                seq: 0,
-                reason: "nothing registered".into(),
-            }),
+            (None, None) => {
+                Err(RegistryError::Corrupt { registry: self.name.clone(), seq: 0, reason: "nothing registered".into() })
+            }
         }
     }
 
@@ -353,21 +308,12 @@ impl Registry {
     pub async fn promote(&self, version: &str, actor: &str, reason: &str) -> Result<Event> {
         self.append(actor, reason, |state| {
             if !state.versions.contains_key(version) {
-                return Err(RegistryError::UnknownVersion {
-                    registry: self.name.clone(),
-                    version: version.into(),
-                });
+                return Err(RegistryError::UnknownVersion { registry: self.name.clone(), version: version.into() });
             }
             if state.active.as_deref() == Some(version) {
-                return Err(RegistryError::AlreadyActive {
-                    registry: self.name.clone(),
-                    version: version.into(),
-                });
+                return Err(RegistryError::AlreadyActive { registry: self.name.clone(), version: version.into() });
             }
-            Ok(Some(Action::Promote {
-                version: version.into(),
-                previous: state.active.clone(),
-            }))
+            Ok(Some(Action::Promote { version: version.into(), previous: state.active.clone() }))
         })
         .await
         .and_then(|e| self.appended(e))
@@ -376,38 +322,24 @@ impl Registry {
     /// Returns to the previously active version, or to `to`.
     pub async fn rollback(&self, to: Option<&str>, actor: &str, reason: &str) -> Result<Event> {
         self.append(actor, reason, |state| {
-            let from = state
-                .active
-                .clone()
-                .ok_or_else(|| RegistryError::NoActive {
-                    registry: self.name.clone(),
-                })?;
+            let from = state.active.clone().ok_or_else(|| RegistryError::NoActive { registry: self.name.clone() })?;
             let target = match to {
                 Some(v) => {
                     if !state.versions.contains_key(v) {
-                        return Err(RegistryError::UnknownVersion {
-                            registry: self.name.clone(),
-                            version: v.into(),
-                        });
+                        return Err(RegistryError::UnknownVersion { registry: self.name.clone(), version: v.into() });
                     }
                     v.to_string()
                 }
-                None => state.previous_active.last().cloned().ok_or_else(|| {
-                    RegistryError::NoPrevious {
-                        registry: self.name.clone(),
-                    }
-                })?,
+                None => state
+                    .previous_active
+                    .last()
+                    .cloned()
+                    .ok_or_else(|| RegistryError::NoPrevious { registry: self.name.clone() })?,
             };
             if target == from {
-                return Err(RegistryError::AlreadyActive {
-                    registry: self.name.clone(),
-                    version: target,
-                });
+                return Err(RegistryError::AlreadyActive { registry: self.name.clone(), version: target });
             }
-            Ok(Some(Action::Rollback {
-                version: target,
-                from,
-            }))
+            Ok(Some(Action::Rollback { version: target, from }))
         })
         .await
         .and_then(|e| self.appended(e))
@@ -417,20 +349,12 @@ impl Registry {
     pub async fn archive(&self, version: &str, actor: &str, reason: &str) -> Result<Event> {
         self.append(actor, reason, |state| {
             if !state.versions.contains_key(version) {
-                return Err(RegistryError::UnknownVersion {
-                    registry: self.name.clone(),
-                    version: version.into(),
-                });
+                return Err(RegistryError::UnknownVersion { registry: self.name.clone(), version: version.into() });
             }
             if state.active.as_deref() == Some(version) {
-                return Err(RegistryError::ArchiveActive {
-                    registry: self.name.clone(),
-                    version: version.into(),
-                });
+                return Err(RegistryError::ArchiveActive { registry: self.name.clone(), version: version.into() });
             }
-            Ok(Some(Action::Archive {
-                version: version.into(),
-            }))
+            Ok(Some(Action::Archive { version: version.into() }))
         })
         .await
         .and_then(|e| self.appended(e))
@@ -445,26 +369,15 @@ impl Registry {
     }
 
     /// The bundle of a version, verified against its hash.
-    pub async fn bundle(
-        &self,
-        state: &RegistryState,
-        version: &str,
-    ) -> Result<(ModelBundle, Bytes)> {
+    pub async fn bundle(&self, state: &RegistryState, version: &str) -> Result<(ModelBundle, Bytes)> {
         let v = state
             .version(version)
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                registry: self.name.clone(),
-                version: version.into(),
-            })?;
+            .ok_or_else(|| RegistryError::UnknownVersion { registry: self.name.clone(), version: version.into() })?;
         let hash = &v.record.bundle_hash;
         let dir = self.store.join(&format!("bundles/{hash}"));
         let manifest = dir.read_manifest().await?;
         let bytes = dir.read_artifact_file(&manifest, BUNDLE_FILE).await?;
-        let bad = |reason: String| RegistryError::Bundle {
-            registry: self.name.clone(),
-            hash: hash.clone(),
-            reason,
-        };
+        let bad = |reason: String| RegistryError::Bundle { registry: self.name.clone(), hash: hash.clone(), reason };
         if sha256_hex(&bytes) != *hash {
             return Err(bad("content does not match the registered hash".into()));
         }

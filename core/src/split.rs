@@ -24,11 +24,7 @@ pub struct SplitSpec {
 
 impl Default for SplitSpec {
     fn default() -> Self {
-        SplitSpec {
-            train_fraction: 0.7,
-            valid_fraction: 0.1,
-            embargo_hours: None,
-        }
+        SplitSpec { train_fraction: 0.7, valid_fraction: 0.1, embargo_hours: None }
     }
 }
 
@@ -51,18 +47,10 @@ pub enum SplitError {
         "embargo of {embargo} h is shorter than the label horizon of {horizon} h: labels would leak across the split"
     )]
     Embargo { embargo: u32, horizon: u32 },
-    #[error(
-        "fractions must be positive and leave room for a test slice (train {train} + valid {valid} < 1)"
-    )]
+    #[error("fractions must be positive and leave room for a test slice (train {train} + valid {valid} < 1)")]
     Fractions { train: String, valid: String },
-    #[error(
-        "the {slice} slice is empty ({from} .. {to}); the data span is too short for this split"
-    )]
-    Empty {
-        slice: &'static str,
-        from: String,
-        to: String,
-    },
+    #[error("the {slice} slice is empty ({from} .. {to}); the data span is too short for this split")]
+    Empty { slice: &'static str, from: String, to: String },
 }
 
 /// Row indices of each slice.
@@ -77,17 +65,11 @@ impl SplitPlan {
     pub fn new(times: &[i64], spec: &SplitSpec, horizon_hours: u32) -> Result<Self, SplitError> {
         let (tf, vf) = (spec.train_fraction, spec.valid_fraction);
         if !(tf > 0.0 && vf > 0.0 && tf + vf < 1.0) {
-            return Err(SplitError::Fractions {
-                train: tf.to_string(),
-                valid: vf.to_string(),
-            });
+            return Err(SplitError::Fractions { train: tf.to_string(), valid: vf.to_string() });
         }
         let embargo = spec.embargo_hours.unwrap_or(horizon_hours);
         if embargo < horizon_hours {
-            return Err(SplitError::Embargo {
-                embargo,
-                horizon: horizon_hours,
-            });
+            return Err(SplitError::Embargo { embargo, horizon: horizon_hours });
         }
         let start = times.iter().copied().min().unwrap_or(0);
         let end = times.iter().copied().max().unwrap_or(0);
@@ -99,24 +81,12 @@ impl SplitPlan {
         let valid_start = train_end + gap;
         let valid_end = at(tf + vf).max(valid_start);
         let test_start = valid_end + gap;
-        Ok(SplitPlan {
-            start,
-            train_end,
-            valid_start,
-            valid_end,
-            test_start,
-            end,
-            embargo_hours: embargo,
-        })
+        Ok(SplitPlan { start, train_end, valid_start, valid_end, test_start, end, embargo_hours: embargo })
     }
 
     /// Which slice each row belongs to (rows in embargo gaps belong to none).
     pub fn rows(&self, times: &[i64]) -> Result<SplitRows, SplitError> {
-        let mut out = SplitRows {
-            train: Vec::new(),
-            valid: Vec::new(),
-            test: Vec::new(),
-        };
+        let mut out = SplitRows { train: Vec::new(), valid: Vec::new(), test: Vec::new() };
         for (i, &t) in times.iter().enumerate() {
             if t < self.train_end {
                 out.train.push(i as u32);
@@ -128,11 +98,7 @@ impl SplitPlan {
         }
         let check = |rows: &Vec<u32>, slice, from: i64, to: i64| {
             if rows.is_empty() {
-                Err(SplitError::Empty {
-                    slice,
-                    from: Timestamp(from).to_string(),
-                    to: Timestamp(to).to_string(),
-                })
+                Err(SplitError::Empty { slice, from: Timestamp(from).to_string(), to: Timestamp(to).to_string() })
             } else {
                 Ok(())
             }
@@ -161,35 +127,20 @@ mod tests {
         assert!(first_valid - last_train >= 24 * HOUR);
         assert!(first_test - last_valid >= 24 * HOUR);
         assert_eq!(rows.train.len(), 699);
-        assert_eq!(
-            rows.train.len() + rows.valid.len() + rows.test.len(),
-            1000 - 2 * 24
-        );
+        assert_eq!(rows.train.len() + rows.valid.len() + rows.test.len(), 1000 - 2 * 24);
     }
 
     #[test]
     fn a_short_embargo_or_bad_fractions_are_refused() {
         let times: Vec<i64> = (0..100).map(|h| h * HOUR).collect();
-        let short = SplitSpec {
-            embargo_hours: Some(12),
-            ..SplitSpec::default()
-        };
+        let short = SplitSpec { embargo_hours: Some(12), ..SplitSpec::default() };
         assert_eq!(
             SplitPlan::new(&times, &short, 24).unwrap_err().to_string(),
             "embargo of 12 h is shorter than the label horizon of 24 h: labels would leak across the split"
         );
-        let bad = SplitSpec {
-            train_fraction: 0.9,
-            valid_fraction: 0.1,
-            embargo_hours: None,
-        };
+        let bad = SplitSpec { train_fraction: 0.9, valid_fraction: 0.1, embargo_hours: None };
         assert!(SplitPlan::new(&times, &bad, 24).is_err());
         let plan = SplitPlan::new(&times, &SplitSpec::default(), 72).unwrap();
-        assert!(
-            plan.rows(&times)
-                .unwrap_err()
-                .to_string()
-                .starts_with("the validation slice is empty")
-        );
+        assert!(plan.rows(&times).unwrap_err().to_string().starts_with("the validation slice is empty"));
     }
 }

@@ -59,10 +59,7 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
 }
 
 fn url_error(url: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Url {
-        url: url.to_string(),
-        reason: reason.into(),
-    }
+    StoreError::Url { url: url.to_string(), reason: reason.into() }
 }
 
 impl Store {
@@ -70,6 +67,12 @@ impl Store {
     /// stores are shared by name within the process. Cloud credentials and endpoints come from
     /// the usual environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
     pub fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, &[])
+    }
+
+    /// Like [`Store::open`], with backend options on top of the environment, e.g.
+    /// `("aws_endpoint", "http://127.0.0.1:8333")` (object_store's configuration keys).
+    pub fn open_with(url: &str, options: &[(&str, &str)]) -> Result<Store> {
         let url = url.trim();
         if url.is_empty() {
             return Err(url_error(url, "empty"));
@@ -85,19 +88,17 @@ impl Store {
         let inner: Arc<dyn ObjectStore> = match scheme {
             "file" => return Self::open_local(&format!("/{}", rest.trim_start_matches('/')), url),
             "memory" => {
-                let mut map = memory_stores()
-                    .lock()
-                    .map_err(|_| url_error(url, "memory store registry poisoned"))?;
-                map.entry(bucket.to_string())
-                    .or_insert_with(|| Arc::new(InMemory::new()))
-                    .clone()
+                let mut map = memory_stores().lock().map_err(|_| url_error(url, "memory store registry poisoned"))?;
+                map.entry(bucket.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone()
             }
-            "s3" | "s3a" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()
-                    .map_err(|e| url_error(url, e.to_string()))?,
-            ),
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+                for (k, v) in options {
+                    let key = k.parse().map_err(|e: object_store::Error| url_error(url, e.to_string()))?;
+                    b = b.with_config(key, *v);
+                }
+                Arc::new(b.build().map_err(|e| url_error(url, e.to_string()))?)
+            }
             "gs" => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket)
@@ -120,29 +121,17 @@ impl Store {
         if bucket.is_empty() {
             return Err(url_error(url, "missing bucket (or memory store) name"));
         }
-        let url = format!(
-            "{scheme}://{bucket}{}",
-            if key.is_empty() {
-                String::new()
-            } else {
-                format!("/{key}")
-            }
-        );
+        let url = format!("{scheme}://{bucket}{}", if key.is_empty() { String::new() } else { format!("/{key}") });
         Ok(Store { inner, prefix, url })
     }
 
     fn open_local(path: &str, shown: &str) -> Result<Store> {
         let p = std::path::Path::new(path);
-        std::fs::create_dir_all(p)
-            .map_err(|e| url_error(shown, format!("cannot create folder: {e}")))?;
+        std::fs::create_dir_all(p).map_err(|e| url_error(shown, format!("cannot create folder: {e}")))?;
         let abs = std::fs::canonicalize(p).map_err(|e| url_error(shown, e.to_string()))?;
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(&abs)
-            .map_err(|e| url_error(shown, e.to_string()))?;
-        Ok(Store {
-            inner: Arc::new(fs),
-            prefix: Path::default(),
-            url: format!("file://{}", abs.display()),
-        })
+        let fs =
+            object_store::local::LocalFileSystem::new_with_prefix(&abs).map_err(|e| url_error(shown, e.to_string()))?;
+        Ok(Store { inner: Arc::new(fs), prefix: Path::default(), url: format!("file://{}", abs.display()) })
     }
 
     /// The URL of this location.
@@ -153,11 +142,7 @@ impl Store {
     /// The URL of `rel` below this location.
     pub fn url_of(&self, rel: &str) -> String {
         let rel = rel.trim_matches('/');
-        if rel.is_empty() {
-            self.url.clone()
-        } else {
-            format!("{}/{rel}", self.url)
-        }
+        if rel.is_empty() { self.url.clone() } else { format!("{}/{rel}", self.url) }
     }
 
     /// A sub-location.
@@ -170,11 +155,7 @@ impl Store {
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             prefix = prefix.clone().join(part);
         }
-        Store {
-            inner: self.inner.clone(),
-            prefix,
-            url: self.url_of(rel),
-        }
+        Store { inner: self.inner.clone(), prefix, url: self.url_of(rel) }
     }
 
     fn path(&self, rel: &str) -> Path {
@@ -187,23 +168,14 @@ impl Store {
 
     fn backend(&self, rel: &str, e: object_store::Error) -> StoreError {
         match e {
-            object_store::Error::NotFound { .. } => StoreError::NotFound {
-                url: self.url_of(rel),
-            },
-            other => StoreError::Backend {
-                url: self.url_of(rel),
-                message: other.to_string(),
-            },
+            object_store::Error::NotFound { .. } => StoreError::NotFound { url: self.url_of(rel) },
+            other => StoreError::Backend { url: self.url_of(rel), message: other.to_string() },
         }
     }
 
     /// Reads a whole object.
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
-        let res = self
-            .inner
-            .get(&self.path(rel))
-            .await
-            .map_err(|e| self.backend(rel, e))?;
+        let res = self.inner.get(&self.path(rel)).await.map_err(|e| self.backend(rel, e))?;
         res.bytes().await.map_err(|e| self.backend(rel, e))
     }
 
@@ -211,10 +183,8 @@ impl Store {
     pub async fn get_versioned(&self, rel: &str) -> Result<Option<(Bytes, Version)>> {
         match self.inner.get(&self.path(rel)).await {
             Ok(res) => {
-                let version = Version(UpdateVersion {
-                    e_tag: res.meta.e_tag.clone(),
-                    version: res.meta.version.clone(),
-                });
+                let version =
+                    Version(UpdateVersion { e_tag: res.meta.e_tag.clone(), version: res.meta.version.clone() });
                 let bytes = res.bytes().await.map_err(|e| self.backend(rel, e))?;
                 Ok(Some((bytes, version)))
             }
@@ -234,11 +204,7 @@ impl Store {
 
     /// Size and last-modified time (RFC 3339) of an object.
     pub async fn head_meta(&self, rel: &str) -> Result<(u64, String)> {
-        let m = self
-            .inner
-            .head(&self.path(rel))
-            .await
-            .map_err(|e| self.backend(rel, e))?;
+        let m = self.inner.head(&self.path(rel)).await.map_err(|e| self.backend(rel, e))?;
         Ok((m.size, m.last_modified.to_rfc3339()))
     }
 
@@ -254,15 +220,8 @@ impl Store {
     /// Writes an object only if none exists; returns `false` (and writes nothing) otherwise.
     /// Exactly one of several racing writers gets `true`.
     pub async fn create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .inner
-            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.backend(rel, e)),
@@ -273,20 +232,10 @@ impl Store {
     /// if another writer got there first. Not all backends support it (the local file system
     /// does not); [`Store::create`] on fresh names works everywhere.
     pub async fn update(&self, rel: &str, bytes: Bytes, expected: &Version) -> Result<bool> {
-        let opts = PutOptions {
-            mode: PutMode::Update(expected.0.clone()),
-            ..Default::default()
-        };
-        match self
-            .inner
-            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Update(expected.0.clone()), ..Default::default() };
+        match self.inner.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(true),
-            Err(
-                object_store::Error::Precondition { .. }
-                | object_store::Error::AlreadyExists { .. },
-            ) => Ok(false),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.backend(rel, e)),
         }
     }
@@ -302,12 +251,8 @@ impl Store {
     /// Paths (relative to this location) of every object below `rel`, sorted.
     pub async fn list(&self, rel: &str) -> Result<Vec<String>> {
         let prefix = self.path(rel);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .inner
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| self.backend(rel, e))?;
+        let metas: Vec<object_store::ObjectMeta> =
+            self.inner.list(Some(&prefix)).try_collect().await.map_err(|e| self.backend(rel, e))?;
         let base = self.prefix.as_ref();
         let mut out: Vec<String> = metas
             .into_iter()
@@ -336,11 +281,7 @@ impl Store {
         self.delete(MANIFEST).await?;
         let mut entries = Vec::with_capacity(files.len());
         for (name, bytes) in files {
-            entries.push(FileEntry {
-                name: name.clone(),
-                size: bytes.len() as u64,
-                sha256: sha256_hex(&bytes),
-            });
+            entries.push(FileEntry { name: name.clone(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) });
             self.put(&name, bytes).await?;
         }
         let manifest = Manifest {
@@ -351,10 +292,8 @@ impl Store {
             files: entries,
             metadata,
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Backend {
-            url: self.url_of(MANIFEST),
-            message: e.to_string(),
-        })?;
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| StoreError::Backend { url: self.url_of(MANIFEST), message: e.to_string() })?;
         self.put(MANIFEST, Bytes::from(json)).await?;
         Ok(manifest)
     }
@@ -362,17 +301,12 @@ impl Store {
     /// Reads an artifact's manifest; `NotFound` if the artifact is absent or was never committed.
     pub async fn read_manifest(&self) -> Result<Manifest> {
         let bytes = self.get(MANIFEST).await?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            url: self.url_of(MANIFEST),
-            reason: e.to_string(),
-        })?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { url: self.url_of(MANIFEST), reason: e.to_string() })?;
         if m.schema_version > MANIFEST_VERSION {
             return Err(StoreError::Corrupt {
                 url: self.url_of(MANIFEST),
-                reason: format!(
-                    "manifest version {} is newer than this build ({MANIFEST_VERSION})",
-                    m.schema_version
-                ),
+                reason: format!("manifest version {} is newer than this build ({MANIFEST_VERSION})", m.schema_version),
             });
         }
         Ok(m)
@@ -380,14 +314,10 @@ impl Store {
 
     /// Reads one file of a committed artifact and checks it against the manifest.
     pub async fn read_artifact_file(&self, manifest: &Manifest, name: &str) -> Result<Bytes> {
-        let entry = manifest
-            .files
-            .iter()
-            .find(|f| f.name == name)
-            .ok_or_else(|| StoreError::Corrupt {
-                url: self.url().to_string(),
-                reason: format!("the manifest lists no file {name:?}"),
-            })?;
+        let entry = manifest.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt {
+            url: self.url().to_string(),
+            reason: format!("the manifest lists no file {name:?}"),
+        })?;
         let bytes = self.get(name).await?;
         let got = sha256_hex(&bytes);
         if got != entry.sha256 || bytes.len() as u64 != entry.size {
@@ -435,11 +365,7 @@ impl Manifest {
     /// Content hash of the artifact: SHA-256 over the sorted (name, sha256) pairs. Independent of
     /// when and by whom it was written, so it keys caches and lineage.
     pub fn content_hash(&self) -> String {
-        let mut files: Vec<(&str, &str)> = self
-            .files
-            .iter()
-            .map(|f| (f.name.as_str(), f.sha256.as_str()))
-            .collect();
+        let mut files: Vec<(&str, &str)> = self.files.iter().map(|f| (f.name.as_str(), f.sha256.as_str())).collect();
         files.sort();
         let mut h = Sha256::new();
         for (name, sha) in files {

@@ -35,14 +35,7 @@ pub enum TimeError {
 
 impl Timestamp {
     /// Builds a timestamp from civil fields, validating each one.
-    pub fn from_civil(
-        year: i64,
-        month: u32,
-        day: u32,
-        hour: u32,
-        minute: u32,
-        second: u32,
-    ) -> Result<Self, TimeError> {
+    pub fn from_civil(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Result<Self, TimeError> {
         if !(1..=12).contains(&month) {
             return Err(TimeError::Month(month));
         }
@@ -59,9 +52,7 @@ impl Timestamp {
             return Err(TimeError::Second(second));
         }
         let days = days_from_civil(year, month, day);
-        Ok(Timestamp(
-            days * DAY + i64::from(hour) * HOUR + i64::from(minute) * 60 + i64::from(second),
-        ))
+        Ok(Timestamp(days * DAY + i64::from(hour) * HOUR + i64::from(minute) * 60 + i64::from(second)))
     }
 
     /// Parses either accepted text form.
@@ -146,9 +137,7 @@ fn parse_us_12h(text: &[u8]) -> Result<Timestamp, TimeError> {
     };
     let mut dp = date.split('/');
     let (m, d, y) = match (dp.next(), dp.next(), dp.next(), dp.next()) {
-        (Some(m), Some(d), Some(y), None) if m.len() <= 2 && d.len() <= 2 && y.len() == 4 => {
-            (m, d, y)
-        }
+        (Some(m), Some(d), Some(y), None) if m.len() <= 2 && d.len() <= 2 && y.len() == 4 => (m, d, y),
         _ => return Err(TimeError::Format),
     };
     let mut cp = clock.split(':');
@@ -216,9 +205,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// The current time.
 pub fn now() -> Timestamp {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     Timestamp(secs)
 }
 
@@ -242,34 +229,17 @@ mod tests {
         assert_eq!(ts("1/5/2015 6:00:00 AM").unwrap(), a);
         assert_eq!(ts("2015-01-05T06:00:00Z").unwrap(), a);
         assert_eq!(ts("1/5/2015 6:00 AM").unwrap(), a);
-        assert_eq!(
-            ts("12/31/2015 12:00:00 AM").unwrap(),
-            ts("2015-12-31 00:00:00").unwrap()
-        );
-        assert_eq!(
-            ts("12/31/2015 12:30:00 PM").unwrap(),
-            ts("2015-12-31 12:30:00").unwrap()
-        );
-        assert_eq!(
-            ts("7/4/2015 11:00:00 PM").unwrap(),
-            ts("2015-07-04 23:00:00").unwrap()
-        );
+        assert_eq!(ts("12/31/2015 12:00:00 AM").unwrap(), ts("2015-12-31 00:00:00").unwrap());
+        assert_eq!(ts("12/31/2015 12:30:00 PM").unwrap(), ts("2015-12-31 12:30:00").unwrap());
+        assert_eq!(ts("7/4/2015 11:00:00 PM").unwrap(), ts("2015-07-04 23:00:00").unwrap());
     }
 
     #[test]
     fn display_round_trips() {
-        for s in [
-            "2014-06-01 06:00:00",
-            "2016-02-29 23:59:59",
-            "1970-01-01 00:00:00",
-            "1969-12-31 23:00:00",
-        ] {
+        for s in ["2014-06-01 06:00:00", "2016-02-29 23:59:59", "1970-01-01 00:00:00", "1969-12-31 23:00:00"] {
             assert_eq!(ts(s).unwrap().to_string(), s);
         }
-        assert_eq!(
-            ts("2015-01-05 06:00:00").unwrap().rfc3339(),
-            "2015-01-05T06:00:00Z"
-        );
+        assert_eq!(ts("2015-01-05 06:00:00").unwrap().rfc3339(), "2015-01-05T06:00:00Z");
     }
 
     #[test]
@@ -286,27 +256,15 @@ mod tests {
     #[test]
     fn refuses_impossible_dates_with_the_reason() {
         assert_eq!(ts("2015-13-01 06:00:00"), Err(TimeError::Month(13)));
-        assert_eq!(
-            ts("2015-02-29 06:00:00"),
-            Err(TimeError::Day {
-                year: 2015,
-                month: 2,
-                day: 29
-            })
-        );
+        assert_eq!(ts("2015-02-29 06:00:00"), Err(TimeError::Day { year: 2015, month: 2, day: 29 }));
         assert!(ts("2016-02-29 06:00:00").is_ok());
         assert_eq!(ts("2015-01-01 24:00:00"), Err(TimeError::Hour(24)));
         assert_eq!(ts("2015-01-01 06:60:00"), Err(TimeError::Minute(60)));
         assert_eq!(ts("13/1/2015 6:00:00 AM"), Err(TimeError::Month(13)));
         assert_eq!(ts("1/1/2015 13:00:00 PM"), Err(TimeError::Hour(13)));
-        for bad in [
-            "",
-            "2015-01-01",
-            "2015/01/01 06:00:00",
-            "1/1/2015 6:00:00",
-            "x015-01-01 06:00:00",
-            "1/1/15 6:00:00 AM",
-        ] {
+        for bad in
+            ["", "2015-01-01", "2015/01/01 06:00:00", "1/1/2015 6:00:00", "x015-01-01 06:00:00", "1/1/15 6:00:00 AM"]
+        {
             assert_eq!(ts(bad), Err(TimeError::Format), "{bad:?}");
         }
     }

@@ -35,9 +35,7 @@ impl std::str::FromStr for Algorithm {
             "gbdt" => Ok(Algorithm::Gbdt),
             "random_forest" | "rf" => Ok(Algorithm::RandomForest),
             "auto" => Ok(Algorithm::Auto),
-            other => Err(format!(
-                "unknown model {other:?} (expected gbdt, random_forest or auto)"
-            )),
+            other => Err(format!("unknown model {other:?} (expected gbdt, random_forest or auto)")),
         }
     }
 }
@@ -164,16 +162,8 @@ fn fit_head(
             let params = spec.gbdt.clone().check()?;
             let w = learn::class_weights(&y, params.params().class_weight);
             let vw = learn::class_weights(&vy, params.params().class_weight);
-            let train = TrainSet {
-                binned: &p.train_bins,
-                y: &y,
-                w: &w,
-            };
-            let valid = TrainSet {
-                binned: &p.valid_bins,
-                y: &vy,
-                w: &vw,
-            };
+            let train = TrainSet { binned: &p.train_bins, y: &y, w: &w };
+            let valid = TrainSet { binned: &p.valid_bins, y: &vy, w: &vw };
             let fit = learn::fit_gbdt(&params, &p.mappers, &train, Some(&valid), seed);
             report.gbdt_rounds.get_or_insert(fit.rounds);
             if report.gbdt_valid_loss.is_empty() {
@@ -184,11 +174,7 @@ fn fit_head(
         Algorithm::RandomForest => {
             let params = spec.random_forest.clone().check()?;
             let w = learn::class_weights(&y, params.params().class_weight);
-            let train = TrainSet {
-                binned: &p.train_bins,
-                y: &y,
-                w: &w,
-            };
+            let train = TrainSet { binned: &p.train_bins, y: &y, w: &w };
             let fit = learn::fit_forest(&params, &p.mappers, &train, seed);
             (fit.ensemble, fit.importance)
         }
@@ -211,10 +197,7 @@ pub fn train(
 ) -> Result<(ModelBundle, TrainReport), TrainError> {
     let n_feat = feature_spec.n_features();
     if table.columns.len() != n_feat {
-        return Err(TrainError::Shape {
-            found: table.columns.len(),
-            expected: n_feat,
-        });
+        return Err(TrainError::Shape { found: table.columns.len(), expected: n_feat });
     }
     let plan = SplitPlan::new(&table.time, &spec.split, feature_spec.label.horizon_hours)?;
     let rows = plan.rows(&table.time)?;
@@ -226,11 +209,7 @@ pub fn train(
     };
 
     let t0 = Instant::now();
-    let max_bins = spec
-        .gbdt
-        .max_bins
-        .min(spec.random_forest.max_bins)
-        .clamp(2, 255);
+    let max_bins = spec.gbdt.max_bins.min(spec.random_forest.max_bins).clamp(2, 255);
     let mappers = learn::fit_mappers(&table.columns, &rows.train, max_bins, 200_000, spec.seed);
     let uses_boosting = matches!(spec.model, Algorithm::Gbdt | Algorithm::Auto);
     let mut train_bins = Binned::new(&table.columns, &rows.train, &mappers);
@@ -242,13 +221,7 @@ pub fn train(
         valid_bins = valid_bins.with_row_major();
     }
     report.bin_secs = t0.elapsed().as_secs_f64();
-    let prepared = Prepared {
-        table,
-        rows,
-        mappers,
-        train_bins,
-        valid_bins,
-    };
+    let prepared = Prepared { table, rows, mappers, train_bins, valid_bins };
 
     let t1 = Instant::now();
     let vy = pick(&table.label, &prepared.rows.valid);
@@ -258,8 +231,7 @@ pub fn train(
     };
     let mut best: Option<(Algorithm, Ensemble, Vec<f64>, f64)> = None;
     for algo in algos {
-        let (ens, importance) =
-            fit_head(spec, algo, &prepared, &table.label, spec.seed, &mut report)?;
+        let (ens, importance) = fit_head(spec, algo, &prepared, &table.label, spec.seed, &mut report)?;
         let scores = probabilities(&ens, &table.columns, &prepared.rows.valid);
         let pr = metrics::pr_auc(&scores, &vy);
         report.candidates.push((algo_name(algo).to_string(), pr));
@@ -273,14 +245,7 @@ pub fn train(
     let mut components = Vec::new();
     if spec.per_component {
         for (c, labels) in table.label_component.iter().enumerate() {
-            let (ens, _) = fit_head(
-                spec,
-                algo,
-                &prepared,
-                labels,
-                spec.seed.wrapping_add(c as u64 + 1),
-                &mut report,
-            )?;
+            let (ens, _) = fit_head(spec, algo, &prepared, labels, spec.seed.wrapping_add(c as u64 + 1), &mut report)?;
             components.push(ens);
         }
     }
@@ -308,15 +273,7 @@ pub fn train(
         .par_iter()
         .zip(&table.columns)
         .map(|(name, col)| {
-            FeatureBaseline::fit(
-                name,
-                prepared
-                    .rows
-                    .train
-                    .iter()
-                    .step_by(step)
-                    .map(|&r| f64::from(col[r as usize])),
-            )
+            FeatureBaseline::fit(name, prepared.rows.train.iter().step_by(step).map(|&r| f64::from(col[r as usize])))
         })
         .collect();
 
@@ -324,11 +281,7 @@ pub fn train(
         format_version: BUNDLE_FORMAT_VERSION,
         name: spec.name.clone(),
         feature_spec: feature_spec.clone(),
-        model: Model {
-            algorithm: report.algorithm.clone(),
-            failure,
-            components,
-        },
+        model: Model { algorithm: report.algorithm.clone(), failure, components },
         threshold: threshold.clamp(0.0, 1.0),
         threshold_rule: spec.threshold.clone(),
         baseline,

@@ -10,28 +10,14 @@ use proptest::prelude::*;
 
 const T0: i64 = 1_420_092_000; // 2015-01-01 06:00:00
 
-fn dataset(
-    times: &[i64],
-    sensors: Vec<Vec<f64>>,
-    errors: Events,
-    maint: Events,
-    failures: Events,
-) -> Dataset {
+fn dataset(times: &[i64], sensors: Vec<Vec<f64>>, errors: Events, maint: Events, failures: Events) -> Dataset {
     Dataset {
         contract: Contract::azure_pdm(),
-        telemetry: Telemetry {
-            machine: vec![1; times.len()],
-            time: times.to_vec(),
-            sensors,
-        },
+        telemetry: Telemetry { machine: vec![1; times.len()], time: times.to_vec(), sensors },
         errors,
         maint,
         failures,
-        machines: Machines {
-            id: vec![1],
-            model: vec![2],
-            age: vec![18.0],
-        },
+        machines: Machines { id: vec![1], model: vec![2], age: vec![18.0] },
     }
 }
 
@@ -44,11 +30,7 @@ fn events(list: &[(i64, u16)]) -> Events {
 }
 
 fn col(table: &pm_core::features::FeatureTable<f64>, name: &str) -> Vec<f64> {
-    let i = table
-        .names
-        .iter()
-        .position(|n| n == name)
-        .unwrap_or_else(|| panic!("no feature {name}"));
+    let i = table.names.iter().position(|n| n == name).unwrap_or_else(|| panic!("no feature {name}"));
     table.columns[i].clone()
 }
 
@@ -61,14 +43,8 @@ fn feature_sets_have_the_documented_names() {
     let seed = FeatureSpec::new(FeatureSet::Seed, Contract::azure_pdm(), 72);
     let names = seed.names();
     assert_eq!(names.len(), 36);
-    assert_eq!(
-        &names[..5],
-        ["volt", "rotate", "pressure", "vibration", "volt_3h_mean"]
-    );
-    assert_eq!(
-        &names[4..8],
-        ["volt_3h_mean", "volt_3h_std", "volt_3h_max", "volt_3h_min"]
-    );
+    assert_eq!(&names[..5], ["volt", "rotate", "pressure", "vibration", "volt_3h_mean"]);
+    assert_eq!(&names[4..8], ["volt_3h_mean", "volt_3h_std", "volt_3h_max", "volt_3h_min"]);
     assert_eq!(names[35], "vibration_24h_min");
     let rich = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
     let names = rich.names();
@@ -86,13 +62,7 @@ fn rolling_windows_are_over_time_not_rows() {
     let times = [T0, T0 + HOUR, T0 + 2 * HOUR, T0 + 5 * HOUR];
     let volt = vec![1.0, 2.0, 4.0, 8.0];
     let sensors = vec![volt, vec![0.0; 4], vec![0.0; 4], vec![0.0; 4]];
-    let ds = dataset(
-        &times,
-        sensors,
-        Events::default(),
-        Events::default(),
-        Events::default(),
-    );
+    let ds = dataset(&times, sensors, Events::default(), Events::default(), Events::default());
     let spec = FeatureSpec::new(FeatureSet::Seed, Contract::azure_pdm(), 24);
     let t = compute_batch_as::<f64>(&spec, &ds);
     // 3 h window at 2h holds 0h,1h,2h; at 5h it holds only 5h (3h and 4h are missing).
@@ -100,23 +70,14 @@ fn rolling_windows_are_over_time_not_rows() {
     assert_eq!(col(&t, "volt_3h_max"), vec![1.0, 2.0, 4.0, 8.0]);
     assert_eq!(col(&t, "volt_3h_min"), vec![1.0, 1.0, 1.0, 8.0]);
     let std = col(&t, "volt_3h_std");
-    assert!(
-        std[0].is_nan() && std[3].is_nan(),
-        "one reading: undefined, not 0 and not borrowed"
-    );
+    assert!(std[0].is_nan() && std[3].is_nan(), "one reading: undefined, not 0 and not borrowed");
     assert!(close(
         std[2],
         (7.0f64 / 3.0).sqrt()
-            * ((1.0 - 7.0 / 3.0f64).powi(2)
-                + (2.0 - 7.0 / 3.0f64).powi(2)
-                + (4.0 - 7.0 / 3.0f64).powi(2))
-            .sqrt()
+            * ((1.0 - 7.0 / 3.0f64).powi(2) + (2.0 - 7.0 / 3.0f64).powi(2) + (4.0 - 7.0 / 3.0f64).powi(2)).sqrt()
             / (14.0f64 / 3.0).sqrt()
     ));
-    assert_eq!(
-        col(&t, "volt_24h_mean"),
-        vec![1.0, 1.5, 7.0 / 3.0, 15.0 / 4.0]
-    );
+    assert_eq!(col(&t, "volt_24h_mean"), vec![1.0, 1.5, 7.0 / 3.0, 15.0 / 4.0]);
 }
 
 #[test]
@@ -124,29 +85,17 @@ fn windows_never_cross_machines() {
     let times = [T0, T0 + HOUR, T0, T0 + HOUR];
     let mut ds = dataset(
         &times,
-        vec![
-            vec![1.0, 2.0, 100.0, 200.0],
-            vec![0.0; 4],
-            vec![0.0; 4],
-            vec![0.0; 4],
-        ],
+        vec![vec![1.0, 2.0, 100.0, 200.0], vec![0.0; 4], vec![0.0; 4], vec![0.0; 4]],
         Events::default(),
         Events::default(),
         Events::default(),
     );
     ds.telemetry.machine = vec![1, 1, 2, 2];
-    ds.machines = Machines {
-        id: vec![1, 2],
-        model: vec![0, 1],
-        age: vec![3.0, 4.0],
-    };
+    ds.machines = Machines { id: vec![1, 2], model: vec![0, 1], age: vec![3.0, 4.0] };
     let spec = FeatureSpec::new(FeatureSet::Seed, Contract::azure_pdm(), 24);
     let t = compute_batch_as::<f64>(&spec, &ds);
     assert_eq!(col(&t, "volt_24h_mean"), vec![1.0, 1.5, 100.0, 150.0]);
-    assert!(
-        col(&t, "volt_24h_std")[2].is_nan(),
-        "machine 2's first row does not inherit machine 1's"
-    );
+    assert!(col(&t, "volt_24h_std")[2].is_nan(), "machine 2's first row does not inherit machine 1's");
 }
 
 #[test]
@@ -154,16 +103,8 @@ fn labels_errors_maintenance_and_trend() {
     let times: Vec<i64> = (0..60).map(|h| T0 + h * HOUR).collect();
     let volt: Vec<f64> = (0..60).map(|h| h as f64).collect();
     let sensors = vec![volt, vec![1.0; 60], vec![1.0; 60], vec![1.0; 60]];
-    let errors = events(&[
-        (T0 + 10 * HOUR, 0),
-        (T0 + 10 * HOUR, 4),
-        (T0 + 40 * HOUR, 0),
-    ]);
-    let maint = events(&[
-        (T0 - 100 * HOUR, 1),
-        (T0 + 20 * HOUR, 1),
-        (T0 + 30 * HOUR, 2),
-    ]);
+    let errors = events(&[(T0 + 10 * HOUR, 0), (T0 + 10 * HOUR, 4), (T0 + 40 * HOUR, 0)]);
+    let maint = events(&[(T0 - 100 * HOUR, 1), (T0 + 20 * HOUR, 1), (T0 + 30 * HOUR, 2)]);
     let failures = events(&[(T0 + 30 * HOUR, 2), (T0 + 59 * HOUR, 0)]);
     let ds = dataset(&times, sensors, errors, maint, failures);
     let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
@@ -185,10 +126,7 @@ fn labels_errors_maintenance_and_trend() {
 
     // Error counts over (t - 24h, t].
     let e1 = col(&t, "error1_count_24h");
-    assert_eq!(
-        (e1[9], e1[10], e1[33], e1[34], e1[40]),
-        (0.0, 1.0, 1.0, 0.0, 1.0)
-    );
+    assert_eq!((e1[9], e1[10], e1[33], e1[34], e1[40]), (0.0, 1.0, 1.0, 0.0, 1.0));
     assert_eq!(col(&t, "error1_count_72h")[40], 2.0);
     assert_eq!(col(&t, "error5_count_24h")[10], 1.0);
 
@@ -211,26 +149,13 @@ fn labels_scale_to_many_failures_linearly() {
     // O(rows + failures): one machine, a year of readings, a failure every 30 hours.
     let n = 8_761;
     let times: Vec<i64> = (0..n).map(|h| T0 + h * HOUR).collect();
-    let failures = events(
-        &(1..n / 30)
-            .map(|k| (T0 + k * 30 * HOUR, (k % 4) as u16))
-            .collect::<Vec<_>>(),
-    );
-    let ds = dataset(
-        &times,
-        vec![vec![0.0; n as usize]; 4],
-        Events::default(),
-        Events::default(),
-        failures.clone(),
-    );
+    let failures = events(&(1..n / 30).map(|k| (T0 + k * 30 * HOUR, (k % 4) as u16)).collect::<Vec<_>>());
+    let ds = dataset(&times, vec![vec![0.0; n as usize]; 4], Events::default(), Events::default(), failures.clone());
     let spec = FeatureSpec::new(FeatureSet::Seed, Contract::azure_pdm(), 24);
     let t = compute_batch(&spec, &ds);
     // Brute force for comparison.
     for (i, &time) in times.iter().enumerate() {
-        let expect = failures
-            .time
-            .iter()
-            .any(|&f| f > time && f - time <= 24 * HOUR);
+        let expect = failures.time.iter().any(|&f| f > time && f - time <= 24 * HOUR);
         assert_eq!(t.label[i] == 1, expect, "row {i}");
     }
 }
@@ -248,10 +173,7 @@ struct History {
 }
 
 fn history() -> impl Strategy<Value = History> {
-    let gaps = prop::collection::vec(
-        prop_oneof![7 => Just(1i64), 2 => 2i64..4, 1 => 10i64..60],
-        1..150,
-    );
+    let gaps = prop::collection::vec(prop_oneof![7 => Just(1i64), 2 => 2i64..4, 1 => 10i64..60], 1..150);
     (
         gaps,
         any::<u64>(),
@@ -270,50 +192,25 @@ fn history() -> impl Strategy<Value = History> {
                 })
                 .collect();
             let mut rng = pm_core::rng::Rng::new(seed);
-            let sensors = (0..4)
-                .map(|s| {
-                    times
-                        .iter()
-                        .map(|_| 100.0 * (s + 1) as f64 + 30.0 * rng.normal())
-                        .collect()
-                })
-                .collect();
-            let mut errors: Vec<(i64, u16)> = errors
-                .into_iter()
-                .map(|(h, k)| (T0 + h * HOUR, k))
-                .collect();
+            let sensors =
+                (0..4).map(|s| times.iter().map(|_| 100.0 * (s + 1) as f64 + 30.0 * rng.normal()).collect()).collect();
+            let mut errors: Vec<(i64, u16)> = errors.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
             errors.sort();
-            let mut maint: Vec<(i64, u16)> =
-                maint.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
+            let mut maint: Vec<(i64, u16)> = maint.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
             maint.sort();
             maint.dedup();
-            History {
-                times,
-                sensors,
-                errors,
-                maint,
-                model,
-                age,
-            }
+            History { times, sensors, errors, maint, model, age }
         })
 }
 
 fn batch_rows(spec: &FeatureSpec, h: &History) -> pm_core::features::FeatureTable<f64> {
     let ds = Dataset {
         contract: spec.contract.clone(),
-        telemetry: Telemetry {
-            machine: vec![1; h.times.len()],
-            time: h.times.clone(),
-            sensors: h.sensors.clone(),
-        },
+        telemetry: Telemetry { machine: vec![1; h.times.len()], time: h.times.clone(), sensors: h.sensors.clone() },
         errors: events(&h.errors),
         maint: events(&h.maint),
         failures: Events::default(),
-        machines: Machines {
-            id: vec![1],
-            model: vec![h.model],
-            age: vec![h.age],
-        },
+        machines: Machines { id: vec![1], model: vec![h.model], age: vec![h.age] },
     };
     compute_batch_as::<f64>(spec, &ds)
 }
@@ -388,43 +285,28 @@ proptest! {
 fn online_refuses_bad_updates_and_keeps_its_state() {
     let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
     let mut s = MachineState::new(&spec);
-    s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0])
-        .unwrap();
+    s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0]).unwrap();
     let before = s.clone();
     assert_eq!(
-        s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0])
-            .unwrap_err()
-            .to_string(),
+        s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0]).unwrap_err().to_string(),
         "a reading for machine 7 at 2015-01-05 10:00:00 already exists"
     );
     assert_eq!(
-        s.push_reading(&spec, 7, T0, &[1.0, 2.0, 3.0, 4.0])
-            .unwrap_err()
-            .to_string(),
+        s.push_reading(&spec, 7, T0, &[1.0, 2.0, 3.0, 4.0]).unwrap_err().to_string(),
         "reading at 2015-01-01 06:00:00 is older than the buffer of machine 7 (which starts after 2015-01-05 10:00:00); send readings in time order"
     );
     assert_eq!(
-        s.push_reading(&spec, 7, T0 + 101 * HOUR, &[1.0, f64::NAN, 3.0, 4.0])
-            .unwrap_err()
-            .to_string(),
+        s.push_reading(&spec, 7, T0 + 101 * HOUR, &[1.0, f64::NAN, 3.0, 4.0]).unwrap_err().to_string(),
         "sensor 'rotate': value NaN is not finite"
     );
     assert_eq!(
-        s.push_reading(&spec, 7, T0 + 101 * HOUR, &[1.0])
-            .unwrap_err()
-            .to_string(),
+        s.push_reading(&spec, 7, T0 + 101 * HOUR, &[1.0]).unwrap_err().to_string(),
         "expected 4 sensor values (volt, rotate, pressure, vibration), got 1"
     );
-    assert_eq!(
-        s.push_error(&spec, T0, 9).unwrap_err().to_string(),
-        "unknown error type index 9"
-    );
+    assert_eq!(s.push_error(&spec, T0, 9).unwrap_err().to_string(), "unknown error type index 9");
     assert_eq!(s, before);
     assert_eq!(
-        MachineState::new(&spec)
-            .features_latest(&spec, 3, &mut [0.0; 63])
-            .unwrap_err()
-            .to_string(),
+        MachineState::new(&spec).features_latest(&spec, 3, &mut [0.0; 63]).unwrap_err().to_string(),
         "machine 3 has no readings yet"
     );
 }

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pm_core::contract::{Contract, Dataset, FileKind};
-use pm_core::ingest::{
-    BadRowPolicy, DataError, InputFile, ReadOptions, ValidationReport, read_dataset,
-};
+use pm_core::ingest::{BadRowPolicy, DataError, InputFile, ReadOptions, ValidationReport, read_dataset};
 
 const TELEMETRY: &str = "\"datetime\",\"machineID\",\"volt\",\"rotate\",\"pressure\",\"vibration\"
 2015-01-01 06:00:00,1,176.217853015625,418.504078221616,113.077935462083,45.0876857639276
@@ -39,9 +37,7 @@ struct Files {
 
 impl Files {
     fn valid() -> Self {
-        Files {
-            texts: [TELEMETRY, ERRORS, MAINT, FAILURES, MACHINES].map(|s| s.as_bytes().to_vec()),
-        }
+        Files { texts: [TELEMETRY, ERRORS, MAINT, FAILURES, MACHINES].map(|s| s.as_bytes().to_vec()) }
     }
 
     fn with(mut self, kind: FileKind, text: impl Into<Vec<u8>>) -> Self {
@@ -52,11 +48,7 @@ impl Files {
     fn read(&self, policy: BadRowPolicy) -> Result<(Dataset, ValidationReport), DataError> {
         let files: Vec<InputFile<'_>> = FileKind::ALL
             .iter()
-            .map(|&k| InputFile {
-                kind: k,
-                name: k.file_name(),
-                data: &self.texts[k as usize],
-            })
+            .map(|&k| InputFile { kind: k, name: k.file_name(), data: &self.texts[k as usize] })
             .collect();
         read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(policy))
     }
@@ -66,13 +58,7 @@ fn telemetry_with(line_no: usize, replacement: &str) -> String {
     TELEMETRY
         .lines()
         .enumerate()
-        .map(|(i, l)| {
-            if i + 1 == line_no {
-                format!("{replacement}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
+        .map(|(i, l)| if i + 1 == line_no { format!("{replacement}\n") } else { format!("{l}\n") })
         .collect()
 }
 
@@ -94,18 +80,11 @@ fn check_dropped(files: Files, file: FileKind, line: u64, reason: &str) {
         .unwrap_or_else(|| panic!("line {line} not recorded: {:?}", rep.dropped_rows));
     assert_eq!(row.reason, reason);
     let text = String::from_utf8_lossy(&files.texts[file as usize]).into_owned();
-    let raw = text
-        .split('\n')
-        .nth(line as usize - 1)
-        .unwrap()
-        .trim_end_matches('\r');
+    let raw = text.split('\n').nth(line as usize - 1).unwrap().trim_end_matches('\r');
     assert_eq!(row.raw, raw);
     let f = &rep.files[file.name()];
     assert_eq!(f.rows_read, f.rows_kept + f.rows_dropped, "nothing lost");
-    assert_eq!(
-        rep.dropped_rows.len() as u64,
-        rep.files.values().map(|f| f.rows_dropped).sum::<u64>()
-    );
+    assert_eq!(rep.dropped_rows.len() as u64, rep.files.values().map(|f| f.rows_dropped).sum::<u64>());
 }
 
 #[test]
@@ -130,10 +109,7 @@ fn bom_crlf_unquoted_reordered_and_us_datetimes_read_identically() {
         Files::valid().with(FileKind::Telemetry, format!("\u{feff}{TELEMETRY}")),
         Files::valid().with(FileKind::Telemetry, TELEMETRY.replace('\n', "\r\n")),
         Files::valid().with(FileKind::Errors, ERRORS.replace('"', "")),
-        Files::valid().with(
-            FileKind::Machines,
-            "model,machineID,age\nmodel3,1,18\nmodel4,2,7",
-        ),
+        Files::valid().with(FileKind::Machines, "model,machineID,age\nmodel3,1,18\nmodel4,2,7"),
         Files::valid().with(
             FileKind::Telemetry,
             TELEMETRY
@@ -143,9 +119,7 @@ fn bom_crlf_unquoted_reordered_and_us_datetimes_read_identically() {
         Files::valid().with(FileKind::Telemetry, format!("{TELEMETRY}\n\n")),
     ];
     for (i, v) in variants.iter().enumerate() {
-        let (ds, _) = v
-            .read(BadRowPolicy::Fail)
-            .unwrap_or_else(|e| panic!("variant {i}: {e}"));
+        let (ds, _) = v.read(BadRowPolicy::Fail).unwrap_or_else(|e| panic!("variant {i}: {e}"));
         assert_eq!(ds, clean, "variant {i}");
     }
 }
@@ -156,10 +130,7 @@ fn any_row_order_gives_the_same_data_and_is_reported() {
     let mut lines: Vec<&str> = TELEMETRY.lines().collect();
     lines[1..].reverse();
     let shuffled = lines.join("\n");
-    let (ds, rep) = Files::valid()
-        .with(FileKind::Telemetry, shuffled)
-        .read(BadRowPolicy::Fail)
-        .unwrap();
+    let (ds, rep) = Files::valid().with(FileKind::Telemetry, shuffled).read(BadRowPolicy::Fail).unwrap();
     assert_eq!(ds, clean);
     // Keys (2,7) (2,6) (1,8) (1,7) (1,6): each is smaller than the one before.
     assert_eq!(rep.files["telemetry"].out_of_order_rows, 4);
@@ -168,10 +139,7 @@ fn any_row_order_gives_the_same_data_and_is_reported() {
 #[test]
 fn gaps_are_measured_per_machine() {
     let text = telemetry_with(3, "2015-01-01 11:00:00,1,1,2,3,4");
-    let (_, rep) = Files::valid()
-        .with(FileKind::Telemetry, text)
-        .read(BadRowPolicy::Fail)
-        .unwrap();
+    let (_, rep) = Files::valid().with(FileKind::Telemetry, text).read(BadRowPolicy::Fail).unwrap();
     // Machine 1: 06:00, 08:00, 11:00 -> two gaps, 1 + 2 missing readings.
     assert_eq!(rep.gaps.machines_with_gaps, 1);
     assert_eq!(rep.gaps.gaps, 2);
@@ -183,10 +151,7 @@ fn gaps_are_measured_per_machine() {
 
 #[test]
 fn c01_missing_column() {
-    let text: String = TELEMETRY
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
-        .collect();
+    let text: String = TELEMETRY.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
     check_error(
         Files::valid().with(FileKind::Telemetry, text),
         "PdM_telemetry.csv: line 1: missing column 'vibration'; expected datetime, machineID, volt, rotate, pressure, vibration",
@@ -208,72 +173,37 @@ fn c02_extra_column() {
 
 #[test]
 fn c03_wrong_type() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(3, "2015-01-01 07:00:00,1,abc,402.7,95.4,43.4"),
-    );
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 3, column 3 'volt': expected a number, found \"abc\"",
-    );
-    check_dropped(
-        f,
-        FileKind::Telemetry,
-        3,
-        "expected a number, found \"abc\"",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(3, "2015-01-01 07:00:00,1,abc,402.7,95.4,43.4"));
+    check_error(f.clone(), "PdM_telemetry.csv: line 3, column 3 'volt': expected a number, found \"abc\"");
+    check_dropped(f, FileKind::Telemetry, 3, "expected a number, found \"abc\"");
 }
 
 #[test]
 fn c04_nan() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(2, "2015-01-01 06:00:00,1,176.2,NaN,113.0,45.0"),
-    );
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 2, column 4 'rotate': non-finite value \"NaN\"",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(2, "2015-01-01 06:00:00,1,176.2,NaN,113.0,45.0"));
+    check_error(f.clone(), "PdM_telemetry.csv: line 2, column 4 'rotate': non-finite value \"NaN\"");
     check_dropped(f, FileKind::Telemetry, 2, "non-finite value \"NaN\"");
 }
 
 #[test]
 fn c05_infinity() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(4, "2015-01-01 08:00:00,1,170.9,527.3,inf,34.1"),
-    );
-    check_error(
-        f,
-        "PdM_telemetry.csv: line 4, column 5 'pressure': non-finite value \"inf\"",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(4, "2015-01-01 08:00:00,1,170.9,527.3,inf,34.1"));
+    check_error(f, "PdM_telemetry.csv: line 4, column 5 'pressure': non-finite value \"inf\"");
 }
 
 #[test]
 fn c06_empty_file() {
-    check_error(
-        Files::valid().with(FileKind::Telemetry, ""),
-        "PdM_telemetry.csv: the file is empty",
-    );
-    check_error(
-        Files::valid().with(FileKind::Machines, "\n\n"),
-        "PdM_machines.csv: the file is empty",
-    );
+    check_error(Files::valid().with(FileKind::Telemetry, ""), "PdM_telemetry.csv: the file is empty");
+    check_error(Files::valid().with(FileKind::Machines, "\n\n"), "PdM_machines.csv: the file is empty");
 }
 
 #[test]
 fn c07_header_only() {
     let header = TELEMETRY.lines().next().unwrap();
-    check_error(
-        Files::valid().with(FileKind::Telemetry, header),
-        "PdM_telemetry.csv: no data rows after the header",
-    );
+    check_error(Files::valid().with(FileKind::Telemetry, header), "PdM_telemetry.csv: no data rows after the header");
     // A fleet without failures is valid: an events file may be header-only.
     let (ds, _) = Files::valid()
-        .with(
-            FileKind::Failures,
-            "\"datetime\",\"machineID\",\"failure\"\n",
-        )
+        .with(FileKind::Failures, "\"datetime\",\"machineID\",\"failure\"\n")
         .read(BadRowPolicy::Fail)
         .unwrap();
     assert!(ds.failures.is_empty());
@@ -283,16 +213,8 @@ fn c07_header_only() {
 fn c08_repeated_header_row() {
     let header = TELEMETRY.lines().next().unwrap();
     let f = Files::valid().with(FileKind::Telemetry, telemetry_with(4, header));
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 4: repeated header row (the header is on line 1)",
-    );
-    check_dropped(
-        f,
-        FileKind::Telemetry,
-        4,
-        "repeated header row (the header is on line 1)",
-    );
+    check_error(f.clone(), "PdM_telemetry.csv: line 4: repeated header row (the header is on line 1)");
+    check_dropped(f, FileKind::Telemetry, 4, "repeated header row (the header is on line 1)");
 }
 
 #[test]
@@ -306,28 +228,18 @@ fn c09_duplicated_column_name() {
 
 #[test]
 fn c10_negative_machine_id() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(2, "2015-01-01 06:00:00,-3,176.2,418.5,113.0,45.0"),
-    );
+    let f =
+        Files::valid().with(FileKind::Telemetry, telemetry_with(2, "2015-01-01 06:00:00,-3,176.2,418.5,113.0,45.0"));
     check_error(
         f.clone(),
         "PdM_telemetry.csv: line 2, column 2 'machineID': machine id must be a positive integer, found \"-3\"",
     );
-    check_dropped(
-        f,
-        FileKind::Telemetry,
-        2,
-        "machine id must be a positive integer, found \"-3\"",
-    );
+    check_dropped(f, FileKind::Telemetry, 2, "machine id must be a positive integer, found \"-3\"");
 }
 
 #[test]
 fn c11_fractional_machine_id() {
-    let f = Files::valid().with(
-        FileKind::Errors,
-        "datetime,machineID,errorID\n2015-01-01 07:00:00,1.5,error1\n",
-    );
+    let f = Files::valid().with(FileKind::Errors, "datetime,machineID,errorID\n2015-01-01 07:00:00,1.5,error1\n");
     check_error(
         f,
         "PdM_errors.csv: line 2, column 2 'machineID': machine id must be a positive integer, found \"1.5\"",
@@ -336,10 +248,7 @@ fn c11_fractional_machine_id() {
 
 #[test]
 fn c12_impossible_date() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(3, "2015-02-30 07:00:00,1,162.8,402.7,95.4,43.4"),
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(3, "2015-02-30 07:00:00,1,162.8,402.7,95.4,43.4"));
     check_error(
         f,
         "PdM_telemetry.csv: line 3, column 1 'datetime': invalid datetime \"2015-02-30 07:00:00\": day 30 out of range for 2015-02",
@@ -348,10 +257,7 @@ fn c12_impossible_date() {
 
 #[test]
 fn c13_unparseable_datetime() {
-    let f = Files::valid().with(
-        FileKind::Maint,
-        "datetime,machineID,comp\n01.06.2014 06:00,1,comp2\n",
-    );
+    let f = Files::valid().with(FileKind::Maint, "datetime,machineID,comp\n01.06.2014 06:00,1,comp2\n");
     check_error(
         f,
         "PdM_maint.csv: line 2, column 1 'datetime': invalid datetime \"01.06.2014 06:00\": expected 'YYYY-MM-DD HH:MM:SS' or 'M/D/YYYY H:MM:SS AM|PM'",
@@ -360,10 +266,7 @@ fn c13_unparseable_datetime() {
 
 #[test]
 fn c14_twelve_hour_clock_out_of_range() {
-    let f = Files::valid().with(
-        FileKind::Failures,
-        "datetime,machineID,failure\n1/1/2015 13:00:00 PM,1,comp2\n",
-    );
+    let f = Files::valid().with(FileKind::Failures, "datetime,machineID,failure\n1/1/2015 13:00:00 PM,1,comp2\n");
     check_error(
         f,
         "PdM_failures.csv: line 2, column 1 'datetime': invalid datetime \"1/1/2015 13:00:00 PM\": hour 13 out of range",
@@ -374,45 +277,27 @@ fn c14_twelve_hour_clock_out_of_range() {
 fn c15_truncated_last_line() {
     let text = format!("{}2015-01-01 08:00:00,2,17", TELEMETRY);
     let f = Files::valid().with(FileKind::Telemetry, text);
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 7: expected 6 fields, found 3",
-    );
+    check_error(f.clone(), "PdM_telemetry.csv: line 7: expected 6 fields, found 3");
     check_dropped(f, FileKind::Telemetry, 7, "expected 6 fields, found 3");
 }
 
 #[test]
 fn c16_empty_value() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(5, "2015-01-01 06:00:00,2,176.5,,109.3,36.5"),
-    );
-    check_error(
-        f,
-        "PdM_telemetry.csv: line 5, column 4 'rotate': missing value",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(5, "2015-01-01 06:00:00,2,176.5,,109.3,36.5"));
+    check_error(f, "PdM_telemetry.csv: line 5, column 4 'rotate': missing value");
 }
 
 #[test]
 fn c17_r_missing_marker() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(5, "2015-01-01 06:00:00,2,NA,423.9,109.3,36.5"),
-    );
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 5, column 3 'volt': missing value (\"NA\")",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(5, "2015-01-01 06:00:00,2,NA,423.9,109.3,36.5"));
+    check_error(f.clone(), "PdM_telemetry.csv: line 5, column 3 'volt': missing value (\"NA\")");
     let (_, rep) = f.read(BadRowPolicy::Drop).unwrap();
     assert_eq!(rep.files["telemetry"].columns["volt"].missing, 1);
 }
 
 #[test]
 fn c18_unknown_error_id() {
-    let f = Files::valid().with(
-        FileKind::Errors,
-        format!("{ERRORS}2015-01-01 07:00:00,2,\"error9\"\n"),
-    );
+    let f = Files::valid().with(FileKind::Errors, format!("{ERRORS}2015-01-01 07:00:00,2,\"error9\"\n"));
     check_error(
         f.clone(),
         "PdM_errors.csv: line 4, column 3 'errorID': unknown error id \"error9\" (expected one of error1, error2, error3, error4, error5)",
@@ -423,10 +308,7 @@ fn c18_unknown_error_id() {
 
 #[test]
 fn c19_unknown_component() {
-    let f = Files::valid().with(
-        FileKind::Failures,
-        format!("{FAILURES}2015-01-01 08:00:00,2,\"comp7\"\n"),
-    );
+    let f = Files::valid().with(FileKind::Failures, format!("{FAILURES}2015-01-01 08:00:00,2,\"comp7\"\n"));
     check_error(
         f,
         "PdM_failures.csv: line 3, column 3 'failure': unknown component \"comp7\" (expected one of comp1, comp2, comp3, comp4)",
@@ -435,10 +317,7 @@ fn c19_unknown_component() {
 
 #[test]
 fn c20_unknown_model() {
-    let f = Files::valid().with(
-        FileKind::Machines,
-        "machineID,model,age\n1,model3,18\n2,model9,7\n",
-    );
+    let f = Files::valid().with(FileKind::Machines, "machineID,model,age\n1,model3,18\n2,model9,7\n");
     check_error(
         f,
         "PdM_machines.csv: line 3, column 2 'model': unknown model \"model9\" (expected one of model1, model2, model3, model4)",
@@ -447,10 +326,7 @@ fn c20_unknown_model() {
 
 #[test]
 fn c21_duplicate_reading() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        format!("{TELEMETRY}2015-01-01 06:00:00,1,1,2,3,4\n"),
-    );
+    let f = Files::valid().with(FileKind::Telemetry, format!("{TELEMETRY}2015-01-01 06:00:00,1,1,2,3,4\n"));
     check_error(
         f.clone(),
         "PdM_telemetry.csv: line 7, column 1 'datetime': duplicate reading for machine 1 at 2015-01-01 06:00:00 (first on line 2)",
@@ -462,82 +338,46 @@ fn c21_duplicate_reading() {
         "duplicate reading for machine 1 at 2015-01-01 06:00:00 (first on line 2)",
     );
     let (ds, rep) = f.read(BadRowPolicy::Drop).unwrap();
-    assert_eq!(
-        ds.telemetry.sensors[0][0], 176.217853015625,
-        "the first reading is kept"
-    );
+    assert_eq!(ds.telemetry.sensors[0][0], 176.217853015625, "the first reading is kept");
     assert_eq!(rep.files["telemetry"].duplicate_rows, 1);
 }
 
 #[test]
 fn c22_unknown_machine() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        format!("{TELEMETRY}2015-01-01 06:00:00,7,1,2,3,4\n"),
-    );
-    check_error(
-        f.clone(),
-        "PdM_telemetry.csv: line 7, column 2 'machineID': machine 7 is not in the machines file",
-    );
-    check_dropped(
-        f,
-        FileKind::Telemetry,
-        7,
-        "machine 7 is not in the machines file",
-    );
+    let f = Files::valid().with(FileKind::Telemetry, format!("{TELEMETRY}2015-01-01 06:00:00,7,1,2,3,4\n"));
+    check_error(f.clone(), "PdM_telemetry.csv: line 7, column 2 'machineID': machine 7 is not in the machines file");
+    check_dropped(f, FileKind::Telemetry, 7, "machine 7 is not in the machines file");
 }
 
 #[test]
 fn c23_machine_defined_twice() {
     let f = Files::valid().with(FileKind::Machines, format!("{MACHINES}1,\"model1\",3\n"));
-    check_error(
-        f,
-        "PdM_machines.csv: line 4, column 1 'machineID': machine 1 is already defined on line 2",
-    );
+    check_error(f, "PdM_machines.csv: line 4, column 1 'machineID': machine 1 is already defined on line 2");
 }
 
 #[test]
 fn c24_negative_age() {
-    let f = Files::valid().with(
-        FileKind::Machines,
-        "machineID,model,age\n1,model3,18\n2,model4,-4\n",
-    );
-    check_error(
-        f,
-        "PdM_machines.csv: line 3, column 3 'age': age must not be negative, found -4",
-    );
+    let f = Files::valid().with(FileKind::Machines, "machineID,model,age\n1,model3,18\n2,model4,-4\n");
+    check_error(f, "PdM_machines.csv: line 3, column 3 'age': age must not be negative, found -4");
 }
 
 #[test]
 fn c25_unterminated_quote() {
-    let f = Files::valid().with(
-        FileKind::Errors,
-        "\"datetime\",\"machineID\",\"errorID\"\n2015-01-01 07:00:00,1,\"error1\n",
-    );
-    check_error(
-        f,
-        "PdM_errors.csv: line 2, column 3 'errorID': unterminated quoted field",
-    );
+    let f = Files::valid()
+        .with(FileKind::Errors, "\"datetime\",\"machineID\",\"errorID\"\n2015-01-01 07:00:00,1,\"error1\n");
+    check_error(f, "PdM_errors.csv: line 2, column 3 'errorID': unterminated quoted field");
 }
 
 #[test]
 fn c26_quote_inside_unquoted_field() {
-    let f = Files::valid().with(
-        FileKind::Telemetry,
-        telemetry_with(2, "2015-01-01 06:00:00,1,17\"6.2,418.5,113.0,45.0"),
-    );
-    check_error(
-        f,
-        "PdM_telemetry.csv: line 2, column 3 'volt': quote inside an unquoted field",
-    );
+    let f =
+        Files::valid().with(FileKind::Telemetry, telemetry_with(2, "2015-01-01 06:00:00,1,17\"6.2,418.5,113.0,45.0"));
+    check_error(f, "PdM_telemetry.csv: line 2, column 3 'volt': quote inside an unquoted field");
 }
 
 #[test]
 fn c27_utf16() {
-    let text: Vec<u8> = [0xFF, 0xFE]
-        .into_iter()
-        .chain(ERRORS.encode_utf16().flat_map(u16::to_le_bytes))
-        .collect();
+    let text: Vec<u8> = [0xFF, 0xFE].into_iter().chain(ERRORS.encode_utf16().flat_map(u16::to_le_bytes)).collect();
     check_error(
         Files::valid().with(FileKind::Errors, text),
         "PdM_errors.csv: the file is UTF-16 encoded; save it as UTF-8",
@@ -546,11 +386,7 @@ fn c27_utf16() {
 
 #[test]
 fn c28_no_header() {
-    let body: String = TELEMETRY
-        .lines()
-        .skip(1)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let body: String = TELEMETRY.lines().skip(1).map(|l| format!("{l}\n")).collect();
     check_error(
         Files::valid().with(FileKind::Telemetry, body),
         "PdM_telemetry.csv: line 1: line 1 is not a header; expected the columns datetime, machineID, volt, rotate, pressure, vibration",
@@ -559,42 +395,22 @@ fn c28_no_header() {
 
 #[test]
 fn c29_duplicate_event() {
-    let f = Files::valid().with(
-        FileKind::Errors,
-        format!("{ERRORS}2015-01-01 07:00:00,1,\"error1\"\n"),
-    );
-    check_error(
-        f.clone(),
-        "PdM_errors.csv: line 4: duplicate event (first on line 2)",
-    );
+    let f = Files::valid().with(FileKind::Errors, format!("{ERRORS}2015-01-01 07:00:00,1,\"error1\"\n"));
+    check_error(f.clone(), "PdM_errors.csv: line 4: duplicate event (first on line 2)");
     check_dropped(f, FileKind::Errors, 4, "duplicate event (first on line 2)");
 }
 
 #[test]
 fn c30_text_after_closing_quote() {
-    let f = Files::valid().with(
-        FileKind::Machines,
-        "machineID,model,age\n1,\"model3\"x,18\n",
-    );
-    check_error(
-        f,
-        "PdM_machines.csv: line 2, column 2 'model': unexpected 'x' after closing quote",
-    );
+    let f = Files::valid().with(FileKind::Machines, "machineID,model,age\n1,\"model3\"x,18\n");
+    check_error(f, "PdM_machines.csv: line 2, column 2 'model': unexpected 'x' after closing quote");
 }
 
 #[test]
 fn c31_missing_file() {
-    let files: Vec<InputFile<'_>> = vec![InputFile {
-        kind: FileKind::Machines,
-        name: "m.csv",
-        data: MACHINES.as_bytes(),
-    }];
-    let err = read_dataset(
-        &files,
-        &Contract::azure_pdm(),
-        &ReadOptions::new(BadRowPolicy::Fail),
-    )
-    .unwrap_err();
+    let files: Vec<InputFile<'_>> =
+        vec![InputFile { kind: FileKind::Machines, name: "m.csv", data: MACHINES.as_bytes() }];
+    let err = read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap_err();
     assert_eq!(err.to_string(), "PdM_telemetry.csv: file not provided");
 }
 
@@ -604,10 +420,7 @@ fn drop_policy_keeps_every_good_row_and_accounts_for_every_bad_one() {
         "{}2015-01-01 09:00:00,1,x,1,1,1\n2015-01-01 08:00:00,2,1,2,3\n2015-01-01 09:00:00,9,1,2,3,4\n",
         TELEMETRY
     );
-    let (ds, rep) = Files::valid()
-        .with(FileKind::Telemetry, text)
-        .read(BadRowPolicy::Drop)
-        .unwrap();
+    let (ds, rep) = Files::valid().with(FileKind::Telemetry, text).read(BadRowPolicy::Drop).unwrap();
     let (clean, _) = Files::valid().read(BadRowPolicy::Fail).unwrap();
     assert_eq!(ds.telemetry, clean.telemetry);
     let t = &rep.files["telemetry"];

@@ -16,8 +16,7 @@ use pm_core::store::Store;
 
 fn roots(test: &str) -> Vec<Store> {
     let dir = tempfile::tempdir().unwrap().keep();
-    let s3 = std::env::var("PM_TEST_S3_URL")
-        .unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
+    let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
     let unique = format!("{test}-{}-{}", std::process::id(), pm_core::time::now().0);
     vec![
         Store::open(dir.to_str().unwrap()).unwrap(),
@@ -36,9 +35,7 @@ fn bundle(k: u32) -> Bytes {
         model: Model {
             algorithm: "gbdt".into(),
             failure: Ensemble {
-                combine: Combine::Boosting {
-                    base_margin: f64::from(k),
-                },
+                combine: Combine::Boosting { base_margin: f64::from(k) },
                 trees: vec![Tree::leaf(0.1)],
                 n_features: n,
                 calibration: None,
@@ -47,11 +44,7 @@ fn bundle(k: u32) -> Bytes {
         },
         threshold: 0.5,
         threshold_rule: ThresholdRule::MaxF1,
-        baseline: spec
-            .names()
-            .iter()
-            .map(|name| FeatureBaseline::fit(name, [1.0, 2.0].into_iter()))
-            .collect(),
+        baseline: spec.names().iter().map(|name| FeatureBaseline::fit(name, [1.0, 2.0].into_iter())).collect(),
         training_data_hash: format!("data-{k}"),
         split: SplitPlan {
             start: 0,
@@ -79,35 +72,15 @@ async fn lifecycle_promote_rollback_archive() {
         let u = reg.url().to_string();
         assert_eq!(reg.active().await.unwrap(), None);
         let (v1, new1) = reg
-            .register(
-                bundle(1),
-                serde_json::json!({"auc": 0.9}),
-                Some("abc123".into()),
-                "test",
-                "first",
-            )
+            .register(bundle(1), serde_json::json!({"auc": 0.9}), Some("abc123".into()), "test", "first")
             .await
             .unwrap();
-        let (again, new_again) = reg
-            .register(
-                bundle(1),
-                serde_json::Value::Null,
-                None,
-                "test",
-                "same bundle",
-            )
-            .await
-            .unwrap();
+        let (again, new_again) =
+            reg.register(bundle(1), serde_json::Value::Null, None, "test", "same bundle").await.unwrap();
         assert!(new1 && !new_again, "{u}");
         assert_eq!(again, v1, "registering the same bundle is idempotent");
-        let (v2, _) = reg
-            .register(bundle(2), serde_json::Value::Null, None, "test", "second")
-            .await
-            .unwrap();
-        let (v3, _) = reg
-            .register(bundle(3), serde_json::Value::Null, None, "test", "third")
-            .await
-            .unwrap();
+        let (v2, _) = reg.register(bundle(2), serde_json::Value::Null, None, "test", "second").await.unwrap();
+        let (v3, _) = reg.register(bundle(3), serde_json::Value::Null, None, "test", "third").await.unwrap();
         assert_eq!((v1.as_str(), v2.as_str(), v3.as_str()), ("v1", "v2", "v3"));
 
         reg.promote(&v1, "test", "go").await.unwrap();
@@ -116,53 +89,24 @@ async fn lifecycle_promote_rollback_archive() {
         assert_eq!(s.active.as_deref(), Some("v2"));
         assert_eq!(s.versions["v1"].status, Status::Archived);
         assert_eq!(s.versions["v3"].status, Status::Candidate);
-        assert_eq!(
-            s.versions["v1"].record.source_commit.as_deref(),
-            Some("abc123")
-        );
+        assert_eq!(s.versions["v1"].record.source_commit.as_deref(), Some("abc123"));
 
         // Roll back to the previous active, then there is nothing further back.
         let ev = reg.rollback(None, "oncall", "v2 misbehaves").await.unwrap();
-        assert_eq!(
-            ev.action,
-            Action::Rollback {
-                version: "v1".into(),
-                from: "v2".into()
-            }
-        );
+        assert_eq!(ev.action, Action::Rollback { version: "v1".into(), from: "v2".into() });
         assert_eq!(reg.active().await.unwrap().unwrap().0, "v1");
-        assert!(
-            matches!(
-                reg.rollback(None, "oncall", "again").await,
-                Err(RegistryError::NoPrevious { .. })
-            ),
-            "{u}"
-        );
+        assert!(matches!(reg.rollback(None, "oncall", "again").await, Err(RegistryError::NoPrevious { .. })), "{u}");
         // A named rollback works to any registered version.
-        reg.rollback(Some("v3"), "oncall", "known good")
-            .await
-            .unwrap();
+        reg.rollback(Some("v3"), "oncall", "known good").await.unwrap();
         let (active, loaded) = reg.active().await.unwrap().unwrap();
         assert_eq!(active, "v3");
-        assert_eq!(
-            loaded.model.failure.combine,
-            Combine::Boosting { base_margin: 3.0 }
-        );
+        assert_eq!(loaded.model.failure.combine, Combine::Boosting { base_margin: 3.0 });
 
         // Refusals change nothing.
         let before = reg.state().await.unwrap().seq;
-        assert!(matches!(
-            reg.promote("v3", "t", "").await,
-            Err(RegistryError::AlreadyActive { .. })
-        ));
-        assert!(matches!(
-            reg.promote("v9", "t", "").await,
-            Err(RegistryError::UnknownVersion { .. })
-        ));
-        assert!(matches!(
-            reg.archive("v3", "t", "").await,
-            Err(RegistryError::ArchiveActive { .. })
-        ));
+        assert!(matches!(reg.promote("v3", "t", "").await, Err(RegistryError::AlreadyActive { .. })));
+        assert!(matches!(reg.promote("v9", "t", "").await, Err(RegistryError::UnknownVersion { .. })));
+        assert!(matches!(reg.archive("v3", "t", "").await, Err(RegistryError::ArchiveActive { .. })));
         assert_eq!(reg.state().await.unwrap().seq, before);
         reg.archive("v2", "t", "retired").await.unwrap();
 
@@ -173,13 +117,7 @@ async fn lifecycle_promote_rollback_archive() {
         assert_eq!(seqs, (1..=8).collect::<Vec<_>>(), "{u}");
         assert_eq!(s.events[5].actor, "oncall");
         assert_eq!(s.events[5].reason, "v2 misbehaves");
-        assert_eq!(
-            s.versions
-                .values()
-                .filter(|v| v.status == Status::Active)
-                .count(),
-            1
-        );
+        assert_eq!(s.versions.values().filter(|v| v.status == Status::Active).count(), 1);
     }
 }
 
@@ -188,9 +126,7 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
     for root in roots("race") {
         let reg = Registry::new(&root, "pm-failure");
         for k in 1..=4 {
-            reg.register(bundle(k), serde_json::Value::Null, None, "setup", "")
-                .await
-                .unwrap();
+            reg.register(bundle(k), serde_json::Value::Null, None, "setup", "").await.unwrap();
         }
         let tasks: Vec<_> = (0..16)
             .map(|i| {
@@ -213,44 +149,22 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
         }
         let s = reg.state().await.unwrap();
         // Every applied promotion is in the log exactly once, sequence numbers have no gaps.
-        let promotes: Vec<&pm_core::registry::Event> = s
-            .events
-            .iter()
-            .filter(|e| matches!(e.action, Action::Promote { .. }))
-            .collect();
+        let promotes: Vec<&pm_core::registry::Event> =
+            s.events.iter().filter(|e| matches!(e.action, Action::Promote { .. })).collect();
         assert_eq!(promotes.len(), applied.len(), "{}", reg.url());
-        assert!(
-            applied.len() >= 4,
-            "most promotions apply: {}",
-            applied.len()
-        );
-        assert_eq!(
-            s.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (1..=s.seq).collect::<Vec<_>>()
-        );
+        assert!(applied.len() >= 4, "most promotions apply: {}", applied.len());
+        assert_eq!(s.events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=s.seq).collect::<Vec<_>>());
         // The final state is the last promotion's, and each promotion archived its predecessor.
-        let Action::Promote { version: last, .. } = &promotes.last().unwrap().action else {
-            unreachable!()
-        };
+        let Action::Promote { version: last, .. } = &promotes.last().unwrap().action else { unreachable!() };
         assert_eq!(s.active.as_ref(), Some(last));
-        assert_eq!(
-            s.versions
-                .values()
-                .filter(|v| v.status == Status::Active)
-                .count(),
-            1
-        );
+        assert_eq!(s.versions.values().filter(|v| v.status == Status::Active).count(), 1);
         for pair in promotes.windows(2) {
             let (Action::Promote { version: a, .. }, Action::Promote { previous, .. }) =
                 (&pair[0].action, &pair[1].action)
             else {
                 unreachable!()
             };
-            assert_eq!(
-                previous.as_ref(),
-                Some(a),
-                "each writer saw the state it changed"
-            );
+            assert_eq!(previous.as_ref(), Some(a), "each writer saw the state it changed");
         }
     }
 }
@@ -259,31 +173,16 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
 async fn a_tampered_bundle_is_refused() {
     let root = Store::open(tempfile::tempdir().unwrap().keep().to_str().unwrap()).unwrap();
     let reg = Registry::new(&root, "m");
-    let (v, _) = reg
-        .register(bundle(1), serde_json::Value::Null, None, "t", "")
-        .await
-        .unwrap();
+    let (v, _) = reg.register(bundle(1), serde_json::Value::Null, None, "t", "").await.unwrap();
     let state = reg.state().await.unwrap();
     let hash = state.versions[&v].record.bundle_hash.clone();
-    root.put(&format!("m/bundles/{hash}/bundle.json"), bundle(2))
-        .await
-        .unwrap();
+    root.put(&format!("m/bundles/{hash}/bundle.json"), bundle(2)).await.unwrap();
     let err = reg.bundle(&state, &v).await.unwrap_err().to_string();
     assert!(err.contains("content does not match the manifest"), "{err}");
     // Something that is not a bundle cannot be registered.
     let err = reg
-        .register(
-            Bytes::from_static(b"{\"format_version\": 99}"),
-            serde_json::Value::Null,
-            None,
-            "t",
-            "",
-        )
+        .register(Bytes::from_static(b"{\"format_version\": 99}"), serde_json::Value::Null, None, "t", "")
         .await
         .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("bundle format 99 is newer than this build supports"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("bundle format 99 is newer than this build supports"), "{err}");
 }

@@ -25,34 +25,13 @@ async fn objects_round_trip_list_and_delete() {
     for store in backends("roundtrip") {
         let u = store.url().to_string();
         assert!(!store.exists("a/b.txt").await.unwrap(), "{u}");
-        store
-            .put("a/b.txt", Bytes::from_static(b"hello"))
-            .await
-            .unwrap();
-        store
-            .put("a/c/d.txt", Bytes::from_static(b"world"))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get("a/b.txt").await.unwrap(),
-            Bytes::from_static(b"hello"),
-            "{u}"
-        );
-        assert_eq!(
-            store.list("a").await.unwrap(),
-            vec!["a/b.txt", "a/c/d.txt"],
-            "{u}"
-        );
-        assert_eq!(
-            store.join("a").list("c").await.unwrap(),
-            vec!["c/d.txt"],
-            "{u}"
-        );
+        store.put("a/b.txt", Bytes::from_static(b"hello")).await.unwrap();
+        store.put("a/c/d.txt", Bytes::from_static(b"world")).await.unwrap();
+        assert_eq!(store.get("a/b.txt").await.unwrap(), Bytes::from_static(b"hello"), "{u}");
+        assert_eq!(store.list("a").await.unwrap(), vec!["a/b.txt", "a/c/d.txt"], "{u}");
+        assert_eq!(store.join("a").list("c").await.unwrap(), vec!["c/d.txt"], "{u}");
         store.delete("a/b.txt").await.unwrap();
-        assert!(
-            matches!(store.get("a/b.txt").await, Err(StoreError::NotFound { .. })),
-            "{u}"
-        );
+        assert!(matches!(store.get("a/b.txt").await, Err(StoreError::NotFound { .. })), "{u}");
         store.delete("a/b.txt").await.unwrap();
     }
 }
@@ -66,11 +45,7 @@ async fn exactly_one_of_sixteen_racing_creates_wins() {
                 .map(|i| {
                     let s = store.clone();
                     let name = name.clone();
-                    tokio::spawn(async move {
-                        s.create(&name, Bytes::from(format!("writer {i}")))
-                            .await
-                            .unwrap()
-                    })
+                    tokio::spawn(async move { s.create(&name, Bytes::from(format!("writer {i}"))).await.unwrap() })
                 })
                 .collect();
             let mut winners = 0;
@@ -89,29 +64,18 @@ async fn an_artifact_is_visible_only_once_committed_and_is_verified() {
     for store in backends("artifact") {
         let art = store.join("runs/r1/features/out");
         // Files without a manifest: an uncommitted (e.g. killed) write is not an artifact.
-        art.put("data.bin", Bytes::from_static(b"partial"))
-            .await
-            .unwrap();
-        assert!(matches!(
-            art.read_manifest().await,
-            Err(StoreError::NotFound { .. })
-        ));
+        art.put("data.bin", Bytes::from_static(b"partial")).await.unwrap();
+        assert!(matches!(art.read_manifest().await, Err(StoreError::NotFound { .. })));
 
         let files = vec![
             ("data.bin".to_string(), Bytes::from_static(b"0123456789")),
             ("spec.json".to_string(), Bytes::from_static(b"{}")),
         ];
-        let written = art
-            .write_artifact("Dataset", "test", files, serde_json::json!({"rows": 10}))
-            .await
-            .unwrap();
+        let written = art.write_artifact("Dataset", "test", files, serde_json::json!({"rows": 10})).await.unwrap();
         let m = art.read_manifest().await.unwrap();
         assert_eq!(m, written);
         assert_eq!(m.files.len(), 2);
-        assert_eq!(
-            art.read_artifact_file(&m, "data.bin").await.unwrap(),
-            Bytes::from_static(b"0123456789")
-        );
+        assert_eq!(art.read_artifact_file(&m, "data.bin").await.unwrap(), Bytes::from_static(b"0123456789"));
 
         // The content hash depends on content only.
         let again = store.join("elsewhere");
@@ -130,15 +94,9 @@ async fn an_artifact_is_visible_only_once_committed_and_is_verified() {
         assert_eq!(m.content_hash(), m2.content_hash());
 
         // Tampering is detected.
-        art.put("data.bin", Bytes::from_static(b"0123456780"))
-            .await
-            .unwrap();
+        art.put("data.bin", Bytes::from_static(b"0123456780")).await.unwrap();
         let err = art.read_artifact_file(&m, "data.bin").await.unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("content does not match the manifest"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("content does not match the manifest"), "{err}");
         assert!(art.exists(MANIFEST).await.unwrap());
     }
 }
@@ -149,23 +107,9 @@ async fn conditional_update_is_compare_and_swap_where_supported() {
     for store in backends("cas").into_iter().skip(1) {
         store.put("ptr", Bytes::from_static(b"v1")).await.unwrap();
         let (_, ver) = store.get_versioned("ptr").await.unwrap().unwrap();
-        assert!(
-            store
-                .update("ptr", Bytes::from_static(b"v2"), &ver)
-                .await
-                .unwrap(),
-            "{}",
-            store.url()
-        );
+        assert!(store.update("ptr", Bytes::from_static(b"v2"), &ver).await.unwrap(), "{}", store.url());
         // A second writer holding the old version loses.
-        assert!(
-            !store
-                .update("ptr", Bytes::from_static(b"v3"), &ver)
-                .await
-                .unwrap(),
-            "{}",
-            store.url()
-        );
+        assert!(!store.update("ptr", Bytes::from_static(b"v3"), &ver).await.unwrap(), "{}", store.url());
         assert_eq!(store.get("ptr").await.unwrap(), Bytes::from_static(b"v2"));
     }
 }
@@ -173,16 +117,8 @@ async fn conditional_update_is_compare_and_swap_where_supported() {
 #[test]
 fn urls_are_checked() {
     let e = Store::open("ftp://x/y").unwrap_err().to_string();
-    assert_eq!(
-        e,
-        "invalid store URL \"ftp://x/y\": unsupported scheme \"ftp\" (expected file, s3, gs, az or memory)"
-    );
-    assert!(
-        Store::open("memory://")
-            .unwrap_err()
-            .to_string()
-            .contains("missing bucket")
-    );
+    assert_eq!(e, "invalid store URL \"ftp://x/y\": unsupported scheme \"ftp\" (expected file, s3, gs, az or memory)");
+    assert!(Store::open("memory://").unwrap_err().to_string().contains("missing bucket"));
     let s = Store::open("memory://m/a/").unwrap();
     assert_eq!(s.url(), "memory://m/a");
     assert_eq!(s.join("b/c").url(), "memory://m/a/b/c");

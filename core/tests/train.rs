@@ -51,10 +51,7 @@ fn table(machines: u32, hours: i64, signal_from: i64) -> (FeatureSpec, FeatureTa
 }
 
 fn fast_spec(model: Algorithm) -> TrainSpec {
-    let mut s = TrainSpec {
-        model,
-        ..TrainSpec::default()
-    };
+    let mut s = TrainSpec { model, ..TrainSpec::default() };
     s.gbdt.max_rounds = 60;
     s.random_forest.trees = 20;
     s
@@ -70,19 +67,11 @@ fn a_signal_that_only_exists_after_training_is_not_learned() {
     for algo in [Algorithm::Gbdt, Algorithm::RandomForest] {
         let (bundle, _) = train(&spec, &t, &fast_spec(algo), "hash", vec![]).unwrap();
         // The leaking feature is perfect on the test rows, yet the model never saw it informative.
-        let test: Vec<u32> = (0..t.time.len() as u32)
-            .filter(|&i| t.time[i as usize] >= bundle.split.test_start)
-            .collect();
+        let test: Vec<u32> =
+            (0..t.time.len() as u32).filter(|&i| t.time[i as usize] >= bundle.split.test_start).collect();
         let labels: Vec<u8> = test.iter().map(|&i| t.label[i as usize]).collect();
-        let leak: Vec<f64> = test
-            .iter()
-            .map(|&i| f64::from(t.columns[1][i as usize]))
-            .collect();
-        assert_eq!(
-            roc_auc(&leak, &labels),
-            1.0,
-            "the planted signal is perfect in the test slice"
-        );
+        let leak: Vec<f64> = test.iter().map(|&i| f64::from(t.columns[1][i as usize])).collect();
+        assert_eq!(roc_auc(&leak, &labels), 1.0, "the planted signal is perfect in the test slice");
         assert!(
             bundle.importance[1] < 0.05,
             "{algo:?}: importance of the future-only feature {}",
@@ -90,10 +79,7 @@ fn a_signal_that_only_exists_after_training_is_not_learned() {
         );
         let scores = probabilities(&bundle.model.failure, &t.columns, &test);
         let auc = roc_auc(&scores, &labels);
-        assert!(
-            auc < 0.75,
-            "{algo:?}: test AUC {auc} would mean the future leaked into training"
-        );
+        assert!(auc < 0.75, "{algo:?}: test AUC {auc} would mean the future leaked into training");
         assert!(auc > 0.6, "{algo:?}: the real signal is still used ({auc})");
         // No training row is at or after the end of the training slice.
         assert!(bundle.split.valid_start - bundle.split.train_end >= 24 * HOUR);
@@ -104,27 +90,12 @@ fn a_signal_that_only_exists_after_training_is_not_learned() {
 fn same_inputs_and_seed_give_a_byte_identical_bundle() {
     let (spec, t) = table(8, 1_500, i64::MAX);
     for algo in [Algorithm::Gbdt, Algorithm::RandomForest] {
-        let a = train(&spec, &t, &fast_spec(algo), "h", vec![])
-            .unwrap()
-            .0
-            .to_json();
-        let b = train(&spec, &t, &fast_spec(algo), "h", vec![])
-            .unwrap()
-            .0
-            .to_json();
+        let a = train(&spec, &t, &fast_spec(algo), "h", vec![]).unwrap().0.to_json();
+        let b = train(&spec, &t, &fast_spec(algo), "h", vec![]).unwrap().0.to_json();
         assert_eq!(a, b, "{algo:?}");
-        let other_seed = TrainSpec {
-            seed: 7,
-            ..fast_spec(algo)
-        };
+        let other_seed = TrainSpec { seed: 7, ..fast_spec(algo) };
         if algo == Algorithm::RandomForest {
-            assert_ne!(
-                a,
-                train(&spec, &t, &other_seed, "h", vec![])
-                    .unwrap()
-                    .0
-                    .to_json()
-            );
+            assert_ne!(a, train(&spec, &t, &other_seed, "h", vec![]).unwrap().0.to_json());
         }
     }
 }
@@ -147,42 +118,25 @@ fn bundles_round_trip_and_refuse_other_versions_and_inconsistencies() {
     v["format_version"] = serde_json::json!(2);
     let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
     assert_eq!(err, BundleError::Version { found: 2 });
-    assert_eq!(
-        err.to_string(),
-        "bundle format 2 is newer than this build supports (1); upgrade pm"
-    );
+    assert_eq!(err.to_string(), "bundle format 2 is newer than this build supports (1); upgrade pm");
 
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     v["feature_spec"]["trend_hours"] = serde_json::json!(24);
-    let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("the model expects 36 features, the feature spec defines 44"),
-        "{err}"
-    );
+    let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("the model expects 36 features, the feature spec defines 44"), "{err}");
 
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     v["threshold"] = serde_json::json!(1.5);
     assert!(
-        ModelBundle::from_json(&serde_json::to_vec(&v).unwrap())
-            .unwrap_err()
-            .to_string()
-            .contains("threshold 1.5")
+        ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err().to_string().contains("threshold 1.5")
     );
-    assert!(matches!(
-        ModelBundle::from_json(b"{\"format_version\": 1}"),
-        Err(BundleError::Parse(_))
-    ));
+    assert!(matches!(ModelBundle::from_json(b"{\"format_version\": 1}"), Err(BundleError::Parse(_))));
 }
 
 #[test]
 fn per_component_heads_give_one_probability_per_component() {
     let (spec, t) = table(6, 1_200, i64::MAX);
-    let s = TrainSpec {
-        per_component: true,
-        ..fast_spec(Algorithm::Gbdt)
-    };
+    let s = TrainSpec { per_component: true, ..fast_spec(Algorithm::Gbdt) };
     let (b, _) = train(&spec, &t, &s, "h", vec![]).unwrap();
     assert_eq!(b.model.components.len(), 4);
     b.validate().unwrap();
@@ -193,10 +147,5 @@ fn per_component_heads_give_one_probability_per_component() {
     // A bundle whose heads do not match the contract's components is refused.
     let mut bad = b.clone();
     bad.model.components.pop();
-    assert!(
-        bad.validate()
-            .unwrap_err()
-            .to_string()
-            .contains("3 component heads for 4 components")
-    );
+    assert!(bad.validate().unwrap_err().to_string().contains("3 component heads for 4 components"));
 }

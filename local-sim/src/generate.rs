@@ -41,14 +41,7 @@ pub struct GenConfig {
 impl GenConfig {
     /// The real data set's shape: 100 machines, 8,761 hours from 2015-01-01 06:00:00.
     pub fn azure_default() -> Self {
-        GenConfig {
-            machines: 100,
-            hours: 8_761,
-            start: Timestamp(1_420_092_000),
-            seed: 42,
-            noise: 1.0,
-            signal: 1.0,
-        }
+        GenConfig { machines: 100, hours: 8_761, start: Timestamp(1_420_092_000), seed: 42, noise: 1.0, signal: 1.0 }
     }
 }
 
@@ -148,15 +141,12 @@ pub fn generate_with(cfg: &GenConfig, p: &Params) -> Dataset {
     let mut telemetry = Telemetry::with_sensors(4);
     telemetry.machine.reserve(n_rows);
     telemetry.time.reserve(n_rows);
-    let (mut errors, mut maint, mut failures) =
-        (Events::default(), Events::default(), Events::default());
+    let (mut errors, mut maint, mut failures) = (Events::default(), Events::default(), Events::default());
     for (i, m) in per_machine.into_iter().enumerate() {
         let id = machines.id[i];
         let n = m.sensors[0].len();
         telemetry.machine.extend(std::iter::repeat_n(id, n));
-        telemetry
-            .time
-            .extend((0..n as i64).map(|h| cfg.start.0 + h * HOUR));
+        telemetry.time.extend((0..n as i64).map(|h| cfg.start.0 + h * HOUR));
         for (col, vals) in telemetry.sensors.iter_mut().zip(m.sensors) {
             col.extend(vals);
         }
@@ -164,14 +154,7 @@ pub fn generate_with(cfg: &GenConfig, p: &Params) -> Dataset {
         append_sorted(&mut maint, id, m.maint);
         append_sorted(&mut failures, id, m.failures);
     }
-    Dataset {
-        contract,
-        telemetry,
-        errors,
-        maint,
-        failures,
-        machines,
-    }
+    Dataset { contract, telemetry, errors, maint, failures, machines }
 }
 
 fn append_sorted(out: &mut Events, machine: u32, mut ev: Vec<(i64, u16)>) {
@@ -187,15 +170,10 @@ fn append_sorted(out: &mut Events, machine: u32, mut ev: Vec<(i64, u16)>) {
 fn machine_table(cfg: &GenConfig) -> Machines {
     let n = cfg.machines as usize;
     let mut rng = Rng::new(derive_seed(cfg.seed, u64::MAX));
-    let mut ages: Vec<f64> = AGE_HISTOGRAM
-        .iter()
-        .flat_map(|&(age, count)| std::iter::repeat_n(f64::from(age), count as usize))
-        .collect();
-    let mut models: Vec<u16> = MODEL_COUNTS
-        .iter()
-        .enumerate()
-        .flat_map(|(m, &count)| std::iter::repeat_n(m as u16, count as usize))
-        .collect();
+    let mut ages: Vec<f64> =
+        AGE_HISTOGRAM.iter().flat_map(|&(age, count)| std::iter::repeat_n(f64::from(age), count as usize)).collect();
+    let mut models: Vec<u16> =
+        MODEL_COUNTS.iter().enumerate().flat_map(|(m, &count)| std::iter::repeat_n(m as u16, count as usize)).collect();
     if n == 100 {
         rng.shuffle(&mut ages);
         rng.shuffle(&mut models);
@@ -210,11 +188,7 @@ fn machine_table(cfg: &GenConfig) -> Machines {
         ages = draws.iter().map(|d| d.0).collect();
         models = draws.iter().map(|d| d.1).collect();
     }
-    Machines {
-        id: (1..=cfg.machines).collect(),
-        model: models,
-        age: ages,
-    }
+    Machines { id: (1..=cfg.machines).collect(), model: models, age: ages }
 }
 
 struct MachineData {
@@ -276,20 +250,11 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
             }
         }
         if rng.chance(p.visit_prob) {
-            let n_comp = if rng.chance(p.two_comp_visit_prob) {
-                2
-            } else {
-                1
-            };
+            let n_comp = if rng.chance(p.two_comp_visit_prob) { 2 } else { 1 };
             let mut chosen = [false; 4];
             for _ in 0..n_comp {
-                let weights: [f64; 4] = std::array::from_fn(|c| {
-                    if chosen[c] || wear[c] == 0.0 {
-                        0.0
-                    } else {
-                        propensity[c]
-                    }
-                });
+                let weights: [f64; 4] =
+                    std::array::from_fn(|c| if chosen[c] || wear[c] == 0.0 { 0.0 } else { propensity[c] });
                 let total: f64 = weights.iter().sum();
                 if total <= 0.0 {
                     break;
@@ -332,9 +297,7 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
         let c = usize::from(c);
         let onset = rng.uniform(p.drift_onset_hours.0, p.drift_onset_hours.1);
         let size = p.drift_sd[c] * p.sensor_noise_sd[c] * cfg.signal;
-        let first = ((f as f64 - onset * HOUR as f64 - start as f64) / HOUR as f64)
-            .ceil()
-            .max(0.0) as i64;
+        let first = ((f as f64 - onset * HOUR as f64 - start as f64) / HOUR as f64).ceil().max(0.0) as i64;
         let last = ((f - start) / HOUR).min(hours as i64); // exclusive: the failure hour is repaired
         for h in first..last {
             let t = start + h * HOUR;
@@ -343,12 +306,7 @@ fn simulate_machine(cfg: &GenConfig, p: &Params, id: u32, model: u16, age: f64) 
         }
     }
     debug_assert!(failures.iter().all(|&(t, _)| t < end));
-    MachineData {
-        sensors,
-        errors,
-        maint,
-        failures,
-    }
+    MachineData { sensors, errors, maint, failures }
 }
 
 #[cfg(test)]
@@ -357,27 +315,14 @@ mod tests {
 
     #[test]
     fn deterministic_and_machine_streams_are_independent_of_fleet_size() {
-        let small = GenConfig {
-            machines: 3,
-            hours: 500,
-            ..GenConfig::azure_default()
-        };
+        let small = GenConfig { machines: 3, hours: 500, ..GenConfig::azure_default() };
         let a = generate(&small);
         let b = generate(&small);
         assert_eq!(a, b);
-        let c = generate(&GenConfig {
-            seed: 43,
-            ..small.clone()
-        });
+        let c = generate(&GenConfig { seed: 43, ..small.clone() });
         assert_ne!(a.telemetry.sensors, c.telemetry.sensors);
-        let bigger = generate(&GenConfig {
-            machines: 5,
-            ..small
-        });
+        let bigger = generate(&GenConfig { machines: 5, ..small });
         let r = bigger.telemetry.machine_ranges();
-        assert_eq!(
-            &bigger.telemetry.sensors[0][r[1].1.clone()],
-            &a.telemetry.sensors[0][500..1000]
-        );
+        assert_eq!(&bigger.telemetry.sensors[0][r[1].1.clone()], &a.telemetry.sensors[0][500..1000]);
     }
 }

@@ -77,18 +77,12 @@ pub const ERRORS_OF_COMPONENT: [&[u16]; 4] = [&[0], &[1, 2], &[3], &[4]];
 pub fn compute(ds: &Dataset) -> DataStats {
     let t = &ds.telemetry;
     let n = t.len().max(1) as f64;
-    let sensor_mean: Vec<f64> = t
-        .sensors
-        .iter()
-        .map(|c| c.iter().sum::<f64>() / n)
-        .collect();
+    let sensor_mean: Vec<f64> = t.sensors.iter().map(|c| c.iter().sum::<f64>() / n).collect();
     let sensor_sd: Vec<f64> = t
         .sensors
         .iter()
         .zip(&sensor_mean)
-        .map(|(c, m)| {
-            (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt()
-        })
+        .map(|(c, m)| (c.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt())
         .collect();
     let tel_start = t.time.iter().copied().min().unwrap_or(0);
     let n_comp = ds.contract.components.len();
@@ -99,11 +93,7 @@ pub fn compute(ds: &Dataset) -> DataStats {
     let mut gaps_on_grid = 0u64;
     for (m, r) in ds.maint.machine_ranges() {
         for c in 0..n_comp as u16 {
-            let times: Vec<i64> = r
-                .clone()
-                .filter(|&i| ds.maint.kind[i] == c)
-                .map(|i| ds.maint.time[i])
-                .collect();
+            let times: Vec<i64> = r.clone().filter(|&i| ds.maint.kind[i] == c).map(|i| ds.maint.time[i]).collect();
             for w in times.windows(2) {
                 gaps += 1;
                 gaps_on_grid += u64::from((w[1] - w[0]) % (15 * DAY) == 0);
@@ -124,25 +114,14 @@ pub fn compute(ds: &Dataset) -> DataStats {
     let days_since = if at_failure.is_empty() {
         (f64::NAN, f64::NAN, f64::NAN)
     } else {
-        (
-            at_failure[0],
-            at_failure[at_failure.len() / 2],
-            at_failure.iter().sum::<f64>() / at_failure.len() as f64,
-        )
+        (at_failure[0], at_failure[at_failure.len() / 2], at_failure.iter().sum::<f64>() / at_failure.len() as f64)
     };
 
     let mut with_error = 0u64;
     let mut with_maint = 0u64;
     for i in 0..ds.failures.len() {
-        let (m, f, c) = (
-            ds.failures.machine[i],
-            ds.failures.time[i],
-            ds.failures.kind[i],
-        );
-        let mapped = ERRORS_OF_COMPONENT
-            .get(usize::from(c))
-            .copied()
-            .unwrap_or(&[]);
+        let (m, f, c) = (ds.failures.machine[i], ds.failures.time[i], ds.failures.kind[i]);
+        let mapped = ERRORS_OF_COMPONENT.get(usize::from(c)).copied().unwrap_or(&[]);
         if !mapped.is_empty() && mapped.iter().all(|&e| has_event(&ds.errors, m, f - DAY, e)) {
             with_error += 1;
         }
@@ -153,11 +132,8 @@ pub fn compute(ds: &Dataset) -> DataStats {
     let nf = ds.failures.len().max(1) as f64;
 
     let mach = &ds.machines;
-    let per_machine: Vec<f64> = mach
-        .id
-        .iter()
-        .map(|&id| machine_range(&ds.failures.machine, id).len() as f64)
-        .collect();
+    let per_machine: Vec<f64> =
+        mach.id.iter().map(|&id| machine_range(&ds.failures.machine, id).len() as f64).collect();
     let age_failure_correlation = correlation(&mach.age, &per_machine);
     let mut by_model = vec![(0.0, 0.0); ds.contract.models.len()];
     for (i, &f) in per_machine.iter().enumerate() {
@@ -168,8 +144,7 @@ pub fn compute(ds: &Dataset) -> DataStats {
     }
     let nm = mach.len().max(1) as f64;
     let age_mean = mach.age.iter().sum::<f64>() / nm;
-    let age_sd =
-        (mach.age.iter().map(|a| (a - age_mean).powi(2)).sum::<f64>() / (nm - 1.0).max(1.0)).sqrt();
+    let age_sd = (mach.age.iter().map(|a| (a - age_mean).powi(2)).sum::<f64>() / (nm - 1.0).max(1.0)).sqrt();
     let mut errors_by_hour = vec![0; 24];
     for &e in &ds.errors.time {
         errors_by_hour[(e.rem_euclid(DAY) / HOUR) as usize] += 1;
@@ -186,11 +161,7 @@ pub fn compute(ds: &Dataset) -> DataStats {
         maint: ds.maint.len() as u64,
         maint_before_telemetry: ds.maint.time.iter().filter(|&&x| x < tel_start).count() as u64,
         model_counts: kind_counts(
-            &Events {
-                machine: vec![],
-                time: vec![],
-                kind: mach.model.clone(),
-            },
+            &Events { machine: vec![], time: vec![], kind: mach.model.clone() },
             ds.contract.models.len(),
         ),
         age_mean,
@@ -200,10 +171,7 @@ pub fn compute(ds: &Dataset) -> DataStats {
         failures_with_error_24h_before: with_error as f64 / nf,
         failures_with_maint_record: with_maint as f64 / nf,
         age_failure_correlation,
-        failures_per_machine_by_model: by_model
-            .iter()
-            .map(|(f, n)| if *n > 0.0 { f / n } else { 0.0 })
-            .collect(),
+        failures_per_machine_by_model: by_model.iter().map(|(f, n)| if *n > 0.0 { f / n } else { 0.0 }).collect(),
         errors_by_hour,
     }
 }
@@ -251,11 +219,7 @@ pub fn comparison_table(s: &DataStats) -> String {
         format!("{} ({})", s.maint, s.maint_before_telemetry),
         format!("{} (400)", facts::MAINT),
     );
-    add(
-        "machines per model",
-        format!("{:?}", s.model_counts),
-        format!("{:?}", facts::MODEL_COUNTS),
-    );
+    add("machines per model", format!("{:?}", s.model_counts), format!("{:?}", facts::MODEL_COUNTS));
     add(
         "age mean / sd",
         format!("{:.2} / {:.2}", s.age_mean, s.age_sd),
@@ -283,26 +247,15 @@ pub fn comparison_table(s: &DataStats) -> String {
         format!("{:.1} %", 100.0 * s.failures_with_maint_record),
         "97.6 % (all but 18)".into(),
     );
-    add(
-        "corr(age, failures per machine)",
-        format!("{:.2}", s.age_failure_correlation),
-        "0.47".into(),
-    );
+    add("corr(age, failures per machine)", format!("{:.2}", s.age_failure_correlation), "0.47".into());
     add(
         "failures per machine by model",
         format!("{:.1?}", s.failures_per_machine_by_model),
         "[11.8, 9.9, 6.3, 5.7]".into(),
     );
     let w0 = rows.values().map(|r| r.0.len()).max().unwrap_or(0);
-    let w1 = rows
-        .values()
-        .map(|r| r.1.chars().count())
-        .max()
-        .unwrap_or(0);
-    let mut out = format!(
-        "{:<w0$}  {:<w1$}  {}\n",
-        "statistic", "this data", "real data (published)"
-    );
+    let w1 = rows.values().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    let mut out = format!("{:<w0$}  {:<w1$}  {}\n", "statistic", "this data", "real data (published)");
     for (name, got, want) in rows.values() {
         out.push_str(&format!("{name:<w0$}  {got:<w1$}  {want}\n"));
     }

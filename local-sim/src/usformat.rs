@@ -25,9 +25,7 @@ pub fn iso_to_us(text: &[u8]) -> Vec<u8> {
                         12 => (12, "PM"),
                         _ => (h - 12, "PM"),
                     };
-                    out.extend_from_slice(
-                        format!("{mo}/{d}/{y} {h12}:{mi:02}:{s:02} {ampm}").as_bytes(),
-                    );
+                    out.extend_from_slice(format!("{mo}/{d}/{y} {h12}:{mi:02}:{s:02} {ampm}").as_bytes());
                 }
                 _ => out.extend_from_slice(body),
             }

@@ -10,8 +10,8 @@ use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::{stats, usformat};
 
 fn real_files() -> Vec<(FileKind, Vec<u8>)> {
-    let dir = std::env::var("PM_REAL_DATA_DIR")
-        .expect("set PM_REAL_DATA_DIR to the folder of the real PdM_*.csv files");
+    let dir =
+        std::env::var("PM_REAL_DATA_DIR").expect("set PM_REAL_DATA_DIR to the folder of the real PdM_*.csv files");
     let generated = generate(&GenConfig::azure_default());
     FileKind::ALL
         .iter()
@@ -27,26 +27,10 @@ fn real_files() -> Vec<(FileKind, Vec<u8>)> {
         .collect()
 }
 
-fn read(
-    files: &[(FileKind, Vec<u8>)],
-) -> (
-    pm_core::contract::Dataset,
-    pm_core::ingest::ValidationReport,
-) {
-    let inputs: Vec<InputFile<'_>> = files
-        .iter()
-        .map(|(k, b)| InputFile {
-            kind: *k,
-            name: k.file_name(),
-            data: b,
-        })
-        .collect();
-    read_dataset(
-        &inputs,
-        &Contract::azure_pdm(),
-        &ReadOptions::new(BadRowPolicy::Fail),
-    )
-    .unwrap()
+fn read(files: &[(FileKind, Vec<u8>)]) -> (pm_core::contract::Dataset, pm_core::ingest::ValidationReport) {
+    let inputs: Vec<InputFile<'_>> =
+        files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
+    read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap()
 }
 
 #[test]
@@ -60,10 +44,7 @@ fn the_real_event_files_read_unchanged_and_match_the_published_facts() {
     // The constants the generator is calibrated against are the real files' numbers.
     let real = stats::compute(&ds);
     assert_eq!(real.errors_per_type, stats::facts::ERRORS_PER_TYPE);
-    assert_eq!(
-        real.failures_per_component,
-        stats::facts::FAILURES_PER_COMPONENT
-    );
+    assert_eq!(real.failures_per_component, stats::facts::FAILURES_PER_COMPONENT);
     assert_eq!(real.model_counts, stats::facts::MODEL_COUNTS);
     assert!((real.age_mean - stats::facts::MEAN_AGE).abs() < 0.01);
     // The 400 maintenance records of 2014 are before the telemetry window: reported, kept.
@@ -74,10 +55,7 @@ fn the_real_event_files_read_unchanged_and_match_the_published_facts() {
 #[test]
 fn spreadsheet_datetimes_read_the_same_as_the_original() {
     let files = real_files();
-    let us: Vec<(FileKind, Vec<u8>)> = files
-        .iter()
-        .map(|(k, b)| (*k, usformat::iso_to_us(b)))
-        .collect();
+    let us: Vec<(FileKind, Vec<u8>)> = files.iter().map(|(k, b)| (*k, usformat::iso_to_us(b))).collect();
     assert_ne!(us[1].1, files[1].1);
     assert_eq!(read(&us).0, read(&files).0);
 }
@@ -93,24 +71,11 @@ fn generated_event_statistics_are_close_to_the_real_files() {
     assert!(close(generated.maint as f64, real.maint as f64, 0.15));
     let (_, g_median, g_mean) = generated.days_since_replacement_at_failure;
     let (_, r_median, r_mean) = real.days_since_replacement_at_failure;
-    assert!(
-        close(g_median, r_median, 0.2) && close(g_mean, r_mean, 0.2),
-        "{g_median}/{g_mean} vs {r_median}/{r_mean}"
-    );
-    assert!(close(
-        generated.failures_with_error_24h_before,
-        real.failures_with_error_24h_before,
-        0.05
-    ));
+    assert!(close(g_median, r_median, 0.2) && close(g_mean, r_mean, 0.2), "{g_median}/{g_mean} vs {r_median}/{r_mean}");
+    assert!(close(generated.failures_with_error_24h_before, real.failures_with_error_24h_before, 0.05));
     assert!((generated.age_failure_correlation - real.age_failure_correlation).abs() < 0.15);
     for h in 0..24 {
-        let (g, r) = (
-            generated.errors_by_hour[h] as f64,
-            real.errors_by_hour[h] as f64,
-        );
-        assert!(
-            close(g, r, 0.35),
-            "errors at {h:02}:00: generated {g}, real {r}"
-        );
+        let (g, r) = (generated.errors_by_hour[h] as f64, real.errors_by_hour[h] as f64);
+        assert!(close(g, r, 0.35), "errors at {h:02}:00: generated {g}, real {r}");
     }
 }

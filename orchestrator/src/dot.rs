@@ -8,11 +8,7 @@ fn edges(p: &Pipeline) -> Vec<(String, String, String)> {
         let mut labelled = std::collections::BTreeSet::new();
         for (input, (_, b)) in &step.inputs {
             if let Binding::Output { step: from, output } = b {
-                out.push((
-                    from.clone(),
-                    step.name.clone(),
-                    format!("{output} → {input}"),
-                ));
+                out.push((from.clone(), step.name.clone(), format!("{output} → {input}")));
                 labelled.insert(from.clone());
             }
         }
@@ -26,28 +22,16 @@ fn edges(p: &Pipeline) -> Vec<(String, String, String)> {
 }
 
 pub fn dot(p: &Pipeline) -> String {
-    let mut s = format!(
-        "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-        p.spec.name
-    );
+    let mut s = format!("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n", p.spec.name);
     for name in &p.order {
         let step = &p.steps[name];
         let label = match &step.when {
-            Some(c) => format!(
-                "{}\\n({})\\nwhen {}",
-                name,
-                step.component,
-                c.text.replace('"', "'")
-            ),
+            Some(c) => format!("{}\\n({})\\nwhen {}", name, step.component, c.text.replace('"', "'")),
             None => format!("{}\\n({})", name, step.component),
         };
         s.push_str(&format!(
             "  \"{name}\" [label=\"{label}\"{}];\n",
-            if step.when.is_some() {
-                ", style=\"rounded,dashed\""
-            } else {
-                ""
-            }
+            if step.when.is_some() { ", style=\"rounded,dashed\"" } else { "" }
         ));
     }
     for (a, b, l) in edges(p) {
@@ -62,12 +46,7 @@ pub fn mermaid(p: &Pipeline) -> String {
     let mut s = String::from("flowchart LR\n");
     for name in &p.order {
         let step = &p.steps[name];
-        s.push_str(&format!(
-            "  {}[\"{} ({})\"]\n",
-            id(name),
-            name,
-            step.component
-        ));
+        s.push_str(&format!("  {}[\"{} ({})\"]\n", id(name), name, step.component));
     }
     for (a, b, l) in edges(p) {
         if l.is_empty() {

@@ -9,9 +9,7 @@ use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::Value;
 
-use crate::spec::{
-    ComponentSpec, PipelineSpec, ResourceSpec, RetrySpec, SpecError, StepSpec, Type, err,
-};
+use crate::spec::{ComponentSpec, PipelineSpec, ResourceSpec, RetrySpec, SpecError, StepSpec, Type, err};
 
 /// Where a step input's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,9 +117,7 @@ pub fn parse_arg(arg: &str) -> Result<Vec<Piece>, String> {
             out.push(Piece::Text(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed placeholder in {arg:?}"))?;
+        let end = after.find("}}").ok_or_else(|| format!("unclosed placeholder in {arg:?}"))?;
         let inner = after[..end].trim();
         let parts: Vec<&str> = inner.split('.').collect();
         let ph = match parts.as_slice() {
@@ -157,20 +153,13 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
     let inner = t
         .strip_prefix("{{")
         .and_then(|x| x.strip_suffix("}}"))
-        .ok_or_else(|| {
-            format!("{s:?}: a binding is a literal or exactly one {{{{...}}}} reference")
-        })?
+        .ok_or_else(|| format!("{s:?}: a binding is a literal or exactly one {{{{...}}}} reference"))?
         .trim();
     let parts: Vec<&str> = inner.split('.').collect();
     match parts.as_slice() {
         ["params", p] => Ok(Binding::Param(p.to_string())),
-        ["steps", st, "outputs", o] => Ok(Binding::Output {
-            step: st.to_string(),
-            output: o.to_string(),
-        }),
-        _ => Err(format!(
-            "unknown reference {{{{{inner}}}}} (expected params.NAME or steps.STEP.outputs.NAME)"
-        )),
+        ["steps", st, "outputs", o] => Ok(Binding::Output { step: st.to_string(), output: o.to_string() }),
+        _ => Err(format!("unknown reference {{{{{inner}}}}} (expected params.NAME or steps.STEP.outputs.NAME)")),
     }
 }
 
@@ -191,22 +180,14 @@ fn parse_condition(text: &str) -> Result<Condition, String> {
                     return parse_binding(&Value::String(s.to_string()));
                 }
                 // A literal: JSON scalars; 'quoted' or bare words are strings.
-                let lit = serde_json::from_str::<Value>(s).unwrap_or_else(|_| {
-                    Value::String(s.trim_matches('\'').trim_matches('"').to_string())
-                });
+                let lit = serde_json::from_str::<Value>(s)
+                    .unwrap_or_else(|_| Value::String(s.trim_matches('\'').trim_matches('"').to_string()));
                 Ok(Binding::Literal(lit))
             };
-            return Ok(Condition {
-                left: side(l)?,
-                op,
-                right: side(r)?,
-                text: text.to_string(),
-            });
+            return Ok(Condition { left: side(l)?, op, right: side(r)?, text: text.to_string() });
         }
     }
-    Err(format!(
-        "{text:?}: expected `<reference> <op> <value>` with op one of == != < <= > >="
-    ))
+    Err(format!("{text:?}: expected `<reference> <op> <value>` with op one of == != < <= > >="))
 }
 
 /// The type of a JSON literal, if it fits `ty`.
@@ -222,11 +203,8 @@ pub fn literal_fits(v: &Value, ty: Type) -> bool {
 
 /// Makes a KFP/Vertex-safe name: lower case, `[a-z0-9-]`.
 pub fn sanitize(name: &str) -> String {
-    let s: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let s: String =
+        name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     s.trim_matches('-').to_string()
 }
 
@@ -237,10 +215,7 @@ impl Pipeline {
         let name_ok = !spec.name.is_empty()
             && spec.name.len() <= 113
             && spec.name.starts_with(|c: char| c.is_ascii_lowercase())
-            && spec
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && spec.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !name_ok {
             errors.push(err("name", format!("{:?} must be lower-case letters, digits and dashes, starting with a letter, at most 113 characters", spec.name)));
         }
@@ -248,19 +223,13 @@ impl Pipeline {
             if ps.ty.is_artifact() {
                 errors.push(err(
                     format!("parameters.{p}.type"),
-                    format!(
-                        "pipeline parameters are values, not artifacts ({})",
-                        ps.ty.name()
-                    ),
+                    format!("pipeline parameters are values, not artifacts ({})", ps.ty.name()),
                 ));
             }
             if let Some(d) = &ps.default
                 && !literal_fits(d, ps.ty)
             {
-                errors.push(err(
-                    format!("parameters.{p}.default"),
-                    format!("{d} is not a {}", ps.ty.name()),
-                ));
+                errors.push(err(format!("parameters.{p}.default"), format!("{d} is not {}", ps.ty.article())));
             }
         }
         for (c, comp) in &spec.components {
@@ -272,10 +241,7 @@ impl Pipeline {
             if let Some(prev) = seen.insert(sanitize(s), s) {
                 errors.push(err(
                     format!("steps.{s}"),
-                    format!(
-                        "duplicate name: {s:?} and {prev:?} both become {:?}",
-                        sanitize(s)
-                    ),
+                    format!("duplicate name: {s:?} and {prev:?} both become {:?}", sanitize(s)),
                 ));
             }
         }
@@ -307,20 +273,12 @@ impl Pipeline {
         match toposort(&graph, None) {
             Ok(_) => {
                 // Kahn's algorithm with names sorted: a stable, readable order.
-                let mut indeg: BTreeMap<&str, usize> =
-                    steps.keys().map(|k| (k.as_str(), 0)).collect();
+                let mut indeg: BTreeMap<&str, usize> = steps.keys().map(|k| (k.as_str(), 0)).collect();
                 for step in steps.values() {
-                    *indeg.entry(step.name.as_str()).or_default() = step
-                        .upstream
-                        .iter()
-                        .filter(|u| steps.contains_key(*u))
-                        .count();
+                    *indeg.entry(step.name.as_str()).or_default() =
+                        step.upstream.iter().filter(|u| steps.contains_key(*u)).count();
                 }
-                let mut ready: BTreeSet<&str> = indeg
-                    .iter()
-                    .filter(|(_, d)| **d == 0)
-                    .map(|(k, _)| *k)
-                    .collect();
+                let mut ready: BTreeSet<&str> = indeg.iter().filter(|(_, d)| **d == 0).map(|(k, _)| *k).collect();
                 while let Some(n) = ready.pop_first() {
                     order.push(n.to_string());
                     for (other, step) in &steps {
@@ -337,19 +295,11 @@ impl Pipeline {
             Err(cycle) => {
                 let start = graph[cycle.node_id()].clone();
                 let path = cycle_path(&steps, &start);
-                errors.push(err(
-                    format!("steps.{start}"),
-                    format!("dependency cycle: {}", path.join(" -> ")),
-                ));
+                errors.push(err(format!("steps.{start}"), format!("dependency cycle: {}", path.join(" -> "))));
             }
         }
         if errors.is_empty() {
-            Ok(Pipeline {
-                spec,
-                steps,
-                graph,
-                order,
-            })
+            Ok(Pipeline { spec, steps, graph, order })
         } else {
             errors.sort();
             errors.dedup();
@@ -359,10 +309,7 @@ impl Pipeline {
 
     /// Output type of `step.output`.
     pub fn output_type(&self, step: &str, output: &str) -> Option<Type> {
-        self.steps
-            .get(step)
-            .and_then(|s| s.outputs.get(output))
-            .copied()
+        self.steps.get(step).and_then(|s| s.outputs.get(output)).copied()
     }
 
     pub fn component(&self, step: &Step) -> &ComponentSpec {
@@ -406,32 +353,21 @@ fn check_component(c: &str, comp: &ComponentSpec, errors: &mut Vec<SpecError>) {
         errors.push(err(format!("components.{c}.image"), "must not be empty"));
     }
     if comp.command.is_empty() || comp.command[0].trim().is_empty() {
-        errors.push(err(
-            format!("components.{c}.command"),
-            "must name the binary to run",
-        ));
+        errors.push(err(format!("components.{c}.command"), "must name the binary to run"));
     }
     for (i, d) in &comp.inputs {
         if let Some(v) = &d.default {
             if d.ty.is_artifact() {
-                errors.push(err(
-                    format!("components.{c}.inputs.{i}.default"),
-                    "artifact inputs cannot have defaults",
-                ));
+                errors.push(err(format!("components.{c}.inputs.{i}.default"), "artifact inputs cannot have defaults"));
             } else if !literal_fits(v, d.ty) {
-                errors.push(err(
-                    format!("components.{c}.inputs.{i}.default"),
-                    format!("{v} is not a {}", d.ty.name()),
-                ));
+                errors
+                    .push(err(format!("components.{c}.inputs.{i}.default"), format!("{v} is not {}", d.ty.article())));
             }
         }
     }
     for (i, o) in &comp.outputs {
         if o.default.is_some() {
-            errors.push(err(
-                format!("components.{c}.outputs.{i}.default"),
-                "outputs have no default",
-            ));
+            errors.push(err(format!("components.{c}.outputs.{i}.default"), "outputs have no default"));
         }
         if o.ty == Type::Uri {
             errors.push(err(
@@ -449,37 +385,31 @@ fn check_component(c: &str, comp: &ComponentSpec, errors: &mut Vec<SpecError>) {
                     let Piece::Ph(ph) = piece else { continue };
                     let problem = match &ph {
                         Placeholder::InputValue(n) => match comp.inputs.get(n) {
-                            None => Some(format!(
-                                "{{{{inputs.{n}}}}}: the component has no input {n:?}"
-                            )),
-                            Some(d) if d.ty.is_artifact() => Some(format!(
-                                "{{{{inputs.{n}}}}}: {n:?} is an artifact; use {{{{inputs.{n}.uri}}}}"
-                            )),
+                            None => Some(format!("{{{{inputs.{n}}}}}: the component has no input {n:?}")),
+                            Some(d) if d.ty.is_artifact() => {
+                                Some(format!("{{{{inputs.{n}}}}}: {n:?} is an artifact; use {{{{inputs.{n}.uri}}}}"))
+                            }
                             _ => None,
                         },
                         Placeholder::InputUri(n) => match comp.inputs.get(n) {
-                            None => Some(format!(
-                                "{{{{inputs.{n}.uri}}}}: the component has no input {n:?}"
-                            )),
-                            Some(d) if !d.ty.is_artifact() => Some(format!(
-                                "{{{{inputs.{n}.uri}}}}: {n:?} is a parameter; use {{{{inputs.{n}}}}}"
-                            )),
+                            None => Some(format!("{{{{inputs.{n}.uri}}}}: the component has no input {n:?}")),
+                            Some(d) if !d.ty.is_artifact() => {
+                                Some(format!("{{{{inputs.{n}.uri}}}}: {n:?} is a parameter; use {{{{inputs.{n}}}}}"))
+                            }
                             _ => None,
                         },
-                        Placeholder::OutputUri(n) | Placeholder::OutputPath(n) => {
-                            match comp.outputs.get(n) {
-                                None => Some(format!("the component has no output {n:?}")),
-                                Some(d) if !d.ty.is_artifact() => Some(format!(
-                                    "{n:?} is a parameter output; use {{{{outputs.{n}.file}}}}"
-                                )),
-                                _ => None,
+                        Placeholder::OutputUri(n) | Placeholder::OutputPath(n) => match comp.outputs.get(n) {
+                            None => Some(format!("the component has no output {n:?}")),
+                            Some(d) if !d.ty.is_artifact() => {
+                                Some(format!("{n:?} is a parameter output; use {{{{outputs.{n}.file}}}}"))
                             }
-                        }
+                            _ => None,
+                        },
                         Placeholder::OutputFile(n) => match comp.outputs.get(n) {
                             None => Some(format!("the component has no output {n:?}")),
-                            Some(d) if d.ty.is_artifact() => Some(format!(
-                                "{n:?} is an artifact output; use {{{{outputs.{n}.uri}}}}"
-                            )),
+                            Some(d) if d.ty.is_artifact() => {
+                                Some(format!("{n:?} is an artifact output; use {{{{outputs.{n}.uri}}}}"))
+                            }
                             _ => None,
                         },
                     };
@@ -510,10 +440,7 @@ fn binding_type(
         },
         Binding::Output { step, output } => {
             if step == self_step {
-                errors.push(err(
-                    path,
-                    format!("step {step:?} cannot use its own output"),
-                ));
+                errors.push(err(path, format!("step {step:?} cannot use its own output")));
                 return None;
             }
             let Some(st) = spec.steps.get(step) else {
@@ -533,18 +460,10 @@ fn binding_type(
     }
 }
 
-fn resolve_step(
-    spec: &PipelineSpec,
-    name: &str,
-    st: &StepSpec,
-    errors: &mut Vec<SpecError>,
-) -> Option<Step> {
+fn resolve_step(spec: &PipelineSpec, name: &str, st: &StepSpec, errors: &mut Vec<SpecError>) -> Option<Step> {
     let at = |k: &str| format!("steps.{name}.{k}");
     let Some(comp) = spec.components.get(&st.component) else {
-        errors.push(err(
-            at("component"),
-            format!("unknown component {:?}", st.component),
-        ));
+        errors.push(err(at("component"), format!("unknown component {:?}", st.component)));
         return None;
     };
     let mut upstream = BTreeSet::new();
@@ -583,16 +502,10 @@ fn resolve_step(
                 if decl.ty.is_artifact() {
                     errors.push(err(
                         &path,
-                        format!(
-                            "{input:?} is a {} artifact: bind it to a step output",
-                            decl.ty.name()
-                        ),
+                        format!("{input:?} is a {} artifact: bind it to a step output", decl.ty.name()),
                     ));
                 } else if !literal_fits(v, decl.ty) {
-                    errors.push(err(
-                        &path,
-                        format!("type mismatch: {v} is not a {}", decl.ty.name()),
-                    ));
+                    errors.push(err(&path, format!("type mismatch: {v} is not {}", decl.ty.article())));
                 }
             }
             Binding::Param(_) | Binding::Output { .. } => {
@@ -601,11 +514,7 @@ fn resolve_step(
                 {
                     errors.push(err(
                         &path,
-                        format!(
-                            "type mismatch: input {input:?} is {}, the value is {}",
-                            decl.ty.name(),
-                            ty.name()
-                        ),
+                        format!("type mismatch: input {input:?} is {}, the value is {}", decl.ty.name(), ty.name()),
                     ));
                 }
             }
@@ -635,10 +544,7 @@ fn resolve_step(
                             {
                                 errors.push(err(
                                     at("when"),
-                                    format!(
-                                        "conditions compare values, not {} artifacts",
-                                        t.name()
-                                    ),
+                                    format!("conditions compare values, not {} artifacts", t.name()),
                                 ));
                             }
                             if let Binding::Output { step, .. } = b {
@@ -654,10 +560,7 @@ fn resolve_step(
                         && !t.is_artifact()
                         && !literal_fits(v, *t)
                     {
-                        errors.push(err(
-                            at("when"),
-                            format!("type mismatch: {v} is not a {}", t.name()),
-                        ));
+                        errors.push(err(at("when"), format!("type mismatch: {v} is not {}", t.article())));
                     }
                 }
                 Some(c)
@@ -683,9 +586,7 @@ fn resolve_step(
     }
     let retries = st.retries.clone().or_else(|| d.retries.clone());
     if let Some(r) = &retries
-        && !(r.backoff_seconds >= 0.0
-            && r.backoff_factor >= 1.0
-            && r.backoff_max_seconds >= r.backoff_seconds)
+        && !(r.backoff_seconds >= 0.0 && r.backoff_factor >= 1.0 && r.backoff_max_seconds >= r.backoff_seconds)
     {
         errors.push(err(
             at("retries"),
@@ -696,20 +597,12 @@ fn resolve_step(
         name: name.to_string(),
         component: st.component.clone(),
         inputs,
-        outputs: comp
-            .outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.ty))
-            .collect(),
+        outputs: comp.outputs.iter().map(|(k, v)| (k.clone(), v.ty)).collect(),
         when,
         retries,
         timeout_seconds: st.timeout_seconds.or(d.timeout_seconds),
         cache: st.cache.or(d.cache).unwrap_or(true),
-        resources: st
-            .resources
-            .clone()
-            .or_else(|| d.resources.clone())
-            .unwrap_or_default(),
+        resources: st.resources.clone().or_else(|| d.resources.clone()).unwrap_or_default(),
         env,
         display_name: st.display_name.clone().unwrap_or_else(|| name.to_string()),
         upstream,
@@ -737,34 +630,18 @@ mod tests {
             ]
         );
         assert!(parse_arg("{{inputs.a").unwrap_err().contains("unclosed"));
-        assert!(
-            parse_arg("{{params.a}}")
-                .unwrap_err()
-                .contains("unknown placeholder")
-        );
-        assert_eq!(
-            parse_binding(&Value::from("{{ params.h }}")).unwrap(),
-            Binding::Param("h".into())
-        );
+        assert!(parse_arg("{{params.a}}").unwrap_err().contains("unknown placeholder"));
+        assert_eq!(parse_binding(&Value::from("{{ params.h }}")).unwrap(), Binding::Param("h".into()));
         assert_eq!(
             parse_binding(&Value::from("{{steps.train.outputs.model}}")).unwrap(),
-            Binding::Output {
-                step: "train".into(),
-                output: "model".into()
-            }
+            Binding::Output { step: "train".into(), output: "model".into() }
         );
-        assert_eq!(
-            parse_binding(&Value::from(3)).unwrap(),
-            Binding::Literal(Value::from(3))
-        );
+        assert_eq!(parse_binding(&Value::from(3)).unwrap(), Binding::Literal(Value::from(3)));
         assert!(parse_binding(&Value::from("x {{params.h}}")).is_err());
         let c = parse_condition("{{steps.evaluate.outputs.blessed}} == true").unwrap();
         assert_eq!(c.op, CmpOp::Eq);
         assert_eq!(c.right, Binding::Literal(Value::Bool(true)));
-        assert_eq!(
-            parse_condition("{{params.a}} >= 0.5").unwrap().op,
-            CmpOp::Ge
-        );
+        assert_eq!(parse_condition("{{params.a}} >= 0.5").unwrap().op, CmpOp::Ge);
         assert!(parse_condition("{{params.a}}").is_err());
     }
 

@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::graph::{
-    Binding, CmpOp, Condition, Piece, Pipeline, Placeholder, Step, parse_arg, sanitize,
-};
+use crate::graph::{Binding, CmpOp, Condition, Piece, Pipeline, Placeholder, Step, parse_arg, sanitize};
 use crate::spec::{ResourceSpec, RetrySpec, SpecError, Type, err};
 
 pub const SCHEMA_VERSION: &str = "2.1.0";
@@ -57,11 +55,7 @@ fn kfp_value(v: &Value, t: Type) -> Value {
 }
 
 fn duration(secs: f64) -> String {
-    if secs.fract() == 0.0 {
-        format!("{}s", secs as u64)
-    } else {
-        format!("{secs}s")
-    }
+    if secs.fract() == 0.0 { format!("{}s", secs as u64) } else { format!("{secs}s") }
 }
 
 fn retry_policy(r: &RetrySpec) -> Value {
@@ -103,32 +97,21 @@ fn gigabytes(q: &str) -> Option<f64> {
 
 fn resources(r: &ResourceSpec, path: &str, errors: &mut Vec<SpecError>) -> Option<Value> {
     let mut m = Map::new();
-    let mut add =
-        |q: &Option<String>, legacy: &str, field: &str, parse: fn(&str) -> Option<f64>| {
-            if let Some(q) = q {
-                match parse(q) {
-                    Some(v) => {
-                        m.insert(legacy.to_string(), json!(v));
-                        m.insert(field.to_string(), json!(q));
-                    }
-                    None => errors.push(err(path, format!("invalid quantity {q:?}"))),
+    let mut add = |q: &Option<String>, legacy: &str, field: &str, parse: fn(&str) -> Option<f64>| {
+        if let Some(q) = q {
+            match parse(q) {
+                Some(v) => {
+                    m.insert(legacy.to_string(), json!(v));
+                    m.insert(field.to_string(), json!(q));
                 }
+                None => errors.push(err(path, format!("invalid quantity {q:?}"))),
             }
-        };
+        }
+    };
     add(&r.cpu_request, "cpuRequest", "resourceCpuRequest", cores);
     add(&r.cpu_limit, "cpuLimit", "resourceCpuLimit", cores);
-    add(
-        &r.memory_request,
-        "memoryRequest",
-        "resourceMemoryRequest",
-        gigabytes,
-    );
-    add(
-        &r.memory_limit,
-        "memoryLimit",
-        "resourceMemoryLimit",
-        gigabytes,
-    );
+    add(&r.memory_request, "memoryRequest", "resourceMemoryRequest", gigabytes);
+    add(&r.memory_limit, "memoryLimit", "resourceMemoryLimit", gigabytes);
     (!m.is_empty()).then_some(Value::Object(m))
 }
 
@@ -164,10 +147,7 @@ fn component_spec(p: &Pipeline, step: &Step) -> Value {
         if io.ty.is_artifact() {
             out_arts.insert(name.clone(), artifact_type(io.ty));
         } else {
-            out_params.insert(
-                name.clone(),
-                json!({"parameterType": parameter_type(io.ty)}),
-            );
+            out_params.insert(name.clone(), json!({"parameterType": parameter_type(io.ty)}));
         }
     }
     let mut c = json!({"executorLabel": format!("exec-{}", sanitize(&step.name))});
@@ -210,18 +190,9 @@ fn executor(p: &Pipeline, step: &Step, errors: &mut Vec<SpecError>) -> Value {
         .collect();
     let mut container = json!({"image": comp.image, "command": comp.command, "args": args});
     if !step.env.is_empty() {
-        container["env"] = Value::Array(
-            step.env
-                .iter()
-                .map(|(k, v)| json!({"name": k, "value": v}))
-                .collect(),
-        );
+        container["env"] = Value::Array(step.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect());
     }
-    if let Some(r) = resources(
-        &step.resources,
-        &format!("steps.{}.resources", step.name),
-        errors,
-    ) {
+    if let Some(r) = resources(&step.resources, &format!("steps.{}.resources", step.name), errors) {
         container["resources"] = r;
     }
     json!({"container": container})
@@ -237,9 +208,7 @@ enum Scope {
 fn channel_name(b: &Binding) -> Option<String> {
     match b {
         Binding::Param(p) => Some(format!("pipelinechannel--{p}")),
-        Binding::Output { step, output } => {
-            Some(format!("pipelinechannel--{}-{output}", sanitize(step)))
-        }
+        Binding::Output { step, output } => Some(format!("pipelinechannel--{}-{output}", sanitize(step))),
         _ => None,
     }
 }
@@ -312,10 +281,7 @@ fn cel_operand(b: &Binding) -> String {
             Value::String(s) => format!("'{}'", s.replace('\'', "\\'")),
             other => other.to_string(),
         },
-        b => format!(
-            "inputs.parameter_values['{}']",
-            channel_name(b).unwrap_or_default()
-        ),
+        b => format!("inputs.parameter_values['{}']", channel_name(b).unwrap_or_default()),
     }
 }
 
@@ -372,9 +338,7 @@ pub fn compile(p: &Pipeline) -> Result<Value, Vec<SpecError>> {
             if let Some(ch) = channel_name(b) {
                 let ty = match b {
                     Binding::Param(pn) => p.spec.parameters[pn].ty,
-                    Binding::Output { step, output } => {
-                        p.output_type(step, output).unwrap_or(Type::String)
-                    }
+                    Binding::Output { step, output } => p.output_type(step, output).unwrap_or(Type::String),
                     _ => Type::String,
                 };
                 uses.insert(ch, (ty, b.clone()));

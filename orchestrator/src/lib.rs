@@ -17,15 +17,11 @@ pub mod vertex;
 
 /// Reads and validates a pipeline file; errors are one per line, each with its YAML path.
 pub fn load_file(path: &std::path::Path) -> anyhow::Result<(graph::Pipeline, String)> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     match graph::load(&text) {
         Ok(p) => Ok((p, text)),
         Err(errors) => {
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {e}", path.display()))
-                .collect();
+            let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
             anyhow::bail!("{} error(s):\n{}", errors.len(), lines.join("\n"))
         }
     }
@@ -33,10 +29,7 @@ pub fn load_file(path: &std::path::Path) -> anyhow::Result<(graph::Pipeline, Str
 
 /// Parses `NAME=VALUE` (the value as JSON when it parses, else as a string).
 pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
-    let value =
-        serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
+    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
     Ok((k.trim().to_string(), value))
 }

@@ -94,6 +94,11 @@ pub struct StepRecord {
     pub ended_at: Option<String>,
     #[serde(default)]
     pub duration_secs: f64,
+    /// Start and end, milliseconds since the epoch.
+    #[serde(default)]
+    pub start_ms: i64,
+    #[serde(default)]
+    pub end_ms: i64,
     #[serde(default)]
     pub exit_code: Option<i32>,
     #[serde(default)]
@@ -117,6 +122,8 @@ impl StepRecord {
             started_at: None,
             ended_at: None,
             duration_secs: 0.0,
+            start_ms: 0,
+            end_ms: 0,
             exit_code: None,
             cache_key: None,
             inputs: BTreeMap::new(),
@@ -152,36 +159,25 @@ struct CacheEntry {
     outputs: BTreeMap<String, OutputRecord>,
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn new_run_id(pipeline: &str) -> String {
     let now = pm_core::time::now().rfc3339();
     let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{pipeline}-{stamp}-{:04x}", nanos & 0xffff)
 }
 
 /// Resolves run-time parameter values: defaults, overrides, types.
-pub fn resolve_params(
-    p: &Pipeline,
-    overrides: &BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Value>> {
-    crate::vertex::parameter_values(p, overrides).map_err(|errs| {
-        anyhow!(
-            "{}",
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+pub fn resolve_params(p: &Pipeline, overrides: &BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>> {
+    crate::vertex::parameter_values(p, overrides)
+        .map_err(|errs| anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let mut out = BTreeMap::new();
     for (k, ps) in &p.spec.parameters {
-        let v = overrides
-            .get(k)
-            .or(ps.default.as_ref())
-            .cloned()
-            .ok_or_else(|| anyhow!("parameter {k} has no value"))?;
+        let v =
+            overrides.get(k).or(ps.default.as_ref()).cloned().ok_or_else(|| anyhow!("parameter {k} has no value"))?;
         out.insert(k.clone(), v);
     }
     Ok(out)
@@ -204,14 +200,8 @@ fn parse_output(text: &str, ty: Type) -> Result<Value, String> {
             "false" | "False" | "0" => Ok(Value::Bool(false)),
             _ => Err(format!("{t:?} is not a bool")),
         },
-        Type::Int => t
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| format!("{t:?} is not an int")),
-        Type::Float => t
-            .parse::<f64>()
-            .map(|x| json!(x))
-            .map_err(|_| format!("{t:?} is not a float")),
+        Type::Int => t.parse::<i64>().map(Value::from).map_err(|_| format!("{t:?} is not an int")),
+        Type::Float => t.parse::<f64>().map(|x| json!(x)).map_err(|_| format!("{t:?} is not a float")),
         _ => Ok(Value::String(t.to_string())),
     }
 }
@@ -239,9 +229,7 @@ fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
 
 /// The binary a component command runs locally.
 pub fn binary_for(bin_dir: &Path, command0: &str) -> PathBuf {
-    let name = Path::new(command0)
-        .file_name()
-        .map_or_else(|| command0.into(), |n| n.to_os_string());
+    let name = Path::new(command0).file_name().map_or_else(|| command0.into(), |n| n.to_os_string());
     let candidate = bin_dir.join(&name);
     if candidate.exists() || command0.contains('/') {
         return candidate;
@@ -294,11 +282,7 @@ impl Shared {
         };
         let mut delay = Duration::from_millis(200);
         for attempt in 0..12 {
-            match self
-                .run_dir
-                .put("run.json", Bytes::from(bytes.clone()))
-                .await
-            {
+            match self.run_dir.put("run.json", Bytes::from(bytes.clone())).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "Could not write the run record; retrying.");
@@ -323,17 +307,12 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                 .get("run.json")
                 .await
                 .with_context(|| format!("loading run {id} to resume it"))?;
-            let mut r: RunRecord =
-                serde_json::from_slice(&bytes).with_context(|| format!("runs/{id}/run.json"))?;
+            let mut r: RunRecord = serde_json::from_slice(&bytes).with_context(|| format!("runs/{id}/run.json"))?;
             if r.pipeline_hash != sha256_hex(pipeline_text.as_bytes()) {
-                anyhow::bail!(
-                    "run {id} was started with a different pipeline document; start a new run instead"
-                );
+                anyhow::bail!("run {id} was started with a different pipeline document; start a new run instead");
             }
             if r.params != params {
-                anyhow::bail!(
-                    "run {id} was started with different parameters; start a new run instead"
-                );
+                anyhow::bail!("run {id} was started with different parameters; start a new run instead");
             }
             for s in r.steps.values_mut() {
                 if !s.status.done_ok() && s.status != StepStatus::Skipped {
@@ -354,30 +333,17 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                 started_at: pm_core::time::now_rfc3339(),
                 ended_at: None,
                 duration_secs: 0.0,
-                steps: pipeline
-                    .steps
-                    .keys()
-                    .map(|k| (k.clone(), StepRecord::pending()))
-                    .collect(),
+                steps: pipeline.steps.keys().map(|k| (k.clone(), StepRecord::pending())).collect(),
             };
             (id, r)
         }
     };
     for k in pipeline.steps.keys() {
-        record
-            .steps
-            .entry(k.clone())
-            .or_insert_with(StepRecord::pending);
+        record.steps.entry(k.clone()).or_insert_with(StepRecord::pending);
     }
     let run_dir = opts.root.join(&format!("runs/{run_id}"));
     let progress = opts.show_progress.then(indicatif::MultiProgress::new);
-    let shared = Arc::new(Shared {
-        record: Mutex::new(record),
-        opts: opts.clone(),
-        pipeline,
-        run_dir,
-        progress,
-    });
+    let shared = Arc::new(Shared { record: Mutex::new(record), opts: opts.clone(), pipeline, run_dir, progress });
     shared.save().await;
     tracing::info!(run_id = %run_id, root = %opts.root.url(), "Run started.");
 
@@ -397,24 +363,14 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                         continue;
                     }
                     let step = &shared.pipeline.steps[name];
-                    let ups: Vec<StepStatus> =
-                        step.upstream.iter().map(|u| rec.steps[u].status).collect();
-                    if ups
-                        .iter()
-                        .any(|s| matches!(s, StepStatus::Failed | StepStatus::NotRun))
-                    {
-                        let r = rec
-                            .steps
-                            .get_mut(name)
-                            .ok_or_else(|| anyhow!("step {name}"))?;
+                    let ups: Vec<StepStatus> = step.upstream.iter().map(|u| rec.steps[u].status).collect();
+                    if ups.iter().any(|s| matches!(s, StepStatus::Failed | StepStatus::NotRun)) {
+                        let r = rec.steps.get_mut(name).ok_or_else(|| anyhow!("step {name}"))?;
                         r.status = StepStatus::NotRun;
                         r.message = Some("a step it needs failed".into());
                         changed = true;
                     } else if ups.contains(&StepStatus::Skipped) {
-                        let r = rec
-                            .steps
-                            .get_mut(name)
-                            .ok_or_else(|| anyhow!("step {name}"))?;
+                        let r = rec.steps.get_mut(name).ok_or_else(|| anyhow!("step {name}"))?;
                         r.status = StepStatus::Skipped;
                         r.message = Some("a step it needs was skipped".into());
                         changed = true;
@@ -445,15 +401,8 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
         shared.record.lock().await.steps.insert(name, rec);
     }
     let mut rec = shared.record.lock().await.clone();
-    let ok = rec
-        .steps
-        .values()
-        .all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
-    rec.status = if ok {
-        "succeeded".into()
-    } else {
-        "failed".into()
-    };
+    let ok = rec.steps.values().all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
+    rec.status = if ok { "succeeded".into() } else { "failed".into() };
     rec.ended_at = Some(pm_core::time::now_rfc3339());
     rec.duration_secs = started.elapsed().as_secs_f64();
     *shared.record.lock().await = rec.clone();
@@ -472,20 +421,10 @@ async fn resolve_inputs(
     let mut out = BTreeMap::new();
     for (name, (ty, b)) in &step.inputs {
         let r = match b {
-            Binding::Literal(v) | Binding::Default(v) => OutputRecord {
-                value: Some(v.clone()),
-                ..Default::default()
-            },
-            Binding::Param(p) => OutputRecord {
-                value: params.get(p).cloned(),
-                ..Default::default()
-            },
+            Binding::Literal(v) | Binding::Default(v) => OutputRecord { value: Some(v.clone()), ..Default::default() },
+            Binding::Param(p) => OutputRecord { value: params.get(p).cloned(), ..Default::default() },
             Binding::Output { step: s, output } => {
-                let o = rec
-                    .steps
-                    .get(s)
-                    .and_then(|r| r.outputs.get(output))
-                    .cloned();
+                let o = rec.steps.get(s).and_then(|r| r.outputs.get(output)).cloned();
                 o.ok_or_else(|| anyhow!("step {s} has no recorded output {output}"))?
             }
         };
@@ -495,12 +434,7 @@ async fn resolve_inputs(
     Ok(out)
 }
 
-fn condition_holds(
-    shared: &Shared,
-    step: &Step,
-    params: &BTreeMap<String, Value>,
-    rec: &RunRecord,
-) -> Result<bool> {
+fn condition_holds(shared: &Shared, step: &Step, params: &BTreeMap<String, Value>, rec: &RunRecord) -> Result<bool> {
     let Some(c) = &step.when else { return Ok(true) };
     let value = |b: &Binding| -> Result<Value> {
         Ok(match b {
@@ -512,21 +446,14 @@ fn condition_holds(
                 .and_then(|r| r.outputs.get(output))
                 .and_then(|o| o.value.clone())
                 .ok_or_else(|| {
-                    anyhow!(
-                        "condition of {}: {step}.{output} has no value",
-                        shared.pipeline.steps[&step.clone()].name
-                    )
+                    anyhow!("condition of {}: {step}.{output} has no value", shared.pipeline.steps[&step.clone()].name)
                 })?,
         })
     };
     Ok(compare(&value(&c.left)?, c.op, &value(&c.right)?))
 }
 
-async fn cache_key(
-    shared: &Shared,
-    step: &Step,
-    inputs: &BTreeMap<String, OutputRecord>,
-) -> Result<String> {
+async fn cache_key(shared: &Shared, step: &Step, inputs: &BTreeMap<String, OutputRecord>) -> Result<String> {
     let comp = shared.pipeline.component(step);
     let bin = binary_for(&shared.opts.bin_dir, &comp.command[0]);
     let mut ins = BTreeMap::new();
@@ -557,12 +484,7 @@ async fn cache_key(
 
 /// A cache hit whose outputs still exist unchanged.
 async fn cache_lookup(shared: &Shared, key: &str) -> Option<BTreeMap<String, OutputRecord>> {
-    let bytes = shared
-        .opts
-        .root
-        .get(&format!("cache/{key}.json"))
-        .await
-        .ok()?;
+    let bytes = shared.opts.root.get(&format!("cache/{key}.json")).await.ok()?;
     let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
     for o in entry.outputs.values() {
         if let (Some(uri), Some(hash)) = (&o.uri, &o.content_hash) {
@@ -580,16 +502,12 @@ fn kill_group(pid: u32, sig: nix::sys::signal::Signal) {
 }
 
 /// Runs one step: condition, cache, attempts with retries and timeout, outputs.
-async fn run_step(
-    shared: &Shared,
-    run_id: &str,
-    name: &str,
-    params: &BTreeMap<String, Value>,
-) -> StepRecord {
+async fn run_step(shared: &Shared, run_id: &str, name: &str, params: &BTreeMap<String, Value>) -> StepRecord {
     let step = &shared.pipeline.steps[name];
     let mut rec = StepRecord::pending();
     let started = Instant::now();
     rec.started_at = Some(pm_core::time::now_rfc3339());
+    rec.start_ms = now_ms();
     let bar = shared.progress.as_ref().map(|m| {
         let b = m.add(indicatif::ProgressBar::new_spinner());
         b.set_style(
@@ -612,10 +530,7 @@ async fn run_step(
         };
         if !holds {
             rec.status = StepStatus::Skipped;
-            rec.message = step
-                .when
-                .as_ref()
-                .map(|c| format!("condition `{}` is false", c.text));
+            rec.message = step.when.as_ref().map(|c| format!("condition `{}` is false", c.text));
             return Ok::<(), anyhow::Error>(());
         }
         let inputs = resolve_inputs(shared, step, params).await?;
@@ -632,18 +547,11 @@ async fn run_step(
         }
         execute(shared, run_id, step, &inputs, &mut rec, &say).await?;
         if step.cache {
-            let entry = CacheEntry {
-                step: name.to_string(),
-                run_id: run_id.to_string(),
-                outputs: rec.outputs.clone(),
-            };
+            let entry = CacheEntry { step: name.to_string(), run_id: run_id.to_string(), outputs: rec.outputs.clone() };
             if let Err(e) = shared
                 .opts
                 .root
-                .put(
-                    &format!("cache/{key}.json"),
-                    Bytes::from(serde_json::to_vec_pretty(&entry)?),
-                )
+                .put(&format!("cache/{key}.json"), Bytes::from(serde_json::to_vec_pretty(&entry)?))
                 .await
             {
                 tracing::warn!(step = name, error = %e, "Could not write the cache entry.");
@@ -658,6 +566,7 @@ async fn run_step(
         rec.message = Some(format!("{e:#}"));
     }
     rec.ended_at = Some(pm_core::time::now_rfc3339());
+    rec.end_ms = now_ms();
     rec.duration_secs = started.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_with_message(format!("{:?} in {:.1} s", rec.status, rec.duration_secs));
@@ -676,12 +585,7 @@ async fn execute(
 ) -> Result<()> {
     let comp = shared.pipeline.component(step);
     let root = &shared.opts.root;
-    let local = shared
-        .opts
-        .work_dir
-        .join("runs")
-        .join(run_id)
-        .join(&step.name);
+    let local = shared.opts.work_dir.join("runs").join(run_id).join(&step.name);
     std::fs::create_dir_all(&local).with_context(|| format!("creating {}", local.display()))?;
     let art_uri = |o: &str| root.url_of(&format!("runs/{run_id}/{}/{o}", step.name));
     let param_file = |o: &str| local.join("outputs").join(o);
@@ -692,26 +596,15 @@ async fn execute(
         for piece in parse_arg(a).map_err(|e| anyhow!(e))? {
             match piece {
                 Piece::Text(t) => s.push_str(&t),
-                Piece::Ph(Placeholder::InputValue(n)) => s.push_str(
-                    &inputs
-                        .get(&n)
-                        .and_then(|r| r.value.as_ref())
-                        .map(as_arg)
-                        .unwrap_or_default(),
-                ),
-                Piece::Ph(Placeholder::InputUri(n)) => s.push_str(
-                    inputs
-                        .get(&n)
-                        .and_then(|r| r.uri.as_deref())
-                        .unwrap_or_default(),
-                ),
+                Piece::Ph(Placeholder::InputValue(n)) => {
+                    s.push_str(&inputs.get(&n).and_then(|r| r.value.as_ref()).map(as_arg).unwrap_or_default())
+                }
+                Piece::Ph(Placeholder::InputUri(n)) => {
+                    s.push_str(inputs.get(&n).and_then(|r| r.uri.as_deref()).unwrap_or_default())
+                }
                 Piece::Ph(Placeholder::OutputUri(n)) => s.push_str(&art_uri(&n)),
-                Piece::Ph(Placeholder::OutputPath(n)) => {
-                    s.push_str(&path_file(&n).display().to_string())
-                }
-                Piece::Ph(Placeholder::OutputFile(n)) => {
-                    s.push_str(&param_file(&n).display().to_string())
-                }
+                Piece::Ph(Placeholder::OutputPath(n)) => s.push_str(&path_file(&n).display().to_string()),
+                Piece::Ph(Placeholder::OutputFile(n)) => s.push_str(&param_file(&n).display().to_string()),
             }
         }
         args.push(s);
@@ -722,13 +615,12 @@ async fn execute(
     for attempt in 1..=max_attempts {
         rec.attempts = attempt;
         if attempt > 1 {
-            let r = step.retries.as_ref().map_or((1.0, 2.0, 600.0), |r| {
-                (r.backoff_seconds, r.backoff_factor, r.backoff_max_seconds)
-            });
+            let r = step
+                .retries
+                .as_ref()
+                .map_or((1.0, 2.0, 600.0), |r| (r.backoff_seconds, r.backoff_factor, r.backoff_max_seconds));
             let wait = (r.0 * r.1.powi(attempt as i32 - 2)).min(r.2);
-            say(format!(
-                "attempt {attempt}/{max_attempts} in {wait:.1} s ({last_err})"
-            ));
+            say(format!("attempt {attempt}/{max_attempts} in {wait:.1} s ({last_err})"));
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
         // Fresh scratch for this attempt: stale output files of a failed attempt never count.
@@ -759,8 +651,7 @@ async fn execute(
         match outcome {
             Ok(0) => {
                 rec.exit_code = Some(0);
-                match collect_outputs(shared, run_id, step, &param_file, &path_file, &art_uri).await
-                {
+                match collect_outputs(shared, run_id, step, &param_file, &path_file, &art_uri).await {
                     Ok(outputs) => {
                         rec.outputs = outputs;
                         return Ok(());
@@ -772,10 +663,7 @@ async fn execute(
                 rec.exit_code = Some(code);
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(3).collect();
-                last_err = format!(
-                    "exit code {code}: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                );
+                last_err = format!("exit code {code}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
             }
             Err(e) => {
                 rec.exit_code = None;
@@ -784,9 +672,7 @@ async fn execute(
         }
         tracing::warn!(step = %step.name, attempt, error = %last_err, "Step attempt failed.");
     }
-    Err(anyhow!(
-        "failed after {max_attempts} attempt(s): {last_err}"
-    ))
+    Err(anyhow!("failed after {max_attempts} attempt(s): {last_err}"))
 }
 
 /// Spawns a step in its own process group; returns its exit code (a signal counts as 128 + n).
@@ -810,9 +696,7 @@ async fn spawn_and_wait(
         .stderr(Stdio::from(err))
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
     let pid = child.id().unwrap_or(0);
     let status = match timeout {
         None => child.wait().await?,
@@ -820,10 +704,7 @@ async fn spawn_and_wait(
             Ok(s) => s?,
             Err(_) => {
                 kill_group(pid, nix::sys::signal::Signal::SIGTERM);
-                if tokio::time::timeout(Duration::from_secs(grace), child.wait())
-                    .await
-                    .is_err()
-                {
+                if tokio::time::timeout(Duration::from_secs(grace), child.wait()).await.is_err() {
                     kill_group(pid, nix::sys::signal::Signal::SIGKILL);
                     let _ = child.wait().await;
                 } else {
@@ -835,9 +716,7 @@ async fn spawn_and_wait(
         },
     };
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 async fn collect_outputs(
@@ -866,9 +745,8 @@ async fn collect_outputs(
             if uses_path.contains(o) {
                 // A file written to a local path: store it as a one-file artifact.
                 let f = path_file(o);
-                let bytes = std::fs::read(&f).with_context(|| {
-                    format!("output {o}: the step wrote no file at {}", f.display())
-                })?;
+                let bytes = std::fs::read(&f)
+                    .with_context(|| format!("output {o}: the step wrote no file at {}", f.display()))?;
                 store
                     .write_artifact(
                         ty.name(),
@@ -878,25 +756,15 @@ async fn collect_outputs(
                     )
                     .await?;
             }
-            let m = store
-                .read_manifest()
-                .await
-                .with_context(|| format!("output {o}: no committed artifact at {uri}"))?;
-            OutputRecord {
-                uri: Some(uri),
-                content_hash: Some(m.content_hash()),
-                value: None,
-            }
+            let m =
+                store.read_manifest().await.with_context(|| format!("output {o}: no committed artifact at {uri}"))?;
+            OutputRecord { uri: Some(uri), content_hash: Some(m.content_hash()), value: None }
         } else {
             let f = param_file(o);
-            let text = std::fs::read_to_string(&f).with_context(|| {
-                format!("output parameter {o}: the step wrote no {}", f.display())
-            })?;
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("output parameter {o}: the step wrote no {}", f.display()))?;
             let v = parse_output(&text, *ty).map_err(|e| anyhow!("output parameter {o}: {e}"))?;
-            OutputRecord {
-                value: Some(v),
-                ..Default::default()
-            }
+            OutputRecord { value: Some(v), ..Default::default() }
         };
         out.insert(o.clone(), rec);
     }
@@ -915,19 +783,12 @@ pub async fn list_runs(root: &Store) -> Result<Vec<RunRecord>> {
             }
         }
     }
-    out.sort_by(|a, b| {
-        b.started_at
-            .cmp(&a.started_at)
-            .then(b.run_id.cmp(&a.run_id))
-    });
+    out.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.run_id.cmp(&a.run_id)));
     Ok(out)
 }
 
 pub async fn load_run(root: &Store, run_id: &str) -> Result<RunRecord> {
-    let bytes = root
-        .get(&format!("runs/{run_id}/run.json"))
-        .await
-        .with_context(|| format!("run {run_id}"))?;
+    let bytes = root.get(&format!("runs/{run_id}/run.json")).await.with_context(|| format!("run {run_id}"))?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 

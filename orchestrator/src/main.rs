@@ -144,15 +144,8 @@ fn write_out(output: Option<&PathBuf>, text: &str) -> Result<()> {
 }
 
 fn compiled(p: &pm_orchestrator::graph::Pipeline) -> Result<serde_json::Value> {
-    kfp::compile(p).map_err(|errs| {
-        anyhow::anyhow!(
-            "{}",
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    kfp::compile(p)
+        .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
 fn vertex_body(
@@ -166,74 +159,41 @@ fn vertex_body(
         display_name: None,
         labels: BTreeMap::from([("system".to_string(), "pm".to_string())]),
     };
-    vertex::pipeline_job(p, compiled(p)?, &cfg).map_err(|errs| {
-        anyhow::anyhow!(
-            "{}",
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    vertex::pipeline_job(p, compiled(p)?, &cfg)
+        .map_err(|errs| anyhow::anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
 }
 
 async fn main_async(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Validate { pipeline } => {
             let (p, _) = load_file(&pipeline)?;
-            println!(
-                "{}: valid ({} steps: {})",
-                pipeline.display(),
-                p.order.len(),
-                p.order.join(" -> ")
-            );
+            println!("{}: valid ({} steps: {})", pipeline.display(), p.order.len(), p.order.join(" -> "));
         }
         Command::Graph { pipeline, format } => {
             let (p, _) = load_file(&pipeline)?;
-            print!(
-                "{}",
-                if format == "mermaid" {
-                    dot::mermaid(&p)
-                } else {
-                    dot::dot(&p)
-                }
-            );
+            print!("{}", if format == "mermaid" { dot::mermaid(&p) } else { dot::dot(&p) });
         }
         Command::Schema => print!("{}", to_json(&pm_orchestrator::spec::json_schema())?),
         Command::Compile(a) => {
             let (p, _) = load_file(&a.pipeline)?;
-            let v = if a.target == "kfp" {
-                compiled(&p)?
-            } else {
-                vertex_body(&p, &a.gcs_output_directory, &a.params)?
-            };
+            let v =
+                if a.target == "kfp" { compiled(&p)? } else { vertex_body(&p, &a.gcs_output_directory, &a.params)? };
             write_out(a.output.as_ref(), &to_json(&v)?)?;
         }
         Command::Submit(a) => {
             let (p, _) = load_file(&a.pipeline)?;
             let body = vertex_body(&p, &a.gcs_output_directory, &a.params)?;
             let token = std::env::var(&a.token_env).unwrap_or_default();
-            let target = vertex::Target {
-                project: a.project,
-                region: a.region,
-                job_id: a.job_id,
-            };
+            let target = vertex::Target { project: a.project, region: a.region, job_id: a.job_id };
             let req = vertex::submit_request(
                 &target,
-                if a.dry_run && token.is_empty() {
-                    "DRY-RUN"
-                } else {
-                    &token
-                },
+                if a.dry_run && token.is_empty() { "DRY-RUN" } else { &token },
                 body,
                 &p.spec.name,
                 &pm_core::time::now_rfc3339(),
             )
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "{e} (set {} to a token, e.g. `gcloud auth print-access-token`)",
-                    a.token_env
-                )
+                anyhow::anyhow!("{e} (set {} to a token, e.g. `gcloud auth print-access-token`)", a.token_env)
             })?;
             if a.dry_run {
                 println!("POST {}", req.url);
@@ -242,9 +202,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 let job = vertex::send(&req).await?;
                 println!(
                     "submitted: {}",
-                    job.get("name")
-                        .and_then(|n| n.as_str())
-                        .unwrap_or("(no name in the response)")
+                    job.get("name").and_then(|n| n.as_str()).unwrap_or("(no name in the response)")
                 );
             }
         }
@@ -252,10 +210,7 @@ async fn main_async(cli: Cli) -> Result<()> {
             RunsCommand::List { root } => {
                 let store = Store::open(&root)?;
                 for r in local::list_runs(&store).await? {
-                    println!(
-                        "{:<44} {:<10} {:>7.1} s  {}",
-                        r.run_id, r.status, r.duration_secs, r.started_at
-                    );
+                    println!("{:<44} {:<10} {:>7.1} s  {}", r.run_id, r.status, r.duration_secs, r.started_at);
                 }
             }
             RunsCommand::Show { run_id, root, json } => {
@@ -271,18 +226,15 @@ async fn main_async(cli: Cli) -> Result<()> {
         Command::Run(a) => {
             let (p, text) = load_file(&a.pipeline)?;
             let root = Store::open(&a.root)?;
-            let bin_dir = std::fs::canonicalize(&a.bin_dir)
-                .with_context(|| format!("--bin-dir {}", a.bin_dir.display()))?;
+            let bin_dir =
+                std::fs::canonicalize(&a.bin_dir).with_context(|| format!("--bin-dir {}", a.bin_dir.display()))?;
             let work_dir = match a.work_dir {
                 Some(w) => w,
                 None => std::env::temp_dir().join("pm-orchestrator"),
             };
             let order = p.order.clone();
             let specs = if a.emit_specs {
-                Some((
-                    compiled(&p)?,
-                    vertex_body(&p, "gs://pm-example-bucket/pipeline-root", &a.params)?,
-                ))
+                Some((compiled(&p)?, vertex_body(&p, "gs://pm-example-bucket/pipeline-root", &a.params)?))
             } else {
                 None
             };
@@ -299,18 +251,15 @@ async fn main_async(cli: Cli) -> Result<()> {
                 show_progress: true,
             };
             let rec = local::run(p, opts, &text).await?;
-            if let Some((kfp_spec, vertex_job)) = specs {
-                let dir = root.join(&format!("runs/{}", rec.run_id));
-                dir.put("pipeline.kfp.json", to_json(&kfp_spec)?.into())
-                    .await?;
-                dir.put("pipeline.vertex.json", to_json(&vertex_job)?.into())
-                    .await?;
-            }
             println!("{}", summary::render(&rec, &order));
-            println!(
-                "run record: {}",
-                root.url_of(&format!("runs/{}/run.json", rec.run_id))
-            );
+            let dir = root.join(&format!("runs/{}", rec.run_id));
+            println!("run record:       {}", dir.url_of("run.json"));
+            if let Some((kfp_spec, vertex_job)) = specs {
+                dir.put("pipeline.kfp.json", to_json(&kfp_spec)?.into()).await?;
+                dir.put("pipeline.vertex.json", to_json(&vertex_job)?.into()).await?;
+                println!("Kubeflow spec:    {}", dir.url_of("pipeline.kfp.json"));
+                println!("Vertex AI job:    {}", dir.url_of("pipeline.vertex.json"));
+            }
             if rec.status != "succeeded" {
                 anyhow::bail!("run {} failed", rec.run_id);
             }

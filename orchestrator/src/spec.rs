@@ -34,9 +34,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Type of a parameter or artifact.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub enum Type {
     #[serde(rename = "string")]
     String,
@@ -62,12 +60,7 @@ impl Type {
     pub fn is_artifact(self) -> bool {
         matches!(
             self,
-            Type::Dataset
-                | Type::Model
-                | Type::Metrics
-                | Type::ClassificationMetrics
-                | Type::Html
-                | Type::Artifact
+            Type::Dataset | Type::Model | Type::Metrics | Type::ClassificationMetrics | Type::Html | Type::Artifact
         )
     }
 
@@ -85,6 +78,12 @@ impl Type {
             Type::Html => "HTML",
             Type::Artifact => "Artifact",
         }
+    }
+
+    /// The name with its article: "an int", "a Dataset".
+    pub fn article(self) -> String {
+        let n = self.name();
+        if n.starts_with(['a', 'e', 'i', 'o', 'u', 'H']) { format!("an {n}") } else { format!("a {n}") }
     }
 
     /// Whether a value of type `from` may be bound where `self` is expected.
@@ -249,68 +248,24 @@ pub struct SpecError {
 
 impl std::fmt::Display for SpecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
+        if self.path.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
 pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError {
-        path: path.into(),
-        message: message.into(),
-    }
+    SpecError { path: path.into(), message: message.into() }
 }
 
 /// The keys each mapping of the format allows: (path pattern, keys). `*` matches any key.
 const SHAPE: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "name",
-            "description",
-            "parameters",
-            "defaults",
-            "components",
-            "steps",
-        ],
-    ),
+    ("", &["name", "description", "parameters", "defaults", "components", "steps"]),
     ("parameters.*", &["type", "default", "description"]),
-    (
-        "defaults",
-        &["retries", "timeout_seconds", "cache", "resources", "env"],
-    ),
-    (
-        "defaults.retries",
-        &[
-            "max",
-            "backoff_seconds",
-            "backoff_factor",
-            "backoff_max_seconds",
-        ],
-    ),
-    (
-        "defaults.resources",
-        &["cpu_request", "cpu_limit", "memory_request", "memory_limit"],
-    ),
-    (
-        "components.*",
-        &[
-            "image",
-            "command",
-            "args",
-            "inputs",
-            "outputs",
-            "description",
-        ],
-    ),
+    ("defaults", &["retries", "timeout_seconds", "cache", "resources", "env"]),
+    ("defaults.retries", &["max", "backoff_seconds", "backoff_factor", "backoff_max_seconds"]),
+    ("defaults.resources", &["cpu_request", "cpu_limit", "memory_request", "memory_limit"]),
+    ("components.*", &["image", "command", "args", "inputs", "outputs", "description"]),
     ("components.*.inputs.*", &["type", "default", "description"]),
-    (
-        "components.*.outputs.*",
-        &["type", "default", "description"],
-    ),
+    ("components.*.outputs.*", &["type", "default", "description"]),
     (
         "steps.*",
         &[
@@ -326,27 +281,12 @@ const SHAPE: &[(&str, &[&str])] = &[
             "display_name",
         ],
     ),
-    (
-        "steps.*.retries",
-        &[
-            "max",
-            "backoff_seconds",
-            "backoff_factor",
-            "backoff_max_seconds",
-        ],
-    ),
-    (
-        "steps.*.resources",
-        &["cpu_request", "cpu_limit", "memory_request", "memory_limit"],
-    ),
+    ("steps.*.retries", &["max", "backoff_seconds", "backoff_factor", "backoff_max_seconds"]),
+    ("steps.*.resources", &["cpu_request", "cpu_limit", "memory_request", "memory_limit"]),
 ];
 
 fn matches(pattern: &str, path: &[String]) -> bool {
-    let parts: Vec<&str> = if pattern.is_empty() {
-        vec![]
-    } else {
-        pattern.split('.').collect()
-    };
+    let parts: Vec<&str> = if pattern.is_empty() { vec![] } else { pattern.split('.').collect() };
     parts.len() == path.len() && parts.iter().zip(path).all(|(p, k)| *p == "*" || p == k)
 }
 
@@ -361,10 +301,7 @@ fn walk(v: &yaml_serde::Value, path: &mut Vec<String>, errors: &mut Vec<SpecErro
     let yaml_serde::Value::Mapping(map) = v else {
         return;
     };
-    let allowed = SHAPE
-        .iter()
-        .find(|(p, _)| matches(p, path))
-        .map(|(_, keys)| *keys);
+    let allowed = SHAPE.iter().find(|(p, _)| matches(p, path)).map(|(_, keys)| *keys);
     for (k, child) in map {
         let key = match k {
             yaml_serde::Value::String(s) => s.clone(),
@@ -373,23 +310,13 @@ fn walk(v: &yaml_serde::Value, path: &mut Vec<String>, errors: &mut Vec<SpecErro
         if let Some(keys) = allowed
             && !keys.contains(&key.as_str())
         {
-            let at = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", path.join("."))
-            };
-            errors.push(err(
-                at,
-                format!("unknown key; expected one of {}", keys.join(", ")),
-            ));
+            let at = if path.is_empty() { key.clone() } else { format!("{}.{key}", path.join(".")) };
+            errors.push(err(at, format!("unknown key; expected one of {}", keys.join(", "))));
             continue;
         }
         path.push(key);
         // Binding values and env maps are free-form: do not descend.
-        let free = matches!(
-            path.last().map(String::as_str),
-            Some("with" | "env" | "default")
-        );
+        let free = matches!(path.last().map(String::as_str), Some("with" | "env" | "default"));
         if !free {
             walk(child, path, errors);
         }
@@ -410,12 +337,16 @@ pub fn parse(text: &str) -> Result<PipelineSpec, Vec<SpecError>> {
 }
 
 fn yaml_error(e: &yaml_serde::Error) -> SpecError {
+    let mut message = e.to_string();
     match e.location() {
-        Some(loc) => err(
-            format!("line {}, column {}", loc.line(), loc.column()),
-            e.to_string(),
-        ),
-        None => err("", e.to_string()),
+        Some(loc) => {
+            // The location leads the message; do not repeat it at the end.
+            if let Some(i) = message.rfind(" at line ") {
+                message.truncate(i);
+            }
+            err(format!("line {}, column {}", loc.line(), loc.column()), message)
+        }
+        None => err("", message),
     }
 }
 

@@ -34,20 +34,14 @@ pub fn parameter_values(
         match p.spec.parameters.get(k) {
             None => errors.push(err(format!("parameters.{k}"), "unknown parameter")),
             Some(ps) if !crate::graph::literal_fits(v, ps.ty) => {
-                errors.push(err(
-                    format!("parameters.{k}"),
-                    format!("{v} is not a {}", ps.ty.name()),
-                ));
+                errors.push(err(format!("parameters.{k}"), format!("{v} is not {}", ps.ty.article())));
             }
             Some(_) => {}
         }
     }
     for (k, ps) in &p.spec.parameters {
         if ps.default.is_none() && !values.contains_key(k) {
-            errors.push(err(
-                format!("parameters.{k}"),
-                format!("required parameter ({}) has no value", ps.ty.name()),
-            ));
+            errors.push(err(format!("parameters.{k}"), format!("required parameter ({}) has no value", ps.ty.name())));
         }
     }
     if !errors.is_empty() {
@@ -69,10 +63,7 @@ pub fn parameter_values(
 /// The PipelineJob REST body.
 pub fn pipeline_job(p: &Pipeline, spec: Value, cfg: &JobConfig) -> Result<Value, Vec<SpecError>> {
     if !cfg.gcs_output_directory.starts_with("gs://") {
-        return Err(vec![err(
-            "gcs_output_directory",
-            format!("{:?} must be a gs:// URI", cfg.gcs_output_directory),
-        )]);
+        return Err(vec![err("gcs_output_directory", format!("{:?} must be a gs:// URI", cfg.gcs_output_directory))]);
     }
     let values = parameter_values(p, &cfg.parameter_values)?;
     let mut body = json!({
@@ -119,19 +110,11 @@ pub fn submit_request(
     now: &str,
 ) -> Result<SubmitRequest, String> {
     let bad = |what: &str, v: &str| format!("invalid {what} {v:?}");
-    if target.project.is_empty()
-        || !target
-            .project
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-')
-    {
+    if target.project.is_empty() || !target.project.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(bad("project", &target.project));
     }
     if target.region.is_empty()
-        || !target
-            .region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || !target.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(bad("region", &target.region));
     }
@@ -157,10 +140,7 @@ pub fn submit_request(
         url,
         headers: vec![
             ("Authorization".into(), format!("Bearer {}", token.trim())),
-            (
-                "Content-Type".into(),
-                "application/json; charset=utf-8".into(),
-            ),
+            ("Content-Type".into(), "application/json; charset=utf-8".into()),
         ],
         body,
     })
@@ -168,9 +148,7 @@ pub fn submit_request(
 
 /// Sends a built request; returns the response body (the created PipelineJob).
 pub async fn send(req: &SubmitRequest) -> anyhow::Result<Value> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
     let mut r = client.post(&req.url);
     for (k, v) in &req.headers {
         r = r.header(k, v);

@@ -47,20 +47,11 @@ struct Args {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let start = Timestamp::parse(args.start.as_bytes())
-        .map_err(|e| anyhow::anyhow!("--start {:?}: {e}", args.start))?;
-    anyhow::ensure!(
-        args.machines > 0 && args.hours > 0,
-        "--machines and --hours must be positive"
-    );
-    anyhow::ensure!(
-        args.noise.is_finite() && args.noise >= 0.0,
-        "--noise must be a finite number >= 0"
-    );
-    anyhow::ensure!(
-        args.signal.is_finite() && args.signal >= 0.0,
-        "--signal must be a finite number >= 0"
-    );
+    let start =
+        Timestamp::parse(args.start.as_bytes()).map_err(|e| anyhow::anyhow!("--start {:?}: {e}", args.start))?;
+    anyhow::ensure!(args.machines > 0 && args.hours > 0, "--machines and --hours must be positive");
+    anyhow::ensure!(args.noise.is_finite() && args.noise >= 0.0, "--noise must be a finite number >= 0");
+    anyhow::ensure!(args.signal.is_finite() && args.signal >= 0.0, "--signal must be a finite number >= 0");
     let us = match args.datetime_format.as_str() {
         "iso" => false,
         "us" => true,
@@ -77,10 +68,7 @@ async fn run(args: Args) -> Result<()> {
     let store = Store::open(&args.output_uri)?;
     let pb = progress("datagen");
     let t0 = Instant::now();
-    pb.set_message(format!(
-        "simulating {} machines x {} hours",
-        args.machines, args.hours
-    ));
+    pb.set_message(format!("simulating {} machines x {} hours", args.machines, args.hours));
     let ds = tokio::task::spawn_blocking(move || generate(&cfg)).await?;
     let gen_secs = t0.elapsed().as_secs_f64();
     pb.set_message("formatting CSV");
@@ -109,12 +97,7 @@ async fn run(args: Args) -> Result<()> {
     }
     let write_secs = t2.elapsed().as_secs_f64();
     pb.finish_and_clear();
-    tracing::info!(
-        machines = args.machines,
-        hours = args.hours,
-        seed = args.seed,
-        "Generated the data set."
-    );
+    tracing::info!(machines = args.machines, hours = args.hours, seed = args.seed, "Generated the data set.");
     println!(
         "datagen: {} telemetry rows, {} errors, {} maintenance records, {} failures, {} machines ({:.1} MB) in {:.2} s (simulate {:.2} s, format {:.2} s, write {:.2} s) -> {}",
         thousands(ds.telemetry.len() as u64),

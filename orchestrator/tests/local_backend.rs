@@ -1,0 +1,331 @@
+//! The local backend under faults: retries, timeouts, a step killed mid-write, the orchestrator
+//! killed mid-run, caching, conditions and parallelism. Steps are `pm-fault` processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pm_core::store::Store;
+use pm_orchestrator::graph::load;
+use pm_orchestrator::local::{LocalOptions, RunRecord, StepStatus, run};
+use serde_json::Value;
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_pm-fault")).parent().unwrap().to_path_buf()
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: Store,
+    scratch: PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Store::open(dir.path().join("root").to_str().unwrap()).unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    Env { _dir: dir, root, scratch }
+}
+
+fn opts(e: &Env, params: &[(&str, Value)]) -> LocalOptions {
+    LocalOptions {
+        root: e.root.clone(),
+        bin_dir: bin_dir(),
+        parallelism: 2,
+        params: params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        resume: None,
+        use_cache: true,
+        work_dir: e.scratch.join("work"),
+        kill_grace_secs: 1,
+        env: BTreeMap::new(),
+        show_progress: false,
+    }
+}
+
+async fn go(yaml: &str, o: LocalOptions) -> RunRecord {
+    let p = load(yaml).unwrap_or_else(|e| panic!("{e:?}"));
+    run(p, o, yaml).await.unwrap()
+}
+
+const HEADER: &str = r#"
+name: faults
+parameters:
+  counter: {type: string, default: ""}
+  gate: {type: string, default: ""}
+  payload: {type: string, default: payload}
+components:
+  write:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs:
+      counter: {type: string}
+      fail_times: {type: int, default: 0}
+      payload: {type: string, default: payload}
+    outputs:
+      out: {type: Dataset}
+    args: [--counter, "{{inputs.counter}}", --fail-times, "{{inputs.fail_times}}", --artifact-uri, "{{outputs.out.uri}}", --payload, "{{inputs.payload}}"]
+  read:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs:
+      data: {type: Dataset}
+    outputs:
+      ok: {type: bool}
+    args: [--input-uri, "{{inputs.data.uri}}", --value-file, "{{outputs.ok.file}}", --value, "true"]
+"#;
+
+fn counter(e: &Env, name: &str) -> Value {
+    Value::String(e.scratch.join(name).display().to_string())
+}
+
+#[tokio::test]
+async fn a_step_that_fails_twice_then_succeeds_is_retried() {
+    let e = env();
+    let yaml = format!(
+        "{HEADER}steps:\n  a:\n    component: write\n    retries: {{max: 3, backoff_seconds: 0.05}}\n    with: {{counter: \"{{{{params.counter}}}}\", fail_times: 2}}\n  b:\n    component: read\n    with: {{data: \"{{{{steps.a.outputs.out}}}}\"}}\n"
+    );
+    let r = go(&yaml, opts(&e, &[("counter", counter(&e, "c1"))])).await;
+    assert_eq!(r.status, "succeeded");
+    assert_eq!(r.steps["a"].status, StepStatus::Succeeded);
+    assert_eq!(r.steps["a"].attempts, 3);
+    assert_eq!(r.steps["a"].logs.len(), 3, "one log per attempt");
+    assert_eq!(r.steps["b"].outputs["ok"].value, Some(Value::Bool(true)));
+    // The lineage: b's input is a's output, by URI and content hash.
+    assert_eq!(r.steps["b"].inputs["data"].uri, r.steps["a"].outputs["out"].uri);
+    assert!(r.steps["a"].outputs["out"].content_hash.is_some());
+    let log = e.root.get(&format!("runs/{}/logs/a.attempt-1.log", r.run_id)).await.unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("failing on purpose"));
+
+    // Too few retries: the step fails and what needs it does not run.
+    let yaml = yaml.replace("max: 3", "max: 1");
+    let r = go(&yaml, opts(&e, &[("counter", counter(&e, "c2"))])).await;
+    assert_eq!(r.status, "failed");
+    assert_eq!(r.steps["a"].status, StepStatus::Failed);
+    assert_eq!(r.steps["a"].attempts, 2);
+    assert!(r.steps["a"].message.as_deref().unwrap().contains("failed after 2 attempt(s): exit code 1"));
+    assert_eq!(r.steps["b"].status, StepStatus::NotRun);
+}
+
+#[tokio::test]
+async fn a_hanging_step_is_killed_with_its_process_group() {
+    let e = env();
+    let yaml = r#"
+name: hang
+components:
+  sleeper:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    args: [--sleep-secs, "29.357", --spawn-child]
+steps:
+  s: {component: sleeper, timeout_seconds: 1}
+"#;
+    let t = Instant::now();
+    let r = go(yaml, opts(&e, &[])).await;
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(r.steps["s"].status, StepStatus::Failed);
+    assert!(r.steps["s"].message.as_deref().unwrap().contains("timed out after 1 s"), "{:?}", r.steps["s"].message);
+    // The grandchild `sleep` was in the step's process group: it is gone too.
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = std::process::Command::new("pgrep").args(["-f", "sleep 29.357"]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "left behind: {}", String::from_utf8_lossy(&ps.stdout));
+}
+
+#[tokio::test]
+async fn a_step_killed_mid_write_leaves_no_visible_artifact_and_a_rerun_completes() {
+    let e = env();
+    let component = r#"
+name: midwrite
+parameters:
+  counter: {type: string}
+components:
+  w:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {counter: {type: string}}
+    outputs: {out: {type: Dataset}}
+    args: [--counter, "{{inputs.counter}}", --artifact-uri, "{{outputs.out.uri}}", --files, "4", --die-after, "2"]
+steps:
+  w: {component: w, with: {counter: "{{params.counter}}"}, retries: {max: 0}}
+"#;
+    let c = counter(&e, "mid");
+    let r = go(component, opts(&e, &[("counter", c.clone())])).await;
+    assert_eq!(r.steps["w"].status, StepStatus::Failed);
+    assert_eq!(r.steps["w"].exit_code, Some(128 + 9), "SIGKILL");
+    // Two files made it, the manifest did not: readers do not see an artifact.
+    let out = e.root.join(&format!("runs/{}/w/out", r.run_id));
+    assert_eq!(out.list("").await.unwrap(), vec!["part-0.txt", "part-1.txt"]);
+    assert!(out.read_manifest().await.is_err());
+    // A rerun (the counter says: second invocation, no dying) completes.
+    let r2 = go(component, opts(&e, &[("counter", c)])).await;
+    assert_eq!(r2.steps["w"].status, StepStatus::Succeeded);
+    let out = Store::open(r2.steps["w"].outputs["out"].uri.as_deref().unwrap()).unwrap();
+    assert_eq!(out.read_manifest().await.unwrap().files.len(), 4);
+}
+
+#[tokio::test]
+async fn unchanged_steps_come_from_the_cache_and_a_changed_input_reruns_downstream() {
+    let e = env();
+    let yaml = format!(
+        "{HEADER}steps:\n  a:\n    component: write\n    with: {{counter: \"{{{{params.counter}}}}\", payload: \"{{{{params.payload}}}}\"}}\n  b:\n    component: read\n    with: {{data: \"{{{{steps.a.outputs.out}}}}\"}}\n"
+    );
+    let c = counter(&e, "cache");
+    let r1 = go(&yaml, opts(&e, &[("counter", c.clone())])).await;
+    let r2 = go(&yaml, opts(&e, &[("counter", c.clone())])).await;
+    assert_eq!((r2.steps["a"].status, r2.steps["b"].status), (StepStatus::Cached, StepStatus::Cached));
+    assert_eq!(r2.steps["a"].outputs, r1.steps["a"].outputs, "cached outputs are the recorded ones");
+    assert_eq!(std::fs::read_to_string(c.as_str().unwrap()).unwrap(), "1", "the step ran once");
+    // --no-cache runs everything again.
+    let mut o = opts(&e, &[("counter", c.clone())]);
+    o.use_cache = false;
+    assert_eq!(go(&yaml, o).await.steps["a"].status, StepStatus::Succeeded);
+    // A different payload changes a's artifact, so b (whose input hash changed) runs too.
+    let r4 = go(&yaml, opts(&e, &[("counter", c.clone()), ("payload", Value::from("other"))])).await;
+    assert_eq!((r4.steps["a"].status, r4.steps["b"].status), (StepStatus::Succeeded, StepStatus::Succeeded));
+    // A cached output that was deleted is not trusted: the step runs again.
+    let uri = r4.steps["a"].outputs["out"].uri.clone().unwrap();
+    Store::open(&uri).unwrap().delete("_manifest.json").await.unwrap();
+    let r5 = go(&yaml, opts(&e, &[("counter", c), ("payload", Value::from("other"))])).await;
+    assert_eq!(r5.steps["a"].status, StepStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn conditions_skip_steps_and_their_dependents() {
+    let e = env();
+    let yaml = r#"
+name: gated
+parameters:
+  verdict: {type: string, default: "false"}
+components:
+  judge:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {verdict: {type: string}}
+    outputs: {blessed: {type: bool}}
+    args: [--value-file, "{{outputs.blessed.file}}", --value, "{{inputs.verdict}}"]
+  act:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    outputs: {done: {type: string}}
+    args: [--value-file, "{{outputs.done.file}}", --value, "acted"]
+steps:
+  judge: {component: judge, with: {verdict: "{{params.verdict}}"}}
+  deploy: {component: act, when: "{{steps.judge.outputs.blessed}} == true", after: [judge]}
+  notify: {component: act, after: [deploy]}
+"#;
+    let r = go(yaml, opts(&e, &[])).await;
+    assert_eq!(r.status, "succeeded");
+    assert_eq!(r.steps["judge"].outputs["blessed"].value, Some(Value::Bool(false)));
+    assert_eq!(r.steps["deploy"].status, StepStatus::Skipped);
+    assert_eq!(r.steps["notify"].status, StepStatus::Skipped);
+    let r = go(yaml, opts(&e, &[("verdict", Value::from("true"))])).await;
+    assert_eq!(r.steps["deploy"].status, StepStatus::Succeeded);
+    assert_eq!(r.steps["notify"].outputs["done"].value, Some(Value::from("acted")));
+}
+
+#[tokio::test]
+async fn independent_steps_run_in_parallel_up_to_the_bound() {
+    let e = env();
+    let yaml = r#"
+name: wide
+components:
+  nap:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    args: [--sleep-secs, "0.6"]
+steps:
+  a: {component: nap, cache: false}
+  b: {component: nap, cache: false}
+"#;
+    let overlap = |r: &RunRecord| {
+        let (a, b) = (&r.steps["a"], &r.steps["b"]);
+        a.start_ms < b.end_ms && b.start_ms < a.end_ms
+    };
+    assert!(overlap(&go(yaml, opts(&e, &[])).await), "parallelism 2: the naps overlap");
+    let mut one = opts(&e, &[]);
+    one.parallelism = 1;
+    assert!(!overlap(&go(yaml, one).await), "parallelism 1: one after the other");
+}
+
+/// The orchestrator itself is SIGKILLed mid-run; `--resume` keeps the finished step and finishes.
+#[tokio::test]
+async fn the_orchestrator_killed_mid_run_resumes() {
+    let e = env();
+    let gate = e.scratch.join("gate");
+    let yaml = r#"
+name: resumable
+parameters:
+  gate: {type: string}
+components:
+  first:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    outputs: {out: {type: Dataset}}
+    args: [--artifact-uri, "{{outputs.out.uri}}"]
+  second:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {data: {type: Dataset}, gate: {type: string}}
+    outputs: {ok: {type: bool}}
+    args: [--input-uri, "{{inputs.data.uri}}", --wait-for, "{{inputs.gate}}", --value-file, "{{outputs.ok.file}}", --value, "true"]
+steps:
+  first: {component: first}
+  second: {component: second, with: {data: "{{steps.first.outputs.out}}", gate: "{{params.gate}}"}}
+"#;
+    let file = e.scratch.join("resumable.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let orch = env!("CARGO_BIN_EXE_pm-orchestrator");
+    let root_url = e.root.url().to_string();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "run".to_string(),
+            file.display().to_string(),
+            "--root".into(),
+            root_url.clone(),
+            "--bin-dir".into(),
+            bin_dir().display().to_string(),
+        ];
+        a.extend(["--param".into(), format!("gate={}", gate.display())]);
+        a.extend(["--work-dir".into(), e.scratch.join("w").display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut child = std::process::Command::new(orch)
+        .args(args(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first step is recorded as done, then SIGKILL the orchestrator.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "the first step never finished");
+        if let Ok(runs) = pm_orchestrator::local::list_runs(&e.root).await
+            && let Some(r) = runs.first()
+            && r.steps["first"].status == StepStatus::Succeeded
+        {
+            break r.run_id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    // The orphaned second step is still waiting for the gate; stop it, open the gate, resume.
+    let _ = std::process::Command::new("pkill").args(["-f", &format!("--wait-for {}", gate.display())]).status();
+    std::fs::write(&gate, "open").unwrap();
+    let out = std::process::Command::new(orch).args(args(&["--resume", &run_id])).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = pm_orchestrator::local::load_run(&e.root, &run_id).await.unwrap();
+    assert_eq!(r.status, "succeeded");
+    assert_eq!(r.steps["first"].attempts, 1, "the finished step was not run again");
+    assert_eq!(r.steps["second"].status, StepStatus::Succeeded);
+    // A new run (not a resume) also reuses the first step, from the cache.
+    let out = std::process::Command::new(orch).args(args(&[])).output().unwrap();
+    assert!(out.status.success());
+    let runs = pm_orchestrator::local::list_runs(&e.root).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    let new = runs.iter().find(|r| r.run_id != run_id).unwrap();
+    assert_eq!(new.steps["first"].status, StepStatus::Cached);
+}
