@@ -5,7 +5,7 @@
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
 
-.PHONY: help build test test-real-data lint fmt vertex-simulate compile-specs datagen bench-features bench-train clean
+.PHONY: help build test test-real-data lint fmt vertex-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -16,15 +16,20 @@ build: ## Build every binary (dev profile: our crates optimised, heavy dependenc
 test: ## Run all tests (starts a local S3 server; installs what the tests need)
 	scripts/test.sh
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ## cargo fmt --check, clippy -D warnings, and the architecture rule (pm-serve does not link polars)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@if $(CARGO) tree --locked -p pm-serve -e normal --prefix none | grep -q '^polars'; then \
+	  echo "architecture: pm-serve must not depend on polars"; exit 1; fi
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
 vertex-simulate: build ## The main job: generate the default data into ./local-bucket, run pipelines/training.yaml locally (each step a process), write the KFP/Vertex specs next to the run
 	local-sim/vertex-simulate.sh "$(BUCKET)"
+
+serve: build ## Serve the model promoted by `make vertex-simulate` on :8080 (state primed from ./local-bucket/raw)
+	./target/debug/pm-serve --registry-uri "$(BUCKET)/registry" --prime-from "$(BUCKET)/raw"
 
 compile-specs: build ## Compile every pipeline in pipelines/ to Kubeflow v2 and Vertex AI specs (pipelines/compiled/)
 	@for f in pipelines/*.yaml; do n=$$(basename $$f .yaml); \
@@ -36,6 +41,9 @@ datagen: build ## Generate the default data set into ./local-bucket/raw and comp
 
 bench-train: ## Benchmark training against scikit-learn RandomForest and LightGBM (same features, same split)
 	scripts/bench-train.sh
+
+bench-serve: ## Benchmark pm-serve (release) with wrk against a bare axum handler, alternately: /predict stateful and window, /predict/batch, c=1 and c=32
+	scripts/bench-serve.sh
 
 bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code
 	scripts/bench-features.sh

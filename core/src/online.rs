@@ -20,7 +20,7 @@ pub enum OnlineError {
     Arity { expected: usize, got: usize, names: String },
     #[error("sensor '{sensor}': value {value} is not finite")]
     NonFinite { sensor: String, value: f64 },
-    #[error("a reading for machine {machine} at {time} already exists")]
+    #[error("a reading for machine {machine} at {time} already exists with different values")]
     Duplicate { machine: u32, time: String },
     #[error(
         "reading at {time} is older than the buffer of machine {machine} (which starts after {oldest}); send readings in time order"
@@ -42,11 +42,20 @@ pub struct MachineState {
     maint_time: Vec<i64>,
     maint_kind: Vec<u16>,
     machine: Option<(u16, f64)>,
+    /// Keep at least this many hours of readings and errors, whatever the spec needs (a server
+    /// keeps more than its current model's windows, so that a model swapped in with longer
+    /// windows still sees the history it needs).
+    retention_hours: u32,
 }
 
 impl MachineState {
     pub fn new(spec: &FeatureSpec) -> Self {
         MachineState { sensors: vec![Vec::new(); spec.contract.sensors.len()], ..Default::default() }
+    }
+
+    /// A buffer that keeps at least `hours` of history.
+    pub fn with_retention(spec: &FeatureSpec, hours: u32) -> Self {
+        MachineState { retention_hours: hours, ..Self::new(spec) }
     }
 
     /// Sets the machine's model (contract index) and age in years.
@@ -80,13 +89,15 @@ impl MachineState {
     }
 
     /// Adds a reading. Readings may arrive late as long as they still fall inside the buffer.
+    /// Sending the same reading again is a no-op (returns `Ok(false)`), so that a client can
+    /// retry; a different reading at the same time is refused.
     pub fn push_reading(
         &mut self,
         spec: &FeatureSpec,
         machine_id: u32,
         time: i64,
         values: &[f64],
-    ) -> Result<(), OnlineError> {
+    ) -> Result<bool, OnlineError> {
         let names = &spec.contract.sensors;
         if values.len() != names.len() {
             return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
@@ -96,11 +107,16 @@ impl MachineState {
         }
         let pos = self.time.partition_point(|&x| x < time);
         if self.time.get(pos) == Some(&time) {
+            if self.sensors.iter().zip(values).all(|(col, v)| col[pos].to_bits() == v.to_bits()) {
+                return Ok(false);
+            }
             return Err(OnlineError::Duplicate { machine: machine_id, time: Timestamp(time).to_string() });
         }
         if pos == 0
             && let Some(&oldest) = self.time.first()
-            && self.latest().is_some_and(|l| time <= l - i64::from(spec.telemetry_history_hours()) * HOUR)
+            && self
+                .latest()
+                .is_some_and(|l| time <= l - i64::from(spec.telemetry_history_hours().max(self.retention_hours)) * HOUR)
         {
             return Err(OnlineError::TooOld {
                 machine: machine_id,
@@ -113,37 +129,45 @@ impl MachineState {
             col.insert(pos, v);
         }
         self.prune(spec);
-        Ok(())
+        Ok(true)
     }
 
-    /// Adds an error event (`kind` indexes the contract's error types).
-    pub fn push_error(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<(), OnlineError> {
+    /// Adds an error event (`kind` indexes the contract's error types). An event already present
+    /// (same time and type) is not counted twice: returns `Ok(false)` (the batch reader refuses
+    /// such duplicates too).
+    pub fn push_error(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<bool, OnlineError> {
         if usize::from(kind) >= spec.contract.error_types.len() {
             return Err(OnlineError::UnknownLabel { what: "error type", index: kind });
         }
-        let pos = self.error_time.partition_point(|&x| x <= time);
-        self.error_time.insert(pos, time);
-        self.error_kind.insert(pos, kind);
+        let inserted = insert_event(&mut self.error_time, &mut self.error_kind, time, kind);
         self.prune(spec);
-        Ok(())
+        Ok(inserted)
     }
 
-    /// Adds a maintenance (component replacement) event.
-    pub fn push_maint(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<(), OnlineError> {
+    /// Adds a maintenance (component replacement) event; a repeated event returns `Ok(false)`.
+    pub fn push_maint(&mut self, spec: &FeatureSpec, time: i64, kind: u16) -> Result<bool, OnlineError> {
         if usize::from(kind) >= spec.contract.components.len() {
             return Err(OnlineError::UnknownLabel { what: "component", index: kind });
         }
-        let pos = self.maint_time.partition_point(|&x| x <= time);
-        self.maint_time.insert(pos, time);
-        self.maint_kind.insert(pos, kind);
+        let inserted = insert_event(&mut self.maint_time, &mut self.maint_kind, time, kind);
         self.prune(spec);
-        Ok(())
+        Ok(inserted)
+    }
+
+    /// Oldest buffered reading time.
+    pub fn oldest(&self) -> Option<i64> {
+        self.time.first().copied()
+    }
+
+    /// Hours of history the buffer keeps at least.
+    pub fn retention_hours(&self) -> u32 {
+        self.retention_hours
     }
 
     /// Drops what no future feature row can use.
     fn prune(&mut self, spec: &FeatureSpec) {
         let Some(latest) = self.latest() else { return };
-        let keep_after = latest - i64::from(spec.telemetry_history_hours()) * HOUR;
+        let keep_after = latest - i64::from(spec.telemetry_history_hours().max(self.retention_hours)) * HOUR;
         let cut = self.time.partition_point(|&x| x <= keep_after);
         if cut > 0 {
             self.time.drain(..cut);
@@ -151,7 +175,7 @@ impl MachineState {
                 col.drain(..cut);
             }
         }
-        let keep_err = latest - i64::from(spec.error_history_hours()) * HOUR;
+        let keep_err = latest - i64::from(spec.error_history_hours().max(self.retention_hours)) * HOUR;
         let cut = self.error_time.partition_point(|&x| x <= keep_err);
         if cut > 0 {
             self.error_time.drain(..cut);
@@ -199,6 +223,18 @@ impl MachineState {
         compute_row(spec, &h, last, out);
         Ok(self.time[last])
     }
+}
+
+/// Inserts `(time, kind)` into time-sorted parallel vectors unless it is already there.
+fn insert_event(times: &mut Vec<i64>, kinds: &mut Vec<u16>, time: i64, kind: u16) -> bool {
+    let lo = times.partition_point(|&x| x < time);
+    let hi = times.partition_point(|&x| x <= time);
+    if kinds[lo..hi].contains(&kind) {
+        return false;
+    }
+    times.insert(hi, time);
+    kinds.insert(hi, kind);
+    true
 }
 
 /// Buffered state of a fleet.

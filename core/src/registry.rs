@@ -189,9 +189,18 @@ impl Registry {
 
     /// Reads and replays the log.
     pub async fn state(&self) -> Result<RegistryState> {
-        let names = self.store.list("log").await?;
         let mut state = RegistryState::default();
-        for name in names.iter().filter(|n| n.ends_with(".json")) {
+        self.refresh(&mut state).await?;
+        Ok(state)
+    }
+
+    /// Brings `state` up to date by reading only the events appended since it was read (what a
+    /// server watching the registry does on every poll). Returns whether anything was applied.
+    pub async fn refresh(&self, state: &mut RegistryState) -> Result<bool> {
+        let names = self.store.list("log").await?;
+        let after = log_name(state.seq);
+        let mut changed = false;
+        for name in names.iter().filter(|n| n.ends_with(".json") && n.as_str() > after.as_str()) {
             let bytes = self.store.get(name).await?;
             let ev: Event = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Corrupt {
                 registry: self.name.clone(),
@@ -199,8 +208,9 @@ impl Registry {
                 reason: e.to_string(),
             })?;
             state.apply(&self.name, ev)?;
+            changed = true;
         }
-        Ok(state)
+        Ok(changed)
     }
 
     /// Appends the event `make` builds from the current state (`None`: nothing to append);

@@ -196,6 +196,8 @@ fn history() -> impl Strategy<Value = History> {
                 (0..4).map(|s| times.iter().map(|_| 100.0 * (s + 1) as f64 + 30.0 * rng.normal()).collect()).collect();
             let mut errors: Vec<(i64, u16)> = errors.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
             errors.sort();
+            // The reader refuses repeated events (same machine, time and type): so does the buffer.
+            errors.dedup();
             let mut maint: Vec<(i64, u16)> = maint.into_iter().map(|(h, k)| (T0 + h * HOUR, k)).collect();
             maint.sort();
             maint.dedup();
@@ -286,10 +288,16 @@ fn online_refuses_bad_updates_and_keeps_its_state() {
     let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
     let mut s = MachineState::new(&spec);
     s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!(s.push_error(&spec, T0 + 99 * HOUR, 2).unwrap());
+    assert!(!s.push_error(&spec, T0 + 99 * HOUR, 2).unwrap(), "a repeated error event is not counted twice");
+    assert!(s.push_maint(&spec, T0 + 98 * HOUR, 1).unwrap());
+    assert!(!s.push_maint(&spec, T0 + 98 * HOUR, 1).unwrap());
     let before = s.clone();
+    // The same reading again is an idempotent no-op; a different one at that time is refused.
+    assert!(!s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0]).unwrap());
     assert_eq!(
-        s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.0, 2.0, 3.0, 4.0]).unwrap_err().to_string(),
-        "a reading for machine 7 at 2015-01-05 10:00:00 already exists"
+        s.push_reading(&spec, 7, T0 + 100 * HOUR, &[1.5, 2.0, 3.0, 4.0]).unwrap_err().to_string(),
+        "a reading for machine 7 at 2015-01-05 10:00:00 already exists with different values"
     );
     assert_eq!(
         s.push_reading(&spec, 7, T0, &[1.0, 2.0, 3.0, 4.0]).unwrap_err().to_string(),

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make bench-serve`: wrk against pm-serve (release build) and, alternately in the same run, a bare
+# axum handler returning a constant (pm-bare) — the reference on this machine, since wrk and the
+# server share the cores and absolute tail latency swings between runs.
+#
+# Scenarios on POST /predict: stateful (score a machine's buffered state), window (the request
+# carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
+# Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SECS="${PM_BENCH_SECS:-15}"
+BUCKET="${PM_BENCH_BUCKET:-$ROOT/.cache/bench-serve}"
+SERVE_PORT=18180
+BARE_PORT=18181
+
+if ! command -v wrk >/dev/null; then
+  echo "bench-serve: installing wrk (Debian package)" >&2
+  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends wrk >&2; else sudo apt-get install -y -q --no-install-recommends wrk >&2; fi
+fi
+
+# A model in a registry and the data it was trained on: the training pipeline, once.
+cargo build --workspace --locked -q
+if ! ls "$BUCKET"/registry/pm-failure/log/*.json >/dev/null 2>&1; then
+  echo "bench-serve: training a model into $BUCKET (the default pipeline)" >&2
+  local-sim/vertex-simulate.sh "$BUCKET" >/dev/null
+fi
+cargo build --release --locked -q -p pm-serve --bins
+
+WORK="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+target/release/pm-bare "$BARE_PORT" &
+pids+=($!)
+RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
+  --host 127.0.0.1 --port "$SERVE_PORT" &
+pids+=($!)
+for _ in $(seq 1 200); do
+  if curl -sf "localhost:$SERVE_PORT/ready" >/dev/null && curl -sf "localhost:$BARE_PORT/health" >/dev/null; then break; fi
+  sleep 0.1
+done
+curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "bench-serve: pm-serve did not become ready" >&2; exit 1; }
+
+# Request bodies: a window request (machine 1's last 48 h from the raw CSV) and a 100-item batch.
+python3 - "$BUCKET/raw/PdM_telemetry.csv" "$WORK" <<'PY'
+import csv, json, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["machineID"] == "1"][-48:]
+hist = [{"datetime": r["datetime"], **{k: float(r[k]) for k in ("volt", "rotate", "pressure", "vibration")}} for r in rows]
+json.dump({"machineID": 1, "history": {"readings": hist}}, open(f"{sys.argv[2]}/window.json", "w"))
+json.dump({"predictions": [{"machineID": m} for m in range(1, 101)]}, open(f"{sys.argv[2]}/batch.json", "w"))
+PY
+cat > "$WORK/stateful.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/predict", nil, '{"machineID":' .. (n % 100 + 1) .. '}')
+end
+LUA
+for name in window batch; do
+  path=/predict; [[ $name == batch ]] && path=/predict/batch
+  body=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/$name.json")
+  cat > "$WORK/$name.lua" <<LUA
+wrk.method = "POST"
+wrk.path = "$path"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = $body
+LUA
+done
+cat > "$WORK/bare.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"machineID":1}'
+LUA
+
+run() { # name port script conns
+  local threads=2; [[ $4 == 1 ]] && threads=1
+  wrk -t"$threads" -c"$4" -d"${SECS}s" --latency -s "$WORK/$3.lua" "http://127.0.0.1:$2/predict" > "$WORK/$1-c$4.txt"
+}
+for c in 1 32; do
+  echo "bench-serve: c=$c ..." >&2
+  run bare1 "$BARE_PORT" bare "$c"
+  run stateful "$SERVE_PORT" stateful "$c"
+  run window "$SERVE_PORT" window "$c"
+  run batch "$SERVE_PORT" batch "$c"
+  run bare2 "$BARE_PORT" bare "$c"
+done
+python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

@@ -1,0 +1,57 @@
+"""Reads the wrk outputs of scripts/bench-serve.sh and prints the table and the target checks."""
+import re
+import sys
+from pathlib import Path
+
+work = Path(sys.argv[1])
+UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse(name):
+    text = (work / f"{name}.txt").read_text()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        lat[pct] = float(m.group(1)) * UNIT[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errs = re.search(r"Socket errors:.*", text)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(bad.group(1)) if bad else 0,
+            "socket": errs.group(0) if errs else ""}
+
+
+print("bench-serve: wrk on the same 2 cores as the server; bare = axum handler returning a constant,")
+print("measured before and after the pm-serve runs at each concurrency (the reference is their mean)")
+print()
+print("| scenario | c | req/s | p50 ms | p99 ms | non-2xx |")
+print("|---|---|---|---|---|---|")
+results = {}
+for c in (1, 32):
+    for name in ("bare1", "stateful", "window", "batch", "bare2"):
+        r = parse(f"{name}-c{c}")
+        results[(name, c)] = r
+        label = {"bare1": "bare handler (before)", "bare2": "bare handler (after)", "stateful": "/predict stateful",
+                 "window": "/predict window (48 h history)", "batch": "/predict/batch (100 machines)"}[name]
+        print(f"| {label} | {c} | {r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['non2xx']} |")
+
+def bare(c, key):
+    return (results[("bare1", c)][key] + results[("bare2", c)][key]) / 2
+
+ok = lambda b: "met" if b else "NOT met"
+print()
+print("| check | value | target | |")
+print("|---|---|---|---|")
+for scen in ("stateful", "window"):
+    r = results[(scen, 32)]
+    ratio = r["rps"] / bare(32, "rps")
+    print(f"| /predict {scen}: req/s / bare, c=32 | {ratio:.2f} ({r['rps']:,.0f} vs {bare(32, 'rps'):,.0f}) | >= 0.6 | {ok(ratio >= 0.6)} |")
+    tail = r["p99"] / bare(32, "p99")
+    print(f"| /predict {scen}: p99 / bare p99, c=32 | {tail:.2f} ({r['p99']:.2f} vs {bare(32, 'p99'):.2f} ms) | <= 1.5 | {ok(tail <= 1.5)} |")
+    r1 = results[(scen, 1)]
+    print(f"| /predict {scen}: p99 at c=1 | {r1['p99']:.3f} ms | <= 1 ms | {ok(r1['p99'] <= 1.0)} |")
+b = results[("batch", 32)]
+print(f"| /predict/batch: predictions/s at c=32 | {100 * b['rps']:,.0f} | (100 per request) | |")
+print(f"| the Python service (measured here) | 36 req/s, p99 958 ms at c=32 | | |")
+print(f"| /predict stateful vs the Python service, c=32 | {results[('stateful', 32)]['rps'] / 36:,.0f}x req/s | | |")
+failed = sum(r["non2xx"] for r in results.values())
+print(f"| non-2xx responses, all runs | {failed} | 0 | {ok(failed == 0)} |")

@@ -1,0 +1,30 @@
+//! The benchmark's reference: an axum server whose handler returns a constant (no parsing, no
+//! model). `make bench-serve` measures pm-serve against it, alternately, in the same run.
+
+use axum::Router;
+use axum::routing::{get, post};
+
+const ANSWER: &str = r#"{"machineID":1,"failure_probability":0.01}"#;
+
+fn main() -> std::process::ExitCode {
+    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8081);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pm-bare: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let res: std::io::Result<()> = rt.block_on(async move {
+        let app = Router::new().route("/predict", post(|| async { ANSWER })).route("/health", get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        axum::serve(listener, app).await
+    });
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pm-bare: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The fleet's buffered telemetry: one [`MachineState`] per machine, in shards behind short
+//! mutexes (a lock is held only to update a buffer or to compute one feature row from it, a few
+//! microseconds), so that requests for different machines do not contend.
+//!
+//! The state holds raw history, not features: a model swapped in later computes its own
+//! features from it. Each buffer keeps at least `retention_hours` (and at least what the
+//! current model's windows need).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use pm_core::features::FeatureSpec;
+use pm_core::online::{MachineState, OnlineError};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::input::{TelemetryBatch, at};
+
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
+pub struct Fleet {
+    shards: Vec<Mutex<HashMap<u32, MachineState>>>,
+    retention_hours: u32,
+    max_machines: usize,
+    machines: AtomicUsize,
+}
+
+/// What `/telemetry` did with each kind of item.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Applied {
+    /// Items stored.
+    pub accepted: Counts,
+    /// Items already present (a retried delivery): nothing changed.
+    pub duplicates: Counts,
+    /// Items refused, each with its position in the request and the reason.
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Counts {
+    pub readings: u64,
+    pub errors: u64,
+    pub maint: u64,
+    pub machines: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rejected {
+    pub item: String,
+    pub machine: u32,
+    pub message: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a buffer half-updated in a way that matters
+    // more than refusing to serve: keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Fleet {
+    pub fn new(retention_hours: u32, max_machines: usize) -> Self {
+        Fleet {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            retention_hours,
+            max_machines,
+            machines: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, machine: u32) -> &Mutex<HashMap<u32, MachineState>> {
+        // Machine ids are small consecutive integers: mix them so that shards fill evenly.
+        let h = (u64::from(machine).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
+        &self.shards[h % SHARDS]
+    }
+
+    /// Number of machines with a buffer.
+    pub fn len(&self) -> usize {
+        self.machines.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every buffer (a model with another data contract was loaded).
+    pub fn clear(&self) {
+        for s in &self.shards {
+            lock(s).clear();
+        }
+        self.machines.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on the machine's buffer, creating it if `create` (within the fleet limit).
+    fn with_machine<T>(
+        &self,
+        spec: &FeatureSpec,
+        machine: u32,
+        create: bool,
+        f: impl FnOnce(&mut MachineState) -> T,
+    ) -> Result<Option<T>, ApiError> {
+        let mut shard = lock(self.shard(machine));
+        if let Some(state) = shard.get_mut(&machine) {
+            return Ok(Some(f(state)));
+        }
+        if !create {
+            return Ok(None);
+        }
+        if self.machines.load(Ordering::Relaxed) >= self.max_machines {
+            return Err(ApiError::invalid(
+                "",
+                format!(
+                    "the fleet limit of {} machines is reached; machine {machine} cannot be added (--max-machines)",
+                    self.max_machines
+                ),
+            )
+            .with_code("fleet_full"));
+        }
+        self.machines.fetch_add(1, Ordering::Relaxed);
+        let state = shard.entry(machine).or_insert_with(|| MachineState::with_retention(spec, self.retention_hours));
+        Ok(Some(f(state)))
+    }
+
+    /// Applies a validated batch: machine descriptions first, then events, then readings in time
+    /// order per machine (so a batch may list them in any order). Items the buffer refuses (a
+    /// different reading at an existing time, a reading older than the buffer) are reported one
+    /// by one; the rest are applied.
+    pub fn apply(&self, spec: &FeatureSpec, batch: &TelemetryBatch) -> Applied {
+        let mut out = Applied::default();
+        let mut reject = |item: String, machine: u32, message: String| {
+            out.rejected.push(Rejected { item, machine, message });
+        };
+        for (i, m) in batch.machines.iter().enumerate() {
+            let id = m.machine.unwrap_or_default();
+            match self.with_machine(spec, id, true, |s| s.set_machine(spec, m.model, m.age)) {
+                Ok(Some(Ok(()))) => out.accepted.machines += 1,
+                Ok(Some(Err(e))) => reject(at("machines", i), id, e.to_string()),
+                Ok(None) => {}
+                Err(e) => reject(at("machines", i), id, e.message),
+            }
+        }
+        let events = [("maint", &batch.maint), ("errors", &batch.errors)];
+        for (what, list) in events {
+            for (i, ev) in list.iter().enumerate() {
+                let id = ev.machine.unwrap_or_default();
+                let res = self.with_machine(spec, id, true, |s| {
+                    if what == "maint" {
+                        s.push_maint(spec, ev.time, ev.kind)
+                    } else {
+                        s.push_error(spec, ev.time, ev.kind)
+                    }
+                });
+                let (acc, dup) = if what == "maint" {
+                    (&mut out.accepted.maint, &mut out.duplicates.maint)
+                } else {
+                    (&mut out.accepted.errors, &mut out.duplicates.errors)
+                };
+                match res {
+                    Ok(Some(Ok(true))) => *acc += 1,
+                    Ok(Some(Ok(false))) => *dup += 1,
+                    Ok(Some(Err(e))) => {
+                        out.rejected.push(Rejected { item: at(what, i), machine: id, message: e.to_string() })
+                    }
+                    Ok(None) => {}
+                    Err(e) => out.rejected.push(Rejected { item: at(what, i), machine: id, message: e.message }),
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..batch.readings.len()).collect();
+        order.sort_by_key(|&i| (batch.readings[i].machine, batch.readings[i].time));
+        for i in order {
+            let r = &batch.readings[i];
+            let id = r.machine.unwrap_or_default();
+            match self.with_machine(spec, id, true, |s| s.push_reading(spec, id, r.time, &r.values)) {
+                Ok(Some(Ok(true))) => out.accepted.readings += 1,
+                Ok(Some(Ok(false))) => out.duplicates.readings += 1,
+                Ok(Some(Err(e))) => {
+                    out.rejected.push(Rejected { item: at("readings", i), machine: id, message: e.to_string() })
+                }
+                Ok(None) => {}
+                Err(e) => out.rejected.push(Rejected { item: at("readings", i), machine: id, message: e.message }),
+            }
+        }
+        out.rejected.sort_by(|a, b| a.item.cmp(&b.item));
+        out
+    }
+
+    /// Adds one reading (the `/predict` request that carries a reading).
+    pub fn push_reading(&self, spec: &FeatureSpec, machine: u32, time: i64, values: &[f64]) -> Result<(), ApiError> {
+        match self.with_machine(spec, machine, true, |s| s.push_reading(spec, machine, time, values))? {
+            Some(Ok(_)) | None => Ok(()),
+            Some(Err(e)) => Err(online_error(e)),
+        }
+    }
+
+    /// Computes the machine's features at its latest reading into `out`. Returns the reading's
+    /// time, the hours of readings buffered, and the machine's model/age if it was described.
+    /// `None` when the fleet has no buffer for the machine.
+    pub fn features(
+        &self,
+        spec: &FeatureSpec,
+        machine: u32,
+        fallback: Option<(u16, f64)>,
+        out: &mut [f64],
+    ) -> Result<Option<Computed>, ApiError> {
+        self.with_machine(spec, machine, false, |s| {
+            if s.machine().is_none()
+                && let Some((model, age)) = fallback
+            {
+                // Described by the model's fleet table: remember it in the buffer.
+                s.set_machine(spec, model, age).map_err(online_error)?;
+            }
+            let time = s.features_latest(spec, machine, out).map_err(online_error)?;
+            Ok(Computed {
+                time,
+                oldest: s.oldest().unwrap_or(time),
+                readings: s.len(),
+                described: s.machine().is_some(),
+            })
+        })?
+        .transpose()
+    }
+}
+
+/// Facts about a computed feature row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Computed {
+    /// Time of the reading the row is for.
+    pub time: i64,
+    /// Oldest reading in the buffer.
+    pub oldest: i64,
+    pub readings: usize,
+    /// Whether the machine's model and age were known.
+    pub described: bool,
+}
+
+/// Maps a buffer's refusal to a 422 (409 for a conflicting duplicate).
+pub fn online_error(e: OnlineError) -> ApiError {
+    match e {
+        OnlineError::Duplicate { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, "conflict", e.to_string()),
+        OnlineError::TooOld { .. } => ApiError::invalid("", e.to_string()).with_code("too_old"),
+        OnlineError::NoReadings { machine } => ApiError::not_found(
+            "unknown_machine",
+            format!(
+                "machine {machine} has no readings in this server; POST its readings to /telemetry first, or send its recent history with the request"
+            ),
+        ),
+        other => ApiError::invalid("", other.to_string()),
+    }
+}

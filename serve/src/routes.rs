@@ -1,0 +1,444 @@
+//! The HTTP surface: routes, middleware (metrics, body limit, timeout, load shedding) and the
+//! handlers of the native API. Open Inference Protocol routes are in [`crate::oip`], the OpenAPI
+//! document and docs page in [`crate::docs`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{BoxError, Router};
+use serde_json::{Value, json};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+use crate::error::{ApiError, JsonBody};
+use crate::predict::{Item, check_batch, predict_many, predict_one};
+use crate::state::AppState;
+
+/// Checks a route given from outside (Vertex's `AIP_*_ROUTE`): the router would refuse
+/// (panic on) these.
+pub fn check_route(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("route {path:?} must start with '/'"));
+    }
+    if path.contains(['{', '}', '*']) || path.split('/').any(|seg| seg.starts_with(':')) {
+        return Err(format!("route {path:?} may not contain '{{', '}}', '*' or a segment starting with ':'"));
+    }
+    Ok(())
+}
+
+/// The application: every route, with its middleware. Routes that do work (predictions,
+/// telemetry, inference) are limited in concurrency, shed when overloaded (503 + Retry-After)
+/// and timed out; probes, metrics and documents are never shed.
+pub fn app(st: AppState) -> Router {
+    let work_layers = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_error))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(st.cfg.max_inflight.max(1)))
+        .timeout(st.cfg.request_timeout);
+
+    // Routes by path, so that a Vertex route equal to a built-in one replaces it instead of
+    // clashing (e.g. AIP_PREDICT_ROUTE=/predict).
+    let mut work: BTreeMap<String, MethodRouter<AppState>> = BTreeMap::new();
+    let mut light: BTreeMap<String, MethodRouter<AppState>> = BTreeMap::new();
+    work.insert("/predict".into(), post(predict));
+    work.insert("/predict/batch".into(), post(predict_batch));
+    work.insert("/telemetry".into(), post(telemetry));
+    work.insert(format!("/v1/models/{}:predict", st.cfg.model_name), post(predict));
+    crate::oip::routes(&mut work, &mut light);
+    light.insert("/".into(), get(root));
+    light.insert("/health".into(), get(health));
+    light.insert("/ready".into(), get(ready));
+    light.insert("/model/info".into(), get(model_info));
+    light.insert("/metrics".into(), get(metrics));
+    light.insert("/metrics/summary".into(), get(metrics_summary));
+    light.insert("/openapi.json".into(), get(crate::docs::openapi_json));
+    light.insert("/docs".into(), get(crate::docs::docs_page));
+    if let Some(r) = &st.cfg.vertex_predict_route {
+        light.remove(r);
+        work.insert(r.clone(), post(predict));
+    }
+    if let Some(r) = &st.cfg.vertex_health_route {
+        work.remove(r);
+        // Vertex's health check means "ready to predict".
+        light.insert(r.clone(), get(ready));
+    }
+    let work_router = work.into_iter().fold(Router::new(), |r, (p, m)| r.route(&p, m)).layer(work_layers);
+    let light_router = light.into_iter().fold(Router::new(), |r, (p, m)| r.route(&p, m));
+    light_router
+        .merge(work_router)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(st.clone(), track))
+        .layer(DefaultBodyLimit::max(st.cfg.body_limit_bytes))
+        .with_state(st)
+}
+
+async fn overload_error(err: BoxError) -> Response {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::unavailable("overloaded", "the server is at its concurrency limit; retry shortly", 1).into_response()
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the server's timeout")
+            .into_response()
+    } else {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected failure: {err}"))
+            .into_response()
+    }
+}
+
+/// Counts and times every request by route pattern and status.
+async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().clone();
+    st.metrics.http_inflight.inc();
+    let resp = next.run(req).await;
+    st.metrics.http_inflight.dec();
+    let secs = start.elapsed().as_secs_f64();
+    st.metrics.http_requests.with_label_values(&[&route, method.as_str(), resp.status().as_str()]).inc();
+    st.metrics.http_duration.with_label_values(&[&route]).observe(secs);
+    if resp.status().is_server_error() {
+        tracing::warn!(%route, %method, status = resp.status().as_u16(), secs, "Request failed.");
+    } else {
+        tracing::debug!(%route, %method, status = resp.status().as_u16(), secs, "Request answered.");
+    }
+    resp
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(
+        "no_route",
+        format!("no route {method} {}; the API is described at /openapi.json and /docs", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}; see /openapi.json", uri.path()),
+    )
+}
+
+/// The model for this request, or 503.
+pub fn model_or_503(st: &AppState) -> Result<std::sync::Arc<crate::model::Loaded>, ApiError> {
+    st.slot.get().ok_or_else(|| ApiError::no_model(&st.slot.why_not_loaded()))
+}
+
+/// Runs CPU work of a size that could hold a runtime thread too long on the blocking pool.
+async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))
+}
+
+/// Batches above this size are scored off the async worker threads.
+const INLINE_ITEMS: usize = 8;
+
+/// `POST /predict`: one prediction; a body with `instances` is a Vertex AI / KServe V1 request.
+async fn predict(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<Response, ApiError> {
+    let model = model_or_503(&st)?;
+    if let Some(instances) = v.get("instances") {
+        return vertex_predict(st, model, v.clone(), instances.clone()).await;
+    }
+    let req = model.vocab.predict_request(&v, "").inspect_err(|e| count_failure(&st, e))?;
+    let p = predict_one(&st, &model, &req, "").inspect_err(|e| count_failure(&st, e))?;
+    Ok(Json(p).into_response())
+}
+
+fn count_failure(st: &AppState, e: &ApiError) {
+    st.metrics.prediction_failures.with_label_values(&[e.code]).inc();
+}
+
+/// `{"instances": [...], "parameters"?: {...}}` → `{"predictions": [...]}`, one per instance
+/// (an instance that fails carries `{"error": {...}}`).
+async fn vertex_predict(
+    st: AppState,
+    model: std::sync::Arc<crate::model::Loaded>,
+    body: Value,
+    instances: Value,
+) -> Result<Response, ApiError> {
+    let map = crate::input::object(&body, "")?;
+    if let Some(k) = map.keys().find(|k| *k != "instances" && *k != "parameters") {
+        return Err(ApiError::invalid(k.as_str(), "unknown field; expected instances and optional parameters"));
+    }
+    let list = crate::input::array(&instances, "instances")?.clone();
+    if list.is_empty() {
+        return Err(ApiError::invalid("instances", "must not be empty"));
+    }
+    check_batch(&st, list.len(), "instances")?;
+    let body = score_list(st, model, list, "instances").await?;
+    let preds: Vec<Value> = match body {
+        Value::Object(mut m) => match m.remove("predictions") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({ "predictions": preds })).into_response())
+}
+
+/// Scores a list, on the blocking pool when it is long; returns the batch answer.
+async fn score_list(
+    st: AppState,
+    model: std::sync::Arc<crate::model::Loaded>,
+    list: Vec<Value>,
+    field: &'static str,
+) -> Result<Value, ApiError> {
+    let started = Instant::now();
+    let run = move || {
+        let items = predict_many(&st, &model, &list, field);
+        let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
+        json!({
+            "predictions": items,
+            "total_predictions": items.len() - failed,
+            "failed": failed,
+            "model_version": model.version,
+            "processing_time_seconds": started.elapsed().as_secs_f64(),
+        })
+    };
+    cpu(run).await
+}
+
+/// `POST /predict/batch`: `{"predictions": [...]}` (the Python service's shape) or
+/// `{"instances": [...]}`; at most `--max-batch` items; every item answered, in order.
+async fn predict_batch(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<Response, ApiError> {
+    let model = model_or_503(&st)?;
+    let map = crate::input::object(&v, "")?;
+    let (field, list) = match (map.get("predictions"), map.get("instances")) {
+        (Some(l), None) => ("predictions", l),
+        (None, Some(l)) => ("instances", l),
+        (Some(_), Some(_)) => return Err(ApiError::invalid("", "send either predictions or instances, not both")),
+        (None, None) => return Err(ApiError::invalid("predictions", "required field is missing")),
+    };
+    if let Some(k) = map.keys().find(|k| k.as_str() != field) {
+        return Err(ApiError::invalid(k.as_str(), format!("unknown field; expected {field}")));
+    }
+    let list = crate::input::array(list, field)?;
+    check_batch(&st, list.len(), field)?;
+    let body = if list.len() <= INLINE_ITEMS {
+        let started = Instant::now();
+        let items = predict_many(&st, &model, list, field);
+        let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
+        json!({
+            "predictions": items,
+            "total_predictions": items.len() - failed,
+            "failed": failed,
+            "model_version": model.version,
+            "processing_time_seconds": started.elapsed().as_secs_f64(),
+        })
+    } else {
+        let list = list.clone();
+        score_list(st, model, list, field).await?
+    };
+    Ok(Json(body).into_response())
+}
+
+/// `POST /telemetry`: readings and events for one or many machines.
+async fn telemetry(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<Response, ApiError> {
+    let model = model_or_503(&st)?;
+    let batch = model.vocab.telemetry(&v)?;
+    let n = batch.len();
+    let st2 = st.clone();
+    let spec = model.bundle.feature_spec.clone();
+    let applied =
+        if n <= 64 { st.fleet.apply(&spec, &batch) } else { cpu(move || st2.fleet.apply(&spec, &batch)).await? };
+    let m = &st.metrics.telemetry_items;
+    let counts = [
+        ("readings", applied.accepted.readings, applied.duplicates.readings),
+        ("errors", applied.accepted.errors, applied.duplicates.errors),
+        ("maint", applied.accepted.maint, applied.duplicates.maint),
+        ("machines", applied.accepted.machines, applied.duplicates.machines),
+    ];
+    for (kind, acc, dup) in counts {
+        m.with_label_values(&[kind, "accepted"]).inc_by(acc);
+        m.with_label_values(&[kind, "duplicate"]).inc_by(dup);
+    }
+    for r in &applied.rejected {
+        let kind = r.item.split('[').next().unwrap_or("readings");
+        m.with_label_values(&[kind, "rejected"]).inc();
+    }
+    let body = json!({
+        "accepted": applied.accepted,
+        "duplicates": applied.duplicates,
+        "rejected": applied.rejected,
+        "fleet_machines": st.fleet.len(),
+    });
+    if applied.rejected.len() == n {
+        // Nothing was applied: an error, with the per-item detail beside it.
+        let first = &applied.rejected[0];
+        let status = if first.message.contains("already exists") {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let err = ApiError::invalid(
+            first.item.clone(),
+            format!("none of the {n} items was applied; first refusal: {}", first.message),
+        )
+        .with_code("rejected");
+        return Ok((status, Json(json!({ "error": err, "rejected": applied.rejected }))).into_response());
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn root(State(st): State<AppState>) -> Json<Value> {
+    let model = st.slot.get();
+    Json(json!({
+        "service": "pm-serve",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "Predicts which machine will fail within the model's horizon, from features computed exactly as in training.",
+        "model": model.as_ref().map(|m| json!({ "name": m.bundle.name, "version": m.version })),
+        "endpoints": {
+            "health": "/health",
+            "ready": "/ready",
+            "predict": "/predict",
+            "predict_batch": "/predict/batch",
+            "telemetry": "/telemetry",
+            "model_info": "/model/info",
+            "metrics": "/metrics",
+            "metrics_summary": "/metrics/summary",
+            "openapi": "/openapi.json",
+            "docs": "/docs",
+            "oip_v2": "/v2",
+            "vertex_predict": st.cfg.vertex_predict_route,
+            "vertex_health": st.cfg.vertex_health_route,
+        }
+    }))
+}
+
+/// Liveness: 200 while the process answers; the body says whether a model is served and
+/// whether the last reload was refused.
+async fn health(State(st): State<AppState>) -> Json<Value> {
+    let model = st.slot.get();
+    let s = st.slot.status();
+    let status = match (&model, &s.refused, &s.last_error) {
+        (None, _, _) => "no_model",
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => "degraded",
+        (Some(_), None, None) => "ok",
+    };
+    Json(json!({
+        "status": status,
+        "model_loaded": model.is_some(),
+        "model_version": model.as_ref().map(|m| &m.version),
+        "uptime_seconds": st.started.elapsed().as_secs_f64(),
+        "source": s.source,
+        "registry_active": s.registry_active,
+        "refused": s.refused,
+        "last_error": s.last_error,
+        "last_poll": s.last_poll,
+    }))
+}
+
+/// Readiness: 200 when a model is loaded (even if a newer one was refused: the previous one
+/// keeps serving, and the body says so); 503 otherwise.
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.priming.load(std::sync::atomic::Ordering::Acquire) {
+        return ApiError::unavailable("priming", "loading the fleet's recent telemetry (--prime-from)", 2)
+            .into_response();
+    }
+    match st.slot.get() {
+        Some(m) => {
+            let s = st.slot.status();
+            Json(json!({ "ready": true, "model_version": m.version, "refused": s.refused })).into_response()
+        }
+        None => ApiError::no_model(&st.slot.why_not_loaded()).into_response(),
+    }
+}
+
+async fn model_info(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let m = model_or_503(&st)?;
+    let b = &m.bundle;
+    let mut top: Vec<(&String, f64)> = m.names.iter().zip(b.importance.iter().copied()).collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let (medium, high) = st.cfg.risk.cuts(b.threshold);
+    let s = st.slot.status();
+    Ok(Json(json!({
+        "model_info": {
+            "model_name": b.name,
+            "version": m.version,
+            "algorithm": b.model.algorithm,
+            "bundle_sha256": m.sha256,
+            "source": m.source,
+            "loaded_at": m.loaded_at,
+            "threshold": b.threshold,
+            "threshold_rule": b.threshold_rule,
+            "label_horizon_hours": b.feature_spec.label.horizon_hours,
+            "per_component": m.per_component(),
+            "components": b.feature_spec.contract.components,
+            "validation": b.validation,
+            "training_data_hash": b.training_data_hash,
+            "trainer_version": b.trainer_version,
+            "trees": b.model.failure.trees.len(),
+            "fleet_machines_known": m.machines.len(),
+        },
+        "feature_count": m.n_features(),
+        "features": m.names,
+        "sample_features": m.names.iter().take(10).collect::<Vec<_>>(),
+        "top_features": top.iter().take(10).map(|(n, v)| json!({ "feature": n, "importance": v })).collect::<Vec<_>>(),
+        "history_needed_hours": { "telemetry": b.feature_spec.telemetry_history_hours(), "errors": b.feature_spec.error_history_hours() },
+        "sensors": m.vocab.sensors.iter().zip(&m.vocab.bounds).map(|(n, (lo, hi))| json!({ "name": n, "min": lo, "max": hi })).collect::<Vec<_>>(),
+        "risk_bands": { "MEDIUM": medium, "HIGH": high },
+        "loader": s,
+    })))
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let model = st.slot.get();
+    let body = st.metrics.render(model.as_deref(), st.fleet.len());
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
+    let model = st.slot.get();
+    let m = &st.metrics;
+    let risk = |r: &str| m.predictions.with_label_values(&[r]).get();
+    let reload = |r: &str| m.reloads.with_label_values(&[r]).get();
+    let mut requests = 0u64;
+    let mut errors = 0u64;
+    for fam in m.registry.gather().iter().filter(|f| f.name() == "pm_http_requests_total") {
+        for metric in fam.get_metric() {
+            let v = metric.get_counter().get_value() as u64;
+            requests += v;
+            if metric.get_label().iter().any(|l| l.name() == "status" && l.value().starts_with('5')) {
+                errors += v;
+            }
+        }
+    }
+    let (drift_rows, mut psi) = model.as_ref().map(|md| md.drift.psi()).unwrap_or_default();
+    psi.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let s = st.slot.status();
+    Json(json!({
+        "service": "pm-serve",
+        "status": if model.is_some() { if s.refused.is_some() { "degraded" } else { "ok" } } else { "no_model" },
+        "metrics": {
+            "uptime_seconds": st.started.elapsed().as_secs_f64(),
+            "requests_total": requests,
+            "server_errors_total": errors,
+            "total_predictions": risk("LOW") + risk("MEDIUM") + risk("HIGH"),
+            "predictions_by_risk": { "LOW": risk("LOW"), "MEDIUM": risk("MEDIUM"), "HIGH": risk("HIGH") },
+            "fleet_machines": st.fleet.len(),
+            "reloads": { "ok": reload("ok"), "refused": reload("refused"), "failed": reload("failed") },
+            "drift": {
+                "window_rows": drift_rows,
+                "top_psi": psi.iter().take(5).map(|(n, v)| json!({ "feature": n, "psi": v })).collect::<Vec<_>>(),
+            },
+        },
+        "model_info": model.as_ref().map(|md| json!({ "model_name": md.bundle.name, "version": md.version, "loaded_at": md.loaded_at, "bundle_sha256": md.sha256 })),
+        "refused": s.refused,
+    }))
+}
+
+/// Waits this long between polls of the model source.
+pub fn poll_interval(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.max(0.05))
+}

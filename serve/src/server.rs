@@ -1,0 +1,190 @@
+//! Running a server: bind, watch the model source, prime the fleet state, shut down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use pm_core::contract::{Dataset, FileKind};
+use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
+use pm_core::store::Store;
+use pm_core::time::HOUR;
+
+use crate::input::{Event, MachineMeta, Reading, TelemetryBatch};
+use crate::model::{Loader, ModelSource};
+use crate::state::AppState;
+
+/// How to run (beyond [`crate::state::ServeConfig`]).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub addr: SocketAddr,
+    pub source: ModelSource,
+    pub poll_interval: Duration,
+    /// Raw data set (the five CSVs) whose latest hours prime the fleet state at start.
+    pub prime_from: Option<String>,
+}
+
+/// Serves until `shutdown` resolves; then stops accepting, lets requests in flight finish, and
+/// stops watching the registry.
+pub async fn serve(
+    state: AppState,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(opts.addr).await.with_context(|| format!("binding {}", opts.addr))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(addr = %local, source = %opts.source.url(), "pm-serve listening.");
+    if opts.prime_from.is_some() {
+        state.priming.store(true, Ordering::Release);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch(state.clone(), opts.clone(), stop_rx));
+    let app = crate::routes::app(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("Shutting down: finishing requests in flight.");
+        })
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_tx.send(true);
+    let _ = watcher.await;
+    let m = &state.metrics;
+    let served: u64 = ["LOW", "MEDIUM", "HIGH"].iter().map(|r| m.predictions.with_label_values(&[r]).get()).sum();
+    tracing::info!(
+        predictions = served,
+        uptime_secs = state.started.elapsed().as_secs(),
+        model = state.slot.get().map(|m| m.version.clone()).as_deref().unwrap_or("none"),
+        "pm-serve stopped."
+    );
+    Ok(())
+}
+
+/// Polls the model source until told to stop; primes the fleet after the first model loads.
+async fn watch(state: AppState, opts: RunOptions, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut loader = Loader::new(opts.source.clone());
+    let mut primed = opts.prime_from.is_none();
+    loop {
+        state.poll(&mut loader).await;
+        if !primed && state.slot.get().is_some() {
+            primed = true;
+            if let Some(url) = &opts.prime_from
+                && let Err(e) = prime(&state, url).await
+            {
+                tracing::error!("Priming the fleet state from {url} failed (serving without it): {e:#}");
+            }
+            state.priming.store(false, Ordering::Release);
+        }
+        if let ModelSource::Bundle(_) = opts.source
+            && state.slot.get().is_some()
+        {
+            // A bundle URI is loaded once.
+            let _ = stop.changed().await;
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(opts.poll_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads a raw data set and feeds each machine's latest history (as much as the buffers keep)
+/// into the fleet state, as if it had arrived through `/telemetry`.
+pub async fn prime(state: &AppState, url: &str) -> Result<()> {
+    let Some(model) = state.slot.get() else { return Ok(()) };
+    let store = Store::open(url)?;
+    let mut files = Vec::new();
+    for kind in FileKind::ALL {
+        let bytes =
+            store.get(kind.file_name()).await.with_context(|| format!("reading {}", store.url_of(kind.file_name())))?;
+        files.push((kind, store.url_of(kind.file_name()), bytes));
+    }
+    let contract = model.bundle.feature_spec.contract.clone();
+    let keep_hours = i64::from(state.cfg.retention_hours.max(model.bundle.feature_spec.telemetry_history_hours()));
+    let st = state.clone();
+    let spec = model.bundle.feature_spec.clone();
+    let started = std::time::Instant::now();
+    let (applied, n) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let inputs: Vec<InputFile<'_>> =
+            files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
+        let (ds, _) = read_dataset(&inputs, &contract, &ReadOptions::new(BadRowPolicy::Fail))?;
+        let batch = latest_history(&ds, keep_hours);
+        let n = batch.len();
+        Ok((st.fleet.apply(&spec, &batch), n))
+    })
+    .await
+    .context("priming task failed")??;
+    tracing::info!(
+        url,
+        items = n,
+        readings = applied.accepted.readings,
+        machines = state.fleet.len(),
+        rejected = applied.rejected.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "Primed the fleet state."
+    );
+    Ok(())
+}
+
+/// Each machine's readings and errors of its last `hours`, every maintenance record, and the
+/// machines table, as a telemetry batch.
+pub fn latest_history(ds: &Dataset, hours: i64) -> TelemetryBatch {
+    let mut batch = TelemetryBatch::default();
+    let mut cutoff = std::collections::HashMap::new();
+    for (m, range) in ds.telemetry.machine_ranges() {
+        let last = ds.telemetry.time[range.end - 1];
+        let from = last - hours * HOUR;
+        cutoff.insert(m, from);
+        for i in range.filter(|&i| ds.telemetry.time[i] > from) {
+            batch.readings.push(Reading {
+                machine: Some(m),
+                time: ds.telemetry.time[i],
+                values: ds.telemetry.sensors.iter().map(|col| col[i]).collect(),
+            });
+        }
+    }
+    for i in 0..ds.errors.len() {
+        let m = ds.errors.machine[i];
+        if cutoff.get(&m).is_some_and(|&from| ds.errors.time[i] > from) {
+            batch.errors.push(Event { machine: Some(m), time: ds.errors.time[i], kind: ds.errors.kind[i] });
+        }
+    }
+    for i in 0..ds.maint.len() {
+        batch.maint.push(Event { machine: Some(ds.maint.machine[i]), time: ds.maint.time[i], kind: ds.maint.kind[i] });
+    }
+    for i in 0..ds.machines.len() {
+        batch.machines.push(MachineMeta {
+            machine: Some(ds.machines.id[i]),
+            model: ds.machines.model[i],
+            age: ds.machines.age[i],
+        });
+    }
+    batch
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

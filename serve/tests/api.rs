@@ -1,0 +1,895 @@
+//! The HTTP API in-process (`app().oneshot`): the train/serve feature contract through HTTP,
+//! endpoints, the bad-input corpus, Vertex AI and Open Inference Protocol shapes, metrics,
+//! hot swaps and refusals, load shedding and timeouts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use pm_core::time::{HOUR, Timestamp};
+use pm_serve::{ServeConfig, app};
+use serde_json::{Value, json};
+
+/// The machine used by the stateful tests, and its reading indices.
+fn machine_rows(machine: u32) -> std::ops::Range<usize> {
+    let ds = &fixture().ds;
+    let (_, r) = ds.telemetry.machine_ranges().into_iter().find(|(m, _)| *m == machine).unwrap();
+    r
+}
+
+fn events_json(ds: &pm_core::contract::Dataset, machine: u32, upto: i64) -> (Vec<Value>, Vec<Value>) {
+    let errors = (0..ds.errors.len())
+        .filter(|&i| ds.errors.machine[i] == machine && ds.errors.time[i] <= upto)
+        .map(|i| {
+            json!({ "machineID": machine, "datetime": Timestamp(ds.errors.time[i]).to_string(),
+                    "errorID": ds.contract.error_types[usize::from(ds.errors.kind[i])] })
+        })
+        .collect();
+    let maint = (0..ds.maint.len())
+        .filter(|&i| ds.maint.machine[i] == machine && ds.maint.time[i] <= upto)
+        .map(|i| {
+            json!({ "machineID": machine, "datetime": Timestamp(ds.maint.time[i]).to_string(),
+                    "comp": ds.contract.components[usize::from(ds.maint.kind[i])] })
+        })
+        .collect();
+    (errors, maint)
+}
+
+/// The acceptance test of the train/serve contract: telemetry streamed to the server in chunks
+/// (readings shuffled within each chunk) gives, at every checkpoint, exactly the batch feature
+/// row and the model's score of it; a request carrying the same history gives the same again.
+#[tokio::test]
+async fn stateful_and_window_features_equal_the_batch_features_bit_for_bit() {
+    let f = fixture();
+    let ds = &f.ds;
+    let app = app(state());
+    let machine = 3;
+    let rows = machine_rows(machine);
+    let names = f.spec.names();
+    // Machine description and every event first (events may arrive before or after readings).
+    let last_time = ds.telemetry.time[rows.end - 1];
+    let (errors, maint) = events_json(ds, machine, last_time);
+    let mi = ds.machines.position(machine).unwrap();
+    let a = call(
+        &app,
+        "POST",
+        "/telemetry",
+        Some(json!({ "machines": [{ "machineID": machine, "model": ds.contract.models[usize::from(ds.machines.model[mi])], "age": ds.machines.age[mi] }],
+                     "errors": errors, "maint": maint })),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let mut checked = 0;
+    let mut start = rows.start;
+    for chunk_end in [rows.start + 5, rows.start + 30, rows.start + 700, rows.start + 1900, rows.end] {
+        let mut chunk: Vec<Value> = (start..chunk_end).map(|i| reading_json(ds, i, true)).collect();
+        chunk.reverse(); // any order within a request
+        let a = call(&app, "POST", "/telemetry", Some(json!({ "readings": chunk }))).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.body["accepted"]["readings"], json!(chunk_end - start));
+        start = chunk_end;
+
+        let t = ds.telemetry.time[chunk_end - 1];
+        let p = call(&app, "POST", "/predict", Some(json!({ "machineID": machine, "return_features": true }))).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        let row = row_of(&f.table, machine, t);
+        let batch: Vec<f64> = f.table.columns.iter().map(|c| c[row]).collect();
+        let online = features_of(&p.body, &names);
+        assert!(same(&online, &batch), "stateful features differ from batch at {}", Timestamp(t));
+        assert_eq!(p.body["datetime"], json!(Timestamp(t).rfc3339()));
+        let x32: Vec<f32> = batch.iter().map(|&v| v as f32).collect();
+        let expected = f.bundle.model.predict(&x32);
+        assert_eq!(p.body["failure_probability"].as_f64().unwrap(), expected.failure);
+        assert_eq!(p.body["failure_prediction"], json!(expected.failure >= f.bundle.threshold));
+        let comps = p.body["component_probabilities"].as_object().unwrap();
+        for (c, name) in ds.contract.components.iter().enumerate() {
+            assert_eq!(comps[name].as_f64().unwrap(), expected.components[c]);
+        }
+
+        // Stateless: the request carries the history the windows need, plus the last replacement
+        // of each component and the errors of the error windows.
+        let keep = i64::from(f.spec.telemetry_history_hours());
+        let readings: Vec<Value> = rows
+            .clone()
+            .filter(|&i| ds.telemetry.time[i] <= t && ds.telemetry.time[i] > t - keep * HOUR)
+            .map(|i| reading_json(ds, i, false))
+            .collect();
+        let (errors, maint) = events_json(ds, machine, t);
+        let w = call(
+            &app,
+            "POST",
+            "/predict",
+            Some(json!({ "machineID": machine, "return_features": true, "history": {
+                "readings": readings, "errors": errors, "maint": maint,
+                "machine": { "model": ds.contract.models[usize::from(ds.machines.model[mi])], "age": ds.machines.age[mi] } } })),
+        )
+        .await;
+        assert_eq!(w.status, StatusCode::OK, "{}", w.text);
+        assert_eq!(w.body["mode"], "window");
+        assert!(same(&features_of(&w.body, &names), &batch), "window features differ from batch at {}", Timestamp(t));
+        assert_eq!(w.body["failure_probability"], p.body["failure_probability"]);
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+}
+
+/// The Python service's request shape (one reading, now with its time) appends to the state.
+#[tokio::test]
+async fn a_reading_in_the_predict_request_is_appended_then_scored() {
+    let f = fixture();
+    let app = app(state());
+    let rows = machine_rows(5);
+    for i in rows.start..rows.start + 30 {
+        let p = call(&app, "POST", "/predict", Some(reading_json(&f.ds, i, true))).await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+        assert_eq!(p.body["datetime"], json!(Timestamp(f.ds.telemetry.time[i]).rfc3339()));
+    }
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 5, "return_features": true }))).await;
+    let t = f.ds.telemetry.time[rows.start + 29];
+    let row = row_of(&f.table, 5, t);
+    // Events were not sent: only the sensor features can match the batch row.
+    let names = f.spec.names();
+    let online = features_of(&p.body, &names);
+    for (j, n) in names.iter().enumerate() {
+        if n.starts_with("volt") || n.starts_with("rotate") || n.starts_with("pressure") || n.starts_with("vibration") {
+            assert_eq!(online[j].to_bits(), f.table.columns[j][row].to_bits(), "{n}");
+        }
+    }
+    assert_eq!(p.body["history_hours"], json!(30.0));
+    // Sending the same reading again is an idempotent retry; a different value is a conflict.
+    let again = call(&app, "POST", "/predict", Some(reading_json(&f.ds, rows.start + 29, true))).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let mut changed = reading_json(&f.ds, rows.start + 29, true);
+    changed["volt"] = json!(123.25);
+    let c = call(&app, "POST", "/predict", Some(changed)).await;
+    assert_eq!(c.status, StatusCode::CONFLICT, "{}", c.text);
+    assert!(c.body["error"]["message"].as_str().unwrap().contains("already exists with different values"));
+}
+
+/// Each case: request → exact status, error code, and a message fragment.
+#[tokio::test]
+async fn bad_input_corpus_gets_clear_structured_errors() {
+    let f = fixture();
+    let cfg = ServeConfig { body_limit_bytes: 64 * 1024, ..ServeConfig::default() };
+    let app = app(state_with(cfg));
+    // Machine 1 gets some telemetry so that later readings can conflict.
+    let first = machine_rows(1).start;
+    let a = call(&app, "POST", "/telemetry", Some(json!({ "readings": [reading_json(&f.ds, first, true)] }))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let good = reading_json(&f.ds, first + 1, true);
+    let with = |k: &str, v: Value| {
+        let mut r = good.clone();
+        r[k] = v;
+        r
+    };
+    let without = |k: &str| {
+        let mut r = good.clone();
+        r.as_object_mut().unwrap().remove(k);
+        r
+    };
+    let raw = |path: &str, ct: &str, body: &str| {
+        Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", ct)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    struct Case {
+        name: &'static str,
+        req: Request<Body>,
+        status: StatusCode,
+        code: &'static str,
+        message: &'static str,
+    }
+    let post = |path: &str, body: Value| raw(path, "application/json", &body.to_string());
+    let big = "x".repeat(70 * 1024);
+    let cases = vec![
+        Case {
+            name: "not JSON",
+            req: raw("/predict", "application/json", "{machineID: 1}"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: "the body is not valid JSON (line 1, column 2): key must be a string",
+        },
+        Case {
+            name: "truncated JSON",
+            req: raw("/predict", "application/json", "{\"machineID\": 1"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: "(line 1, column 15): EOF while parsing an object",
+        },
+        Case {
+            name: "empty body",
+            req: raw("/predict", "application/json", ""),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: "the request body is empty",
+        },
+        Case {
+            name: "wrong content type",
+            req: raw("/predict", "text/csv", "machineID\n1"),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: "expected Content-Type: application/json, got \"text/csv\"",
+        },
+        Case {
+            name: "body over the limit",
+            req: raw("/telemetry", "application/json", &format!("{{\"x\": \"{big}\"}}")),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "body_too_large",
+            message: "larger than this server accepts",
+        },
+        Case {
+            name: "number beyond f64",
+            req: raw("/predict", "application/json", "{\"machineID\": 1, \"volt\": 1e400}"),
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: "number out of range",
+        },
+        Case {
+            name: "array instead of object",
+            req: post("/predict", json!([1, 2])),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "expected an object, got an array",
+        },
+        Case {
+            name: "missing machine id",
+            req: post("/predict", json!({ "return_features": true })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "machineID: required field is missing",
+        },
+        Case {
+            name: "negative machine id",
+            req: post("/predict", json!({ "machineID": -3 })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "machineID: expected a non-negative integer machine id, got number -3",
+        },
+        Case {
+            name: "machine id as text",
+            req: post("/predict", json!({ "machine_id": "7" })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "machine_id: expected a non-negative integer machine id, got string \"7\"",
+        },
+        Case {
+            name: "fractional machine id",
+            req: post("/predict", json!({ "machineID": 1.5 })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "got number 1.5",
+        },
+        Case {
+            name: "NaN as a string",
+            req: post("/predict", with("volt", json!("nan"))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "volt: expected a number, got string \"nan\"",
+        },
+        Case {
+            name: "negative sensor value",
+            req: post("/predict", with("rotate", json!(-5.0))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "out_of_bounds",
+            message: "rotate: -5 is outside the physical bounds [0, 10000]",
+        },
+        Case {
+            name: "sensor value in the wrong unit",
+            req: post("/predict", with("pressure", json!(101325.0))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "out_of_bounds",
+            message: "pressure: 101325 is outside the physical bounds [0, 1000]",
+        },
+        Case {
+            name: "missing sensor",
+            req: post("/predict", without("vibration")),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "vibration: required sensor value is missing",
+        },
+        Case {
+            name: "reading without time",
+            req: post("/predict", without("datetime")),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "datetime: required with a reading",
+        },
+        Case {
+            name: "impossible date",
+            req: post("/predict", with("datetime", json!("2015-02-30 06:00:00"))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "datetime: \"2015-02-30 06:00:00\" is not a datetime: day 30 out of range for 2015-02",
+        },
+        Case {
+            name: "unknown field",
+            req: post("/predict", with("temperature", json!(20.0))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "temperature: unknown field; expected one of: machineID, machine_id, datetime, history, return_features, volt, rotate, pressure, vibration",
+        },
+        Case {
+            name: "reading and history together",
+            req: post("/predict", with("history", json!({ "readings": [] }))),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "send either a reading (datetime and sensor values) or a history, not both",
+        },
+        Case {
+            name: "empty history",
+            req: post("/predict", json!({ "machineID": 2, "history": { "readings": [] } })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "history.readings: the history needs at least one reading",
+        },
+        Case {
+            name: "history of another machine",
+            req: post("/predict", json!({ "machineID": 2, "history": { "readings": [good.clone()] } })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "history.readings: an item is about machine 1, but the request is for machine 2",
+        },
+        Case {
+            name: "return_features not a boolean",
+            req: post("/predict", json!({ "machineID": 1, "return_features": "yes" })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "return_features: expected true or false, got string \"yes\"",
+        },
+        Case {
+            name: "unknown machine",
+            req: post("/predict", json!({ "machineID": 4242 })),
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_machine",
+            message: "machine 4242 has no readings in this server",
+        },
+        Case {
+            name: "undescribed machine",
+            req: post(
+                "/predict",
+                json!({ "machineID": 4242, "history": { "readings": [{ "datetime": "2015-03-01 06:00:00", "volt": 170, "rotate": 450, "pressure": 100, "vibration": 40 }] } }),
+            ),
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_machine",
+            message: "machine 4242 is not in the model's fleet and its model and age are unknown",
+        },
+        Case {
+            name: "unknown error type",
+            req: post(
+                "/telemetry",
+                json!({ "errors": [{ "machineID": 1, "datetime": "2015-01-02 06:00:00", "errorID": "error9" }] }),
+            ),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "unknown_label",
+            message: "errors[0].errorID: unknown error type \"error9\"; known: error1, error2, error3, error4, error5",
+        },
+        Case {
+            name: "unknown machine model",
+            req: post("/telemetry", json!({ "machines": [{ "machineID": 1, "model": "model9", "age": 3 }] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "unknown_label",
+            message: "machines[0].model: unknown machine model \"model9\"",
+        },
+        Case {
+            name: "negative age",
+            req: post("/telemetry", json!({ "machines": [{ "machineID": 1, "model": "model1", "age": -1 }] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "out_of_bounds",
+            message: "machines[0].age: -1 is outside the physical bounds [0, 100]",
+        },
+        Case {
+            name: "telemetry item without machine",
+            req: post("/telemetry", json!({ "readings": [reading_json(&f.ds, first, false)] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "readings[0].machineID: required field is missing",
+        },
+        Case {
+            name: "nothing to ingest",
+            req: post("/telemetry", json!({ "readings": [] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "nothing to ingest",
+        },
+        Case {
+            name: "conflicting reading",
+            req: post(
+                "/telemetry",
+                json!({ "readings": [{ "machineID": 1, "datetime": Timestamp(f.ds.telemetry.time[first]).to_string(), "volt": 1.0, "rotate": 1.0, "pressure": 1.0, "vibration": 1.0 }] }),
+            ),
+            status: StatusCode::CONFLICT,
+            code: "rejected",
+            message: "none of the 1 items was applied; first refusal: a reading for machine 1 at",
+        },
+        Case {
+            name: "batch over the limit",
+            req: post("/predict/batch", json!({ "predictions": vec![json!({ "machineID": 1 }); 101] })),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "batch_too_large",
+            message: "predictions has 101 items; this server accepts at most 100 per request (--max-batch)",
+        },
+        Case {
+            name: "batch with both lists",
+            req: post("/predict/batch", json!({ "predictions": [], "instances": [] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "send either predictions or instances, not both",
+        },
+        Case {
+            name: "empty Vertex instances",
+            req: post("/predict", json!({ "instances": [] })),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "instances: must not be empty",
+        },
+    ];
+    assert!(cases.len() >= 30);
+    for c in cases {
+        let a = send(&app, c.req).await;
+        assert_eq!(a.status, c.status, "{}: {}", c.name, a.text);
+        assert_eq!(a.body["error"]["code"], c.code, "{}: {}", c.name, a.text);
+        let msg = a.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(c.message), "{}: message {msg:?} does not contain {:?}", c.name, c.message);
+    }
+    // Wrong method and unknown route answer in the same format.
+    let a = call(&app, "GET", "/predict", None).await;
+    assert_eq!(
+        (a.status, a.body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let a = call(&app, "GET", "/nope", None).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
+    // The server is still serving.
+    let a = call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+}
+
+#[tokio::test]
+async fn batch_answers_every_item_in_order_with_per_item_errors() {
+    let f = fixture();
+    let app = app(state());
+    let rows = machine_rows(2);
+    let readings: Vec<Value> = (rows.start..rows.start + 48).map(|i| reading_json(&f.ds, i, true)).collect();
+    assert_eq!(call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await.status, StatusCode::OK);
+    let items = vec![
+        json!({ "machineID": 2 }),
+        json!({ "machineID": 999 }),
+        json!({ "machineID": 2, "volt": "high" }),
+        json!({ "machineID": 2 }),
+    ];
+    let a = call(&app, "POST", "/predict/batch", Some(json!({ "predictions": items }))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let p = a.body["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 4);
+    assert_eq!(a.body["total_predictions"], 2);
+    assert_eq!(a.body["failed"], 2);
+    assert_eq!(p[0]["machineID"], 2);
+    assert_eq!((p[1]["index"].as_u64(), p[1]["error"]["code"].as_str()), (Some(1), Some("unknown_machine")));
+    assert_eq!(p[2]["error"]["field"], "predictions[2].volt");
+    assert_eq!(p[3]["failure_probability"], p[0]["failure_probability"]);
+    // Exactly the limit passes (on the blocking pool: more than a few items).
+    let a =
+        call(&app, "POST", "/predict/batch", Some(json!({ "instances": vec![json!({ "machineID": 2 }); 100] }))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["total_predictions"], 100);
+    // The Python service accepted an empty batch: so do we.
+    let a = call(&app, "POST", "/predict/batch", Some(json!({ "predictions": [] }))).await;
+    assert_eq!((a.status, a.body["total_predictions"].as_u64()), (StatusCode::OK, Some(0)));
+}
+
+#[tokio::test]
+async fn vertex_ai_routes_from_the_environment_and_the_instances_contract() {
+    let cfg = ServeConfig {
+        vertex_predict_route: Some("/v1/endpoints/123/deployedModels/456:predict".into()),
+        vertex_health_route: Some("/v1/endpoints/123/deployedModels/456".into()),
+        ..ServeConfig::default()
+    };
+    // Not ready before a model is loaded: Vertex must not route traffic yet.
+    let empty = pm_serve::AppState::new(cfg.clone(), "memory://none").unwrap();
+    let a = call(&app(empty), "GET", "/v1/endpoints/123/deployedModels/456", None).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.headers["retry-after"], "5");
+
+    let f = fixture();
+    let app = app(state_with(cfg));
+    assert_eq!(call(&app, "GET", "/v1/endpoints/123/deployedModels/456", None).await.status, StatusCode::OK);
+    let rows = machine_rows(4);
+    let readings: Vec<Value> = (rows.start..rows.start + 24).map(|i| reading_json(&f.ds, i, true)).collect();
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    let body = json!({ "instances": [{ "machineID": 4 }, { "machineID": 77 }], "parameters": {} });
+    let a = call(&app, "POST", "/v1/endpoints/123/deployedModels/456:predict", Some(body.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let obj = a.body.as_object().unwrap();
+    assert_eq!(obj.keys().collect::<Vec<_>>(), vec!["predictions"]);
+    let p = a.body["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0]["machineID"], 4);
+    assert_eq!(p[1]["error"]["code"], "unknown_machine");
+    // The KServe V1 route and /predict take the same body.
+    for path in ["/v1/models/pm-failure:predict", "/predict"] {
+        let b = call(&app, "POST", path, Some(body.clone())).await;
+        assert_eq!(b.body["predictions"][0]["failure_probability"], p[0]["failure_probability"], "{path}");
+    }
+    // AIP_PREDICT_ROUTE may be /predict itself (Google's local runs use it): no clash.
+    let clash = ServeConfig {
+        vertex_predict_route: Some("/predict".into()),
+        vertex_health_route: Some("/health".into()),
+        ..ServeConfig::default()
+    };
+    let app2 = pm_serve::app(state_with(clash));
+    assert_eq!(call(&app2, "GET", "/health", None).await.body["ready"], true);
+}
+
+#[tokio::test]
+async fn open_inference_protocol_v2() {
+    let f = fixture();
+    let app = app(state());
+    let a = call(&app, "GET", "/v2/health/live", None).await;
+    assert_eq!((a.status, a.body.clone()), (StatusCode::OK, json!({ "live": true })));
+    assert_eq!(call(&app, "GET", "/v2/health/ready", None).await.body, json!({ "ready": true }));
+    assert_eq!(call(&app, "GET", "/v2", None).await.body["name"], "pm-serve");
+    let meta = call(&app, "GET", "/v2/models/pm-failure", None).await.body;
+    let n = f.spec.n_features();
+    assert_eq!(meta["inputs"][1], json!({ "name": "features", "datatype": "FP32", "shape": [-1, n] }));
+    assert_eq!(meta["outputs"].as_array().unwrap().len(), 4, "per-component model: 4 outputs");
+    assert_eq!(meta["versions"], json!(["v1"]));
+    assert_eq!(
+        call(&app, "GET", "/v2/models/pm-failure/versions/v1/ready", None).await.body,
+        json!({ "name": "pm-failure", "ready": true })
+    );
+    let a = call(&app, "GET", "/v2/models/other", None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.body["error"], "unknown model \"other\"; this server serves \"pm-failure\"",
+        "OIP error shape: a string"
+    );
+    assert_eq!(call(&app, "GET", "/v2/models/pm-failure/versions/v9", None).await.status, StatusCode::NOT_FOUND);
+
+    // machine_id input: the buffered state, as /predict scores it.
+    let rows = machine_rows(6);
+    let readings: Vec<Value> = (rows.start..rows.start + 40).map(|i| reading_json(&f.ds, i, true)).collect();
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 6, "return_features": true }))).await.body;
+    let infer = json!({ "id": "req-1", "inputs": [{ "name": "machine_id", "datatype": "INT64", "shape": [2, 1], "data": [[6], [6]] }] });
+    let a = call(&app, "POST", "/v2/models/pm-failure/infer", Some(infer)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(a.body["id"], "req-1");
+    assert_eq!(a.body["model_version"], "v1");
+    let out = |name: &str| a.body["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap().clone();
+    assert_eq!(out("failure_probability")["shape"], json!([2]));
+    assert_eq!(out("failure_probability")["data"][0], p["failure_probability"]);
+    assert_eq!(out("component_probabilities")["shape"], json!([2, 4]));
+    assert_eq!(out("component_probabilities")["data"][1], p["component_probabilities"]["comp2"]);
+
+    // features input, nested or flat, with the requested outputs only: same probability.
+    let x: Vec<Value> = f.spec.names().iter().map(|n| p["features"][n].clone()).collect();
+    let infer = json!({ "inputs": [{ "name": "features", "datatype": "FP64", "shape": [1, n], "data": [x] }], "outputs": [{ "name": "failure_probability" }] });
+    let b = call(&app, "POST", "/v2/models/pm-failure/versions/v1/infer", Some(infer)).await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text);
+    assert_eq!(b.body["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(b.body["outputs"][0]["data"][0], p["failure_probability"]);
+
+    // Tensor errors: 400 with the protocol's {"error": "..."}.
+    let bad = [
+        (
+            json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3] }] }),
+            format!("inputs[0].shape: expected [N, {n}] (the model's {n} features), got [1, 3]"),
+        ),
+        (
+            json!({ "inputs": [{ "name": "machine_id", "datatype": "INT64", "shape": [3], "data": [1, 2] }] }),
+            "inputs[0].data: shape [3] needs 3 values, got 2".to_string(),
+        ),
+        (
+            json!({ "inputs": [{ "name": "machine_id", "datatype": "FP32", "shape": [1], "data": [1] }] }),
+            "inputs[0].datatype: machine_id must be an integer tensor, got \"FP32\"".to_string(),
+        ),
+        (
+            json!({ "inputs": [{ "name": "image", "datatype": "FP32", "shape": [1], "data": [1] }] }),
+            "inputs[0].name: unknown input \"image\"; expected machine_id or features".to_string(),
+        ),
+        (
+            json!({ "inputs": [] }),
+            "inputs: expected exactly one input tensor (machine_id or features), got 0".to_string(),
+        ),
+    ];
+    for (body, msg) in bad {
+        let a = call(&app, "POST", "/v2/models/pm-failure/infer", Some(body)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        assert_eq!(a.body["error"], msg);
+    }
+    let a = call(
+        &app,
+        "POST",
+        "/v2/models/pm-failure/infer",
+        Some(json!({ "inputs": [{ "name": "machine_id", "datatype": "INT64", "shape": [1], "data": [555] }] })),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body["error"].as_str().unwrap().starts_with("machine 555 has no readings"));
+}
+
+#[tokio::test]
+async fn probes_info_and_summary() {
+    let f = fixture();
+    let empty = pm_serve::AppState::new(ServeConfig::default(), "memory://nothing").unwrap();
+    let app0 = app(empty);
+    let h = call(&app0, "GET", "/health", None).await;
+    assert_eq!((h.status, h.body["status"].as_str()), (StatusCode::OK, Some("no_model")));
+    let r = call(&app0, "GET", "/ready", None).await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("model_not_loaded"))
+    );
+    assert_eq!(
+        call(&app0, "POST", "/predict", Some(json!({ "machineID": 1 }))).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(call(&app0, "GET", "/v2/health/ready", None).await.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let app = app(state());
+    let h = call(&app, "GET", "/health", None).await;
+    assert_eq!((h.body["status"].as_str(), h.body["model_version"].as_str()), (Some("ok"), Some("v1")));
+    let i = call(&app, "GET", "/model/info", None).await.body;
+    assert_eq!(i["model_info"]["threshold"], json!(f.bundle.threshold));
+    assert_eq!(i["feature_count"], json!(f.spec.n_features()));
+    assert_eq!(i["model_info"]["per_component"], true);
+    assert_eq!(i["risk_bands"]["HIGH"], json!(f.bundle.threshold));
+    let root = call(&app, "GET", "/", None).await.body;
+    assert_eq!(root["endpoints"]["predict_batch"], "/predict/batch");
+    let s = call(&app, "GET", "/metrics/summary", None).await.body;
+    assert_eq!(s["status"], "ok");
+    assert!(s["metrics"]["requests_total"].as_u64().unwrap() >= 3);
+}
+
+/// A machine outside the training fleet can be described through /telemetry.
+#[tokio::test]
+async fn new_machines_are_described_through_telemetry() {
+    let f = fixture();
+    let app = app(state());
+    let rows = machine_rows(1);
+    let mut readings: Vec<Value> = (rows.start..rows.start + 10).map(|i| reading_json(&f.ds, i, true)).collect();
+    for r in &mut readings {
+        r["machineID"] = json!(500);
+    }
+    let a = call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 500 }))).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND, "{}", p.text);
+    let a = call(
+        &app,
+        "POST",
+        "/telemetry",
+        Some(json!({ "machines": [{ "machineID": 500, "model": "model2", "age": 4 }] })),
+    )
+    .await;
+    assert_eq!(a.body["accepted"]["machines"], 1);
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 500 }))).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.text);
+    assert!(p.body["warnings"][0].as_str().unwrap().starts_with("only 10 h of readings"));
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_and_lint_clean() {
+    let f = fixture();
+    let cfg = ServeConfig {
+        rules: pm_serve::model::InputRules { drift_window: 200, ..ServeConfig::default().rules },
+        ..ServeConfig::default()
+    };
+    let app = app(state_with(cfg));
+    let rows = machine_rows(7);
+    let readings: Vec<Value> = (rows.start..rows.start + 30).map(|i| reading_json(&f.ds, i, true)).collect();
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    for _ in 0..120 {
+        call(&app, "POST", "/predict", Some(json!({ "machineID": 7 }))).await;
+    }
+    call(&app, "POST", "/predict", Some(json!({ "machineID": 9999 }))).await;
+    let m = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let t = &m.text;
+    for needle in [
+        "pm_http_requests_total{method=\"POST\",route=\"/predict\",status=\"200\"} 120",
+        "pm_http_requests_total{method=\"POST\",route=\"/predict\",status=\"404\"} 1",
+        "pm_http_request_duration_seconds_bucket{route=\"/predict\",le=\"0.00005\"}",
+        "pm_prediction_failures_total{code=\"unknown_machine\"} 1",
+        "pm_model_info{algorithm=\"gbdt\",bundle_sha256=\"sha-v1\",name=\"pm-failure\",version=\"v1\"} 1",
+        "pm_model_loaded 1",
+        "pm_model_reloads_total{result=\"ok\"} 1",
+        "pm_telemetry_items_total{kind=\"readings\",result=\"accepted\"} 30",
+        "pm_feature_drift_window_rows 120",
+        "pm_feature_drift_psi{feature=\"volt_24h_mean\"}",
+        "pm_prediction_score_count 120",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+    }
+    let risk_total: u64 = ["LOW", "MEDIUM", "HIGH"]
+        .iter()
+        .map(|r| {
+            let line = t.lines().find(|l| l.starts_with(&format!("pm_predictions_total{{risk=\"{r}\"}}"))).unwrap();
+            line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(risk_total, 120);
+    // promtool's linter, when `make test` provides it (PM_PROMTOOL).
+    if let Ok(promtool) = std::env::var("PM_PROMTOOL") {
+        use std::io::Write;
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(t.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("PM_PROMTOOL is not set: promtool lint skipped (make test sets it)");
+    }
+}
+
+#[tokio::test]
+async fn drift_of_shifted_inputs_shows_in_the_psi_gauges() {
+    let f = fixture();
+    let cfg = ServeConfig {
+        rules: pm_serve::model::InputRules { drift_window: 150, ..ServeConfig::default().rules },
+        ..ServeConfig::default()
+    };
+    let st = state_with(cfg);
+    let app = app(st.clone());
+    let rows = machine_rows(8);
+    // Readings with every voltage 40 % above its real value.
+    let readings: Vec<Value> = (rows.start..rows.start + 150)
+        .map(|i| {
+            let mut r = reading_json(&f.ds, i, true);
+            r["volt"] = json!(r["volt"].as_f64().unwrap() * 1.4);
+            r
+        })
+        .collect();
+    for r in readings {
+        assert_eq!(call(&app, "POST", "/predict", Some(r)).await.status, StatusCode::OK);
+    }
+    let psi = st.slot.get().unwrap().drift.psi().1;
+    let get = |n: &str| psi.iter().find(|(name, _)| name == n).unwrap().1;
+    assert!(get("volt") > 1.0, "volt PSI {}", get("volt"));
+    assert!(get("rotate") < get("volt") / 5.0, "rotate PSI {} vs volt {}", get("rotate"), get("volt"));
+}
+
+/// Swaps: new models serve at once; a bundle for another model or contract is refused while the
+/// current one keeps serving; health, readiness and metrics say so.
+#[tokio::test]
+async fn hot_swap_and_refusal() {
+    let f = fixture();
+    let st = state();
+    let app = app(st.clone());
+    let rows = machine_rows(9);
+    let readings: Vec<Value> = (rows.start..rows.start + 30).map(|i| reading_json(&f.ds, i, true)).collect();
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    let p1 = call(&app, "POST", "/predict", Some(json!({ "machineID": 9 }))).await.body;
+    assert_eq!(p1["model_version"], "v1");
+    assert!(st.offer("v2".into(), "sha-v2".into(), f.bundle2.clone(), "test"));
+    let p2 = call(&app, "POST", "/predict", Some(json!({ "machineID": 9 }))).await.body;
+    assert_eq!(p2["model_version"], "v2");
+    assert_ne!(p1["failure_probability"], p2["failure_probability"], "the state carried over, the model changed");
+
+    let mut other_contract = f.bundle.clone();
+    other_contract.feature_spec.contract.sensors[0] = "voltage".into();
+    assert!(!st.offer("v3".into(), "sha-v3".into(), other_contract, "test"));
+    let mut other_name = f.bundle.clone();
+    other_name.name = "pm-other".into();
+    assert!(!st.offer("v4".into(), "sha-v4".into(), other_name, "test"));
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 9 }))).await;
+    assert_eq!((p.status, p.body["model_version"].as_str()), (StatusCode::OK, Some("v2")));
+    let h = call(&app, "GET", "/health", None).await.body;
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["refused"]["version"], "v4");
+    assert!(
+        h["refused"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the bundle is model \"pm-other\", this server serves \"pm-failure\"")
+    );
+    let r = call(&app, "GET", "/ready", None).await;
+    assert_eq!((r.status, r.body["refused"]["version"].as_str()), (StatusCode::OK, Some("v4")));
+    let m = call(&app, "GET", "/metrics", None).await.text;
+    assert!(m.contains("pm_model_reloads_total{result=\"refused\"} 2"), "{m}");
+    assert!(m.contains("pm_model_refused 1"));
+    assert!(m.contains("version=\"v2\"") && !m.contains("version=\"v1\""));
+}
+
+/// Concurrency limit → 503 with Retry-After; a request over the timeout → 408. Probes are not
+/// limited.
+#[tokio::test]
+async fn overload_is_shed_and_slow_requests_time_out() {
+    let cfg = ServeConfig { max_inflight: 1, request_timeout: Duration::from_millis(300), ..ServeConfig::default() };
+    let app = app(state_with(cfg));
+    // A request whose body never finishes holds the one slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let slow = Request::builder()
+        .method("POST")
+        .uri("/predict")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"machineID\""))).await.unwrap();
+    let app2 = app.clone();
+    let held = tokio::spawn(async move { send(&app2, slow).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let shed = call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await;
+    assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE, "{}", shed.text);
+    assert_eq!(shed.body["error"]["code"], "overloaded");
+    assert_eq!(shed.headers["retry-after"], "1");
+    assert_eq!(call(&app, "GET", "/health", None).await.status, StatusCode::OK, "probes are never shed");
+    let slow = held.await.unwrap();
+    assert_eq!(slow.status, StatusCode::REQUEST_TIMEOUT, "{}", slow.text);
+    assert_eq!(slow.body["error"]["code"], "timeout");
+    drop(tx);
+    // The slot is free again.
+    assert_ne!(
+        call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+/// The OpenAPI document covers every route, and every request example in it works.
+#[tokio::test]
+async fn openapi_document_is_complete_and_its_examples_work() {
+    let st = state();
+    let app = app(st.clone());
+    let doc = call(&app, "GET", "/openapi.json", None).await.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/",
+        "/health",
+        "/ready",
+        "/predict",
+        "/predict/batch",
+        "/telemetry",
+        "/model/info",
+        "/metrics",
+        "/metrics/summary",
+        "/openapi.json",
+        "/docs",
+        "/v1/models/pm-failure:predict",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/{name}",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}",
+        "/v2/models/{name}/versions/{version}/ready",
+        "/v2/models/{name}/versions/{version}/infer",
+    ] {
+        assert!(paths.contains_key(p), "{p} is not documented");
+        // ... and is routed (a documented path that 404s with no_route would be a lie).
+        let concrete = p.replace("{name}", "pm-failure").replace("{version}", "v1");
+        let method = if paths[p].get("post").is_some() { "POST" } else { "GET" };
+        let a = call(&app, method, &concrete, if method == "POST" { Some(json!({})) } else { None }).await;
+        assert_ne!(a.body["error"]["code"], "no_route", "{p}");
+    }
+    for (method, path, body) in pm_serve::docs::examples(&pm_core::contract::Contract::azure_pdm(), "pm-failure") {
+        let a = call(&app, method, &path, Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::OK, "example {method} {path} {body}: {}", a.text);
+        assert!(a.body.get("error").is_none());
+    }
+    let page = call(&app, "GET", "/docs", None).await.text;
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(page.contains("/predict/batch") && page.contains("curl -s -X POST"));
+}
