@@ -101,7 +101,24 @@ impl Timestamp {
     /// RFC 3339 in UTC, e.g. `2015-01-05T06:00:00Z`.
     pub fn rfc3339(self) -> String {
         let (y, mo, d, h, mi, s) = self.civil();
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+        if !(0..=9999).contains(&y) {
+            return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+        }
+        // Fixed width, written digit by digit (serving formats two per prediction).
+        let mut b = *b"0000-00-00T00:00:00Z";
+        let two = |b: &mut [u8; 20], at: usize, v: u32| {
+            b[at] = b'0' + (v / 10) as u8;
+            b[at + 1] = b'0' + (v % 10) as u8;
+        };
+        let y = y as u32;
+        two(&mut b, 0, y / 100);
+        two(&mut b, 2, y % 100);
+        two(&mut b, 5, mo);
+        two(&mut b, 8, d);
+        two(&mut b, 11, h);
+        two(&mut b, 14, mi);
+        two(&mut b, 17, s);
+        b.iter().map(|&c| char::from(c)).collect()
     }
 }
 
@@ -240,6 +257,8 @@ mod tests {
             assert_eq!(ts(s).unwrap().to_string(), s);
         }
         assert_eq!(ts("2015-01-05 06:00:00").unwrap().rfc3339(), "2015-01-05T06:00:00Z");
+        assert_eq!(Timestamp::from_civil(987, 3, 4, 5, 6, 7).unwrap().rfc3339(), "0987-03-04T05:06:07Z");
+        assert_eq!(ts("2099-12-31 23:59:59").unwrap().rfc3339(), "2099-12-31T23:59:59Z");
     }
 
     #[test]

@@ -101,8 +101,8 @@ impl std::error::Error for ApiError {}
 /// Parses a request body as JSON: a clear 415 for another content type, a 400 naming line and
 /// column for broken JSON, a 413 for a body over the limit (the limit layer cuts it off while
 /// reading).
-pub fn parse_json(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+pub fn parse_json(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if let Some(ct) = content_type {
         let ct = ct.to_str().unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !(mime.eq_ignore_ascii_case("application/json") || mime.to_ascii_lowercase().ends_with("+json")) {
@@ -146,7 +146,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
+        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
         let bytes = bytes::Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -158,6 +158,6 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
                 ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
             }
         })?;
-        parse_json(&headers, &bytes).map(JsonBody)
+        parse_json(content_type.as_ref(), &bytes).map(JsonBody)
     }
 }

@@ -95,15 +95,17 @@ async fn overload_error(err: BoxError) -> Response {
 /// Counts and times every request by route pattern and status.
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     st.metrics.http_inflight.inc();
     let resp = next.run(req).await;
     st.metrics.http_inflight.dec();
     let secs = start.elapsed().as_secs_f64();
-    st.metrics.http_requests.with_label_values(&[&route, method.as_str(), resp.status().as_str()]).inc();
-    st.metrics.http_duration.with_label_values(&[&route]).observe(secs);
-    if resp.status().is_server_error() {
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    st.metrics.http_requests.with_label_values(&[route, method.as_str(), resp.status().as_str()]).inc();
+    st.metrics.http_duration.with_label_values(&[route]).observe(secs);
+    // 503 is an expected state (no model yet, overload), counted in the metrics; not a log line each.
+    if resp.status().is_server_error() && resp.status() != StatusCode::SERVICE_UNAVAILABLE {
         tracing::warn!(%route, %method, status = resp.status().as_u16(), secs, "Request failed.");
     } else {
         tracing::debug!(%route, %method, status = resp.status().as_u16(), secs, "Request answered.");
