@@ -83,6 +83,8 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"machineID":1}'
 LUA
+# The window scenario's reference: the bare handler receiving the same 48 h body.
+sed 's|^wrk.path = .*||' "$WORK/window.lua" > "$WORK/bare-window.lua"
 
 run() { # name port script conns
   local threads=2; [[ $4 == 1 ]] && threads=1
@@ -93,6 +95,7 @@ for c in 1 32; do
   run bare1 "$BARE_PORT" bare "$c"
   run stateful "$SERVE_PORT" stateful "$c"
   run window "$SERVE_PORT" window "$c"
+  run bare-window "$BARE_PORT" bare-window "$c"
   run batch "$SERVE_PORT" batch "$c"
   run bare2 "$BARE_PORT" bare "$c"
 done

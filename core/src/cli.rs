@@ -18,6 +18,11 @@ pub fn init_tracing() {
 }
 
 /// Runs a step's main future: prints the full error chain and exits 1 on failure.
+///
+/// SIGTERM and SIGINT end the step at once with 143 / 130 (128 + signal): a container's PID 1
+/// that installs no handler ignores SIGTERM, so `podman stop` or a Kubernetes pod deletion would
+/// otherwise wait out the grace period. Exiting mid-step is safe because every artifact write is
+/// atomic (nothing partial becomes visible) and a rerun resumes from the cache.
 pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode {
     init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -27,6 +32,7 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
+    rt.spawn(exit_on_signal(name.to_string()));
     match rt.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -35,6 +41,21 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
             ExitCode::FAILURE
         }
     }
+}
+
+/// Waits on a worker thread, so it fires even while the step computes on the main thread.
+async fn exit_on_signal(name: String) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    let (sig, code) = tokio::select! {
+        _ = term.recv() => ("SIGTERM", 143),
+        _ = int.recv() => ("SIGINT", 130),
+    };
+    tracing::warn!("{name}: {sig} received; stopping (no partial artifact is visible, a rerun resumes)");
+    eprintln!("{name}: stopped by {sig}");
+    std::process::exit(code);
 }
 
 /// Writes a KFP output parameter: the bare value into the file KFP named.

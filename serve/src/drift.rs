@@ -2,11 +2,13 @@
 //! with the training baseline the bundle carries, and their population stability index per
 //! feature (computed when `/metrics` is scraped).
 //!
-//! The hot path records a row only when the window's lock is free (`try_lock`): under heavy
+//! The hot path records one prediction in `sample` (a systematic sample: binning a row costs a
+//! search per feature), and only when the window's lock is free (`try_lock`): under heavy
 //! concurrency a few rows are skipped rather than making requests wait on each other. The window
 //! is a sample of recent traffic either way.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pm_core::drift::FeatureBaseline;
 
@@ -14,6 +16,8 @@ use pm_core::drift::FeatureBaseline;
 pub struct DriftWindow {
     inner: Mutex<Inner>,
     baseline: Vec<FeatureBaseline>,
+    sample: u64,
+    seen: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -29,7 +33,8 @@ struct Inner {
 }
 
 impl DriftWindow {
-    pub fn new(baseline: Vec<FeatureBaseline>, capacity: usize) -> Self {
+    /// A window of `capacity` rows, recording one prediction in `sample` (1 = all).
+    pub fn new(baseline: Vec<FeatureBaseline>, capacity: usize, sample: u32) -> Self {
         let n_bins: usize = baseline.iter().map(FeatureBaseline::n_bins).sum();
         let capacity = capacity.max(1);
         DriftWindow {
@@ -42,11 +47,16 @@ impl DriftWindow {
                 total_rows: 0,
             }),
             baseline,
+            sample: u64::from(sample.max(1)),
+            seen: AtomicU64::new(0),
         }
     }
 
-    /// Records a feature row unless another request holds the window.
+    /// Records a feature row if it is in the sample and no other request holds the window.
     pub fn record(&self, row: &[f64]) {
+        if self.sample > 1 && !self.seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.sample) {
+            return;
+        }
         let Ok(mut w) = self.inner.try_lock() else { return };
         let n = self.baseline.len();
         if row.len() != n || n == 0 {
@@ -93,7 +103,7 @@ mod tests {
     fn window_forgets_old_rows_and_measures_a_shift() {
         let train: Vec<f64> = (0..10_000).map(|i| f64::from(i % 100)).collect();
         let base = vec![FeatureBaseline::fit("x", train.iter().copied())];
-        let w = DriftWindow::new(base.clone(), 500);
+        let w = DriftWindow::new(base.clone(), 500, 1);
         for i in 0..500 {
             w.record(&[f64::from(i % 100)]);
         }
@@ -112,5 +122,19 @@ mod tests {
         // Rows of the wrong width are ignored, not a panic.
         w.record(&[1.0, 2.0]);
         assert_eq!(w.psi().0, 500);
+    }
+
+    #[test]
+    fn a_sample_of_one_in_four_records_every_fourth_row() {
+        let base = vec![FeatureBaseline::fit("x", (0..1000).map(f64::from))];
+        let w = DriftWindow::new(base, 1000, 4);
+        for i in 0..400 {
+            // Rows 0, 4, 8, ... are in the sample; all of them sit in the top bin.
+            w.record(&[if i % 4 == 0 { 1e6 } else { -1e6 }]);
+        }
+        let (n, psi) = w.psi();
+        assert_eq!(n, 100);
+        let only_top = FeatureBaseline::fit("x", (0..1000).map(f64::from)).psi_of(std::iter::repeat_n(1e6, 100));
+        assert!((psi[0].1 - only_top).abs() < 1e-12, "{} vs {only_top}", psi[0].1);
     }
 }

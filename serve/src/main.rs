@@ -12,12 +12,17 @@ use pm_serve::model::{InputRules, ModelSource, RiskBands};
 use pm_serve::server::{RunOptions, serve, shutdown_signal};
 use pm_serve::{AppState, ServeConfig};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serve failure predictions from the registry's ACTIVE model (hot-swapped on promotion and
 /// rollback), with features computed from each machine's buffered telemetry exactly as in
 /// training.
 #[derive(Debug, Parser)]
-#[command(name = "pm-serve", version)]
+#[command(name = "pm-serve", version, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Registry root (the model's registry is <root>/<model-name>), e.g. s3://bucket/registry.
     #[arg(long, env = "PM_REGISTRY_URI", required_unless_present = "bundle_uri")]
     registry_uri: Option<String>,
@@ -65,15 +70,70 @@ struct Args {
     /// Prediction/telemetry requests handled at once; more are refused with 503 + Retry-After.
     #[arg(long, env = "PM_MAX_INFLIGHT", default_value_t = 512)]
     max_inflight: usize,
-    /// Predictions in the drift window (PSI sample).
-    #[arg(long, default_value_t = 2_000)]
+    /// Rows in the drift window (PSI sample).
+    #[arg(long, env = "PM_DRIFT_WINDOW", default_value_t = 2_000)]
     drift_window: usize,
+    /// Record one prediction in N in the drift window (1 = every prediction).
+    #[arg(long, env = "PM_DRIFT_SAMPLE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    drift_sample: u32,
     /// Prime the fleet state from a raw data set (the five CSVs) at start.
     #[arg(long, env = "PM_PRIME_FROM")]
     prime_from: Option<String>,
     /// Async worker threads (default: one per core).
     #[arg(long, env = "PM_WORKERS")]
     workers: Option<usize>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Probe a running pm-serve (the container's HEALTHCHECK): exit 0 when GET <path> on
+    /// 127.0.0.1:<port> answers 200 within the timeout, 1 otherwise. No shell or curl needed.
+    Healthcheck {
+        /// The server's port (the same variable as the server's).
+        #[arg(long, env = "AIP_HTTP_PORT", default_value_t = 8080)]
+        port: u16,
+        /// `/health` (liveness) or `/ready` (a model is loaded).
+        #[arg(long, default_value = "/health")]
+        path: String,
+        #[arg(long, default_value_t = 2_000)]
+        timeout_ms: u64,
+    },
+}
+
+/// One HTTP/1.0 GET over a plain socket: the status code.
+fn probe(port: u16, path: &str, timeout: Duration) -> Result<u16> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < 12 {
+        let k = s.read(&mut head[n..]).context("reading the answer")?;
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split(' ').nth(1).and_then(|c| c.parse().ok()).with_context(|| format!("not an HTTP answer: {line:?}"))
+}
+
+fn healthcheck(port: u16, path: &str, timeout_ms: u64) -> ExitCode {
+    match probe(port, path, Duration::from_millis(timeout_ms)) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!("pm-serve healthcheck: GET {path} answered {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("pm-serve healthcheck: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn parse_bound(s: &str) -> Result<(String, f64, f64), String> {
@@ -103,7 +163,12 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
         model_name: args.model_name.clone(),
         max_batch: args.max_batch,
         risk: args.risk_bands,
-        rules: InputRules { bounds, age_bounds: (0.0, 100.0), drift_window: args.drift_window },
+        rules: InputRules {
+            bounds,
+            age_bounds: (0.0, 100.0),
+            drift_window: args.drift_window,
+            drift_sample: args.drift_sample,
+        },
         retention_hours: args.retention_hours,
         max_machines: args.max_machines,
         body_limit_bytes: args.body_limit_bytes,
@@ -132,6 +197,9 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Healthcheck { port, path, timeout_ms }) = &args.command {
+        return healthcheck(*port, path, *timeout_ms);
+    }
     pm_core::cli::init_tracing();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {

@@ -94,6 +94,8 @@ pub struct InputRules {
     pub bounds: Vec<(String, f64, f64)>,
     pub age_bounds: (f64, f64),
     pub drift_window: usize,
+    /// Record one prediction in this many in the drift window.
+    pub drift_sample: u32,
 }
 
 /// A model ready to serve.
@@ -124,7 +126,7 @@ impl Loaded {
         Loaded {
             version,
             names: bundle.feature_spec.names(),
-            drift: DriftWindow::new(bundle.baseline.clone(), rules.drift_window),
+            drift: DriftWindow::new(bundle.baseline.clone(), rules.drift_window, rules.drift_sample),
             vocab,
             machines,
             sha256,

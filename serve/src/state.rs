@@ -36,7 +36,12 @@ impl Default for ServeConfig {
             model_name: "pm-failure".into(),
             max_batch: 100,
             risk: RiskBands::Auto,
-            rules: InputRules { bounds: default_bounds(), age_bounds: (0.0, 100.0), drift_window: 2_000 },
+            rules: InputRules {
+                bounds: default_bounds(),
+                age_bounds: (0.0, 100.0),
+                drift_window: 2_000,
+                drift_sample: 4,
+            },
             retention_hours: 168,
             max_machines: 100_000,
             body_limit_bytes: 4 << 20,

@@ -680,7 +680,7 @@ async fn new_machines_are_described_through_telemetry() {
 async fn metrics_are_prometheus_text_and_lint_clean() {
     let f = fixture();
     let cfg = ServeConfig {
-        rules: pm_serve::model::InputRules { drift_window: 200, ..ServeConfig::default().rules },
+        rules: pm_serve::model::InputRules { drift_window: 200, drift_sample: 1, ..ServeConfig::default().rules },
         ..ServeConfig::default()
     };
     let app = app(state_with(cfg));
@@ -746,7 +746,7 @@ async fn metrics_are_prometheus_text_and_lint_clean() {
 async fn drift_of_shifted_inputs_shows_in_the_psi_gauges() {
     let f = fixture();
     let cfg = ServeConfig {
-        rules: pm_serve::model::InputRules { drift_window: 150, ..ServeConfig::default().rules },
+        rules: pm_serve::model::InputRules { drift_window: 150, drift_sample: 1, ..ServeConfig::default().rules },
         ..ServeConfig::default()
     };
     let st = state_with(cfg);

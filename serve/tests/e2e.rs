@@ -86,6 +86,18 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     let base = server.base.clone();
     wait_for("readiness", Duration::from_secs(60), async || get(&client, &format!("{base}/ready")).await.0 == 200)
         .await;
+    // The container's HEALTHCHECK command: 0 while serving.
+    let healthcheck = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pm-serve"))
+            .args(["healthcheck", "--port", &port.to_string(), "--path", path])
+            .output()
+            .unwrap()
+    };
+    assert!(healthcheck("/health").status.success());
+    assert!(healthcheck("/ready").status.success());
+    let missing = healthcheck("/no-such-route");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("answered 404"), "{missing:?}");
     // Primed from the bucket: every machine of the data set can be scored at its last reading.
     let (_, h) = get(&client, &format!("{base}/metrics/summary")).await;
     assert_eq!(h["metrics"]["fleet_machines"], json!(f.ds.machines.len()));
@@ -177,6 +189,9 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status:?}");
+    let down = healthcheck("/health");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("connecting to 127.0.0.1"), "{down:?}");
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("Primed the fleet state."), "{log}");
     assert!(log.contains("Refused a model bundle"), "{log}");

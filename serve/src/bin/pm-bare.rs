@@ -1,8 +1,13 @@
-//! The benchmark's reference: an axum server whose handler returns a constant (no parsing, no
-//! model). `make bench-serve` measures pm-serve against it, alternately, in the same run.
+//! The benchmark's reference: an axum server whose handler receives the request body and returns a
+//! constant (no parsing, no model). `make bench-serve` measures pm-serve against it, alternately,
+//! in the same run — with the same request bodies, so the reference pays the same transfer costs.
 
 use axum::Router;
 use axum::routing::{get, post};
+
+// The same allocator as pm-serve, so the comparison measures the work, not the allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ANSWER: &str = r#"{"machineID":1,"failure_probability":0.01}"#;
 
@@ -16,7 +21,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let res: std::io::Result<()> = rt.block_on(async move {
-        let app = Router::new().route("/predict", post(|| async { ANSWER })).route("/health", get(|| async { "ok" }));
+        let app = Router::new()
+            .route("/predict", post(|_body: axum::body::Bytes| async { ANSWER }))
+            .route("/health", get(|| async { "ok" }));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(listener, app).await
     });
