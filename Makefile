@@ -5,7 +5,9 @@
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
 
-.PHONY: help build test test-real-data lint fmt vertex-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
+CONTAINERS ?= 0
+
+.PHONY: help build test test-real-data test-containers images lint fmt vertex-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,8 +27,18 @@ lint: ## cargo fmt --check, clippy -D warnings, and the architecture rule (pm-se
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-vertex-simulate: build ## The main job: generate the default data into ./local-bucket, run pipelines/training.yaml locally (each step a process), write the KFP/Vertex specs next to the run
+vertex-simulate: build ## The main job: generate the default data into ./local-bucket, run pipelines/training.yaml locally (each step a process), write the KFP/Vertex specs next to the run. CONTAINERS=1: every step in its image, artifacts on a local S3 server, then pm-serve's image answers
+ifeq ($(CONTAINERS),1)
+	local-sim/containers.sh
+else
 	local-sim/vertex-simulate.sh "$(BUCKET)"
+endif
+
+images: ## Build the OCI images of every step, the pm-pipeline job and pm-serve with podman (hadolint first)
+	scripts/images.sh
+
+test-containers: ## The pipelines with every step in its image on a real S3 server, pm-serve's image answering, monitoring + retraining; checked
+	local-sim/containers.sh
 
 serve: build ## Serve the model promoted by `make vertex-simulate` on :8080 (state primed from ./local-bucket/raw)
 	./target/debug/pm-serve --registry-uri "$(BUCKET)/registry" --prime-from "$(BUCKET)/raw"

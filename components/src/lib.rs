@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod features;
 pub mod ingest;
 pub mod linfa_compat;
+pub mod monitor;
 pub mod registry_cli;
 pub mod report;
 pub mod table;

@@ -9,6 +9,7 @@ use pm_components::deploy::{self, DeployArgs, DeployOutcome};
 use pm_components::evaluate::{self, EvaluateArgs};
 use pm_components::features::{self, FeaturesArgs};
 use pm_components::ingest::{self, IngestArgs};
+use pm_components::monitor::{self, MonitorArgs};
 use pm_components::train::{self, TrainArgs};
 use pm_core::contract::FileKind;
 use pm_core::registry::{Registry, Status};
@@ -150,4 +151,96 @@ async fn train_evaluate_deploy_and_champion_challenger() {
         assert_eq!(html.matches("<svg").count(), 4);
         assert!(html.contains("BLESSED"));
     }
+}
+
+/// The training fleet 30 days further on (the last 14 days are new telemetry), with every
+/// voltage scaled by `volt_scale`, written as raw CSVs and ingested.
+async fn ingest_batch(root: &Store, name: &str, volt_scale: f64) -> String {
+    let mut ds = generate(&GenConfig { machines: 12, hours: 24 * 150, ..GenConfig::azure_default() });
+    let volt = ds.contract.sensors.iter().position(|s| s == "volt").unwrap();
+    for v in &mut ds.telemetry.sensors[volt] {
+        *v *= volt_scale;
+    }
+    for kind in FileKind::ALL {
+        root.put(&format!("{name}-raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+            .await
+            .unwrap();
+    }
+    let out = root.url_of(&format!("{name}-dataset"));
+    ingest::run(&IngestArgs::parse_from([
+        "x",
+        "--input-uri",
+        &root.url_of(&format!("{name}-raw")),
+        "--output-uri",
+        &out,
+    ]))
+    .await
+    .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_flags_a_shifted_batch_and_not_a_fresh_one() {
+    let root = Store::open(&format!("memory://monitor-{}", std::process::id())).unwrap();
+    prepare(&root).await;
+    let (_, outcome) = train_eval_deploy(&root, "m", "{model: gbdt, gbdt: {max_rounds: 20}}", "{}").await;
+    assert_eq!(outcome, DeployOutcome::Promoted { version: "v1".into() });
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = async |dataset: &str, tag: &str| {
+        let flag = dir.path().join(format!("{tag}-drifted"));
+        let html = dir.path().join(format!("{tag}.html"));
+        let r = monitor::run(&MonitorArgs::parse_from([
+            "x",
+            "--dataset-uri",
+            dataset,
+            "--registry-uri",
+            &root.url_of("registry"),
+            "--output-uri",
+            &root.url_of(&format!("drift-{tag}")),
+            "--window-hours",
+            "336",
+            "--drifted-output-file",
+            flag.to_str().unwrap(),
+            "--html-path",
+            html.to_str().unwrap(),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&flag).unwrap(), r.alert.to_string());
+        // The stored report is the returned one; the HTML names the verdict.
+        assert_eq!(
+            monitor::load_report(&Store::open(&root.url_of(&format!("drift-{tag}"))).unwrap()).await.unwrap(),
+            r
+        );
+        let page = std::fs::read_to_string(&html).unwrap();
+        assert!(page.contains(if r.alert { "ALERT" } else { "No alert" }), "{page}");
+        r
+    };
+    // The same fleet two weeks later: no alert.
+    let fresh = ingest_batch(&root, "fresh", 1.0).await;
+    let calm = monitor(&fresh, "fresh").await;
+    assert!(!calm.alert, "max PSI {} on {:?}", calm.max_psi, calm.drifted_features);
+    assert_eq!((calm.rows, calm.machines), (12 * 336, 12));
+    assert!(calm.max_psi < 0.2, "{}", calm.max_psi);
+    // Every voltage 15 % higher: the voltage features drift, nothing else needs to.
+    let shifted = ingest_batch(&root, "shifted", 1.15).await;
+    let r = monitor(&shifted, "shifted").await;
+    assert!(r.alert);
+    assert!(r.features[0].feature.starts_with("volt"), "{:?}", &r.features[..3]);
+    assert!(r.drifted_features.iter().all(|f| f.starts_with("volt")), "{:?}", r.drifted_features);
+    assert!(r.drifted_features.iter().any(|f| f == "volt"), "{:?}", r.drifted_features);
+    assert!(r.features[0].psi > 1.0 && r.features[0].batch_mean > r.features[0].baseline_mean * 1.1);
+    // The model must have a baseline of the batch's contract: a registry without a model is an error.
+    let empty = monitor::run(&MonitorArgs::parse_from([
+        "x",
+        "--dataset-uri",
+        &fresh,
+        "--registry-uri",
+        &root.url_of("no-registry"),
+        "--output-uri",
+        &root.url_of("drift-none"),
+    ]))
+    .await
+    .unwrap_err();
+    assert!(format!("{empty:#}").contains("has no active pm-failure model"), "{empty:#}");
 }

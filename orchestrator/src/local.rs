@@ -49,7 +49,25 @@ pub struct LocalOptions {
     /// Extra environment for every step (e.g. store credentials).
     pub env: BTreeMap<String, String>,
     pub show_progress: bool,
+    /// How a step runs: a child process of its binary, or its component's image.
+    pub runner: Runner,
 }
+
+/// How the local backend starts a step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Runner {
+    /// A child process of the component's binary from `bin_dir`.
+    #[default]
+    Process,
+    /// `<engine> run` of the component's image (podman; the OCI images of `make images`): host
+    /// network, the step's scratch folder mounted at the same path (for `.file`/`.path` outputs),
+    /// the step's environment plus the orchestrator's `AWS_*`, `GOOGLE_*`, `AZURE_*` and
+    /// `RUST_LOG` variables (store credentials), and the step's memory limit.
+    Container { engine: String },
+}
+
+/// Variables of the orchestrator's own environment a container step receives.
+const PASSED_TO_CONTAINERS: [&str; 4] = ["AWS_", "GOOGLE_", "AZURE_", "RUST_LOG"];
 
 /// State of a step in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +254,22 @@ pub fn binary_for(bin_dir: &Path, command0: &str) -> PathBuf {
     }
     // A bare name that is not in bin_dir: from PATH (e.g. `sh` for script components).
     PathBuf::from(command0)
+}
+
+/// Identity of what runs a step, for cache keys: the image's id under a container runner.
+fn runner_identity(runner: &Runner, bin: &Path, image: &str) -> Value {
+    match runner {
+        Runner::Process => binary_identity(bin),
+        Runner::Container { engine } => {
+            let id = std::process::Command::new(engine)
+                .args(["image", "inspect", "--format", "{{.Id}}", image])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            json!({"engine": engine, "image_id": id})
+        }
+    }
 }
 
 /// Identity of a binary for cache keys: path, size and modification time (a rebuild changes it).
@@ -475,7 +509,7 @@ async fn cache_key(shared: &Shared, step: &Step, inputs: &BTreeMap<String, Outpu
         "command": comp.command,
         "args": comp.args,
         "outputs": step.outputs,
-        "binary": binary_identity(&bin),
+        "binary": runner_identity(&shared.opts.runner, &bin, &comp.image),
         "env": step.env,
         "inputs": ins,
     });
@@ -631,16 +665,19 @@ async fn execute(
         }
         let log_path = local.join(format!("attempt-{attempt}.log"));
         say(format!("running (attempt {attempt}/{max_attempts})"));
-        let outcome = spawn_and_wait(
-            &bin,
-            &args,
-            &step.env,
-            &shared.opts.env,
-            &log_path,
-            step.timeout_seconds,
-            shared.opts.kill_grace_secs,
-        )
-        .await;
+        let launch = match &shared.opts.runner {
+            Runner::Process => Launch {
+                program: bin.clone(),
+                args: args.clone(),
+                env: shared.opts.env.iter().chain(&step.env).map(|(k, v)| (k.clone(), v.clone())).collect(),
+                container: None,
+            },
+            Runner::Container { engine } => {
+                let name = format!("pm-{}-{}-{attempt}", sanitize_name(run_id), sanitize_name(&step.name));
+                container_launch(engine, &name, comp, step, &shared.opts.env, &local, &args)?
+            }
+        };
+        let outcome = spawn_and_wait(&launch, &log_path, step.timeout_seconds, shared.opts.kill_grace_secs).await;
         let log_name = format!("logs/{}.attempt-{attempt}.log", step.name);
         if let Ok(bytes) = std::fs::read(&log_path) {
             if let Err(e) = shared.run_dir.put(&log_name, Bytes::from(bytes)).await {
@@ -675,28 +712,82 @@ async fn execute(
     Err(anyhow!("failed after {max_attempts} attempt(s): {last_err}"))
 }
 
-/// Spawns a step in its own process group; returns its exit code (a signal counts as 128 + n).
-async fn spawn_and_wait(
-    bin: &Path,
-    args: &[String],
-    env: &BTreeMap<String, String>,
+/// What to start for a step attempt.
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// `(engine, container name)`: removed by force if the step times out.
+    container: Option<(String, String)>,
+}
+
+fn sanitize_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// `<engine> run` for a step: see [`Runner::Container`].
+fn container_launch(
+    engine: &str,
+    name: &str,
+    comp: &crate::spec::ComponentSpec,
+    step: &Step,
     extra_env: &BTreeMap<String, String>,
-    log: &Path,
-    timeout: Option<u64>,
-    grace: u64,
-) -> Result<i32> {
+    local: &Path,
+    step_args: &[String],
+) -> Result<Launch> {
+    // The image runs as an unprivileged user: it must be able to write its output files.
+    make_world_writable(local)?;
+    let mut args: Vec<String> = ["run", "--rm", "--network", "host", "--name", name].map(String::from).to_vec();
+    args.push(format!("--volume={}:{}", local.display(), local.display()));
+    args.push(format!("--entrypoint={}", comp.command[0]));
+    let mut env: BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| PASSED_TO_CONTAINERS.iter().any(|p| k.starts_with(p))).collect();
+    env.extend(extra_env.clone());
+    env.extend(step.env.clone());
+    for (k, v) in &env {
+        args.push(format!("--env={k}={v}"));
+    }
+    if let Some(m) = &step.resources.memory_limit {
+        args.push(format!("--memory={}", m.trim_end_matches('i').to_lowercase()));
+    }
+    args.push(comp.image.clone());
+    args.extend(step_args.iter().cloned());
+    Ok(Launch {
+        program: PathBuf::from(engine),
+        args,
+        env: Vec::new(),
+        container: Some((engine.to_string(), name.to_string())),
+    })
+}
+
+fn make_world_writable(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777))
+            .with_context(|| format!("opening {} to the container user", d.display()))?;
+        for e in std::fs::read_dir(&d)?.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Spawns a step in its own process group; returns its exit code (a signal counts as 128 + n).
+async fn spawn_and_wait(launch: &Launch, log: &Path, timeout: Option<u64>, grace: u64) -> Result<i32> {
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args(args)
-        .envs(extra_env)
-        .envs(env)
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", launch.program.display()))?;
     let pid = child.id().unwrap_or(0);
     let status = match timeout {
         None => child.wait().await?,
@@ -710,6 +801,14 @@ async fn spawn_and_wait(
                 } else {
                     // The leader exited; make sure nothing of its group survives.
                     kill_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                if let Some((engine, name)) = &launch.container {
+                    let _ = tokio::process::Command::new(engine)
+                        .args(["rm", "--force", "--time", "0", name])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .await;
                 }
                 anyhow::bail!("timed out after {secs} s; process group {pid} killed");
             }

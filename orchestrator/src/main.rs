@@ -1,7 +1,7 @@
 //! `pm-orchestrator`: validate, draw, run, compile and submit pipelines.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -50,9 +50,17 @@ struct RunArgs {
     /// Pipeline root (URL or path): artifacts, cache and run records.
     #[arg(long, env = "PM_PIPELINE_ROOT", default_value = "local-bucket")]
     root: String,
-    /// Folder of the component binaries.
-    #[arg(long, default_value = "target/debug")]
-    bin_dir: PathBuf,
+    /// Folder of the component binaries (default: this binary's folder when it holds them, as
+    /// in the pm-pipeline image and target/debug; else target/debug).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// How steps run: `process` (a child process of the binary) or `podman` (the component's
+    /// image, see `make images`).
+    #[arg(long, env = "PM_RUNNER", value_parser = ["process", "podman"], default_value = "process")]
+    runner: String,
+    /// KFP output parameter: the run's id.
+    #[arg(long)]
+    run_id_output_file: Option<PathBuf>,
     /// Pipeline parameters, NAME=VALUE (repeatable).
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
     params: Vec<(String, serde_json::Value)>,
@@ -226,11 +234,17 @@ async fn main_async(cli: Cli) -> Result<()> {
         Command::Run(a) => {
             let (p, text) = load_file(&a.pipeline)?;
             let root = Store::open(&a.root)?;
+            let bin_dir = a.bin_dir.clone().unwrap_or_else(default_bin_dir);
             let bin_dir =
-                std::fs::canonicalize(&a.bin_dir).with_context(|| format!("--bin-dir {}", a.bin_dir.display()))?;
+                std::fs::canonicalize(&bin_dir).with_context(|| format!("--bin-dir {}", bin_dir.display()))?;
+            let runner = match a.runner.as_str() {
+                "podman" => local::Runner::Container { engine: "podman".into() },
+                _ => local::Runner::Process,
+            };
             let work_dir = match a.work_dir {
                 Some(w) => w,
-                None => std::env::temp_dir().join("pm-orchestrator"),
+                // Per user: a container's unprivileged user must not collide with the host's.
+                None => std::env::temp_dir().join(format!("pm-orchestrator-{}", nix::unistd::getuid())),
             };
             let order = p.order.clone();
             let specs = if a.emit_specs {
@@ -249,6 +263,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 kill_grace_secs: a.kill_grace_secs,
                 env: BTreeMap::new(),
                 show_progress: true,
+                runner,
             };
             let rec = local::run(p, opts, &text).await?;
             println!("{}", summary::render(&rec, &order));
@@ -260,12 +275,22 @@ async fn main_async(cli: Cli) -> Result<()> {
                 println!("Kubeflow spec:    {}", dir.url_of("pipeline.kfp.json"));
                 println!("Vertex AI job:    {}", dir.url_of("pipeline.vertex.json"));
             }
+            pm_core::cli::write_output_parameter(a.run_id_output_file.as_deref(), &rec.run_id)?;
             if rec.status != "succeeded" {
                 anyhow::bail!("run {} failed", rec.run_id);
             }
         }
     }
     Ok(())
+}
+
+/// The folder of this executable when the step binaries sit next to it, else `target/debug`.
+fn default_bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+        .filter(|d| d.join("pm-ingest").exists())
+        .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
 fn main() -> std::process::ExitCode {

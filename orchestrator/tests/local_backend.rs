@@ -42,6 +42,7 @@ fn opts(e: &Env, params: &[(&str, Value)]) -> LocalOptions {
         kill_grace_secs: 1,
         env: BTreeMap::new(),
         show_progress: false,
+        runner: Default::default(),
     }
 }
 

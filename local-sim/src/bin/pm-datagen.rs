@@ -41,9 +41,22 @@ struct Args {
     /// (1/1/2015 6:00:00 AM, as in spreadsheet-saved copies).
     #[arg(long, default_value = "iso")]
     datetime_format: String,
+    /// Multiply one sensor's readings after simulation, NAME=FACTOR (repeatable): a drifted
+    /// batch for drill-testing monitoring, e.g. volt=1.15.
+    #[arg(long = "sensor-scale", value_parser = parse_scale)]
+    sensor_scales: Vec<(String, f64)>,
     /// Print the generated statistics beside the published facts of the real data set.
     #[arg(long)]
     stats: bool,
+}
+
+fn parse_scale(s: &str) -> Result<(String, f64), String> {
+    let (name, f) = s.split_once('=').ok_or_else(|| format!("expected NAME=FACTOR, got {s:?}"))?;
+    let f: f64 = f.trim().parse().map_err(|_| format!("{f:?} is not a number"))?;
+    if !(f.is_finite() && f > 0.0) {
+        return Err(format!("the factor of {name} must be a positive number, got {f}"));
+    }
+    Ok((name.trim().to_string(), f))
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -69,7 +82,18 @@ async fn run(args: Args) -> Result<()> {
     let pb = progress("datagen");
     let t0 = Instant::now();
     pb.set_message(format!("simulating {} machines x {} hours", args.machines, args.hours));
-    let ds = tokio::task::spawn_blocking(move || generate(&cfg)).await?;
+    let mut ds = tokio::task::spawn_blocking(move || generate(&cfg)).await?;
+    for (name, factor) in &args.sensor_scales {
+        let Some(k) = ds.contract.sensors.iter().position(|s| s == name) else {
+            anyhow::bail!(
+                "--sensor-scale {name}: not a sensor of the data contract ({})",
+                ds.contract.sensors.join(", ")
+            );
+        };
+        for v in &mut ds.telemetry.sensors[k] {
+            *v *= factor;
+        }
+    }
     let gen_secs = t0.elapsed().as_secs_f64();
     pb.set_message("formatting CSV");
     let t1 = Instant::now();
