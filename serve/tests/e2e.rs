@@ -169,6 +169,46 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     })
     .await;
 
+    // The dashboard, rendered by a real browser while the load runs: it polls /metrics/summary
+    // and shows the live numbers (make test provides Debian's chromium as PM_CHROMIUM).
+    if let Ok(chromium) = std::env::var("PM_CHROMIUM") {
+        let profile = tempfile::tempdir().unwrap();
+        let out = tokio::process::Command::new(chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            .args(["--disable-component-update", "--disable-sync", "--virtual-time-budget=9000", "--dump-dom"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("{base}/dashboard"))
+            .output()
+            .await
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        let text = |id: &str| -> String {
+            let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in\n{dom}"));
+            let from = start + dom[start..].find('>').unwrap() + 1;
+            dom[from..from + dom[from..].find('<').unwrap()].to_string()
+        };
+        let number = |id: &str| text(id).parse::<f64>().unwrap_or_else(|_| panic!("#{id} is {:?}", text(id)));
+        let polls: u32 = dom.split("data-polls=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(polls >= 3, "{polls} polls");
+        assert_eq!(
+            (text("status"), text("model-version"), text("model-name")),
+            ("ok".into(), "v1".into(), "pm-failure".into())
+        );
+        assert!(
+            number("req-rate") > 0.0 && number("pred-rate") > 0.0,
+            "rates {} {}",
+            text("req-rate"),
+            text("pred-rate")
+        );
+        assert!(number("p50") > 0.0 && number("p99") >= number("p50"), "p50 {} p99 {}", text("p50"), text("p99"));
+        assert_eq!(number("err-rate"), 0.0);
+        let risk: f64 = ["LOW", "MEDIUM", "HIGH"].iter().map(|r| number(&format!("risk-{r}"))).sum();
+        assert!(risk > 50.0 && number("pred-total") >= risk, "{risk} predictions by risk");
+        assert_eq!(number("fleet"), f.ds.machines.len() as f64);
+    } else {
+        eprintln!("PM_CHROMIUM is not set: the dashboard's browser check is skipped (make test sets it)");
+    }
+
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();
