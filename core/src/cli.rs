@@ -24,6 +24,12 @@ pub fn init_tracing() {
 /// otherwise wait out the grace period. Exiting mid-step is safe because every artifact write is
 /// atomic (nothing partial becomes visible) and a rerun resumes from the cache.
 pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode {
+    run_main_with(name, fut, || {})
+}
+
+/// [`run_main`], calling `on_signal` before exiting on SIGTERM/SIGINT (the orchestrator stops the
+/// steps it started).
+pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_signal: fn()) -> ExitCode {
     init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -32,8 +38,15 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    rt.spawn(exit_on_signal(name.to_string()));
-    match rt.block_on(fut) {
+    rt.spawn(exit_on_signal(name.to_string(), on_signal));
+    let result = rt.block_on(fut);
+    let signalled = SIGNALLED.load(std::sync::atomic::Ordering::SeqCst);
+    if signalled != 0 {
+        // The work ended because of the signal (its steps were stopped): exit as the signal says.
+        eprintln!("{name}: stopped by a signal");
+        return ExitCode::from(signalled);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -43,19 +56,29 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
     }
 }
 
+/// The exit code a received SIGTERM/SIGINT calls for (0: none received).
+static SIGNALLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether SIGTERM or SIGINT was received (long-running work stops starting new things).
+pub fn stopping() -> bool {
+    SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) != 0
+}
+
 /// Waits on a worker thread, so it fires even while the step computes on the main thread.
-async fn exit_on_signal(name: String) {
+async fn exit_on_signal(name: String, on_signal: fn()) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         return;
     };
     let (sig, code) = tokio::select! {
-        _ = term.recv() => ("SIGTERM", 143),
-        _ = int.recv() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143u8),
+        _ = int.recv() => ("SIGINT", 130u8),
     };
+    SIGNALLED.store(code, std::sync::atomic::Ordering::SeqCst);
     tracing::warn!("{name}: {sig} received; stopping (no partial artifact is visible, a rerun resumes)");
+    tokio::task::spawn_blocking(on_signal).await.ok();
     eprintln!("{name}: stopped by {sig}");
-    std::process::exit(code);
+    std::process::exit(i32::from(code));
 }
 
 /// Writes a KFP output parameter: the bare value into the file KFP named.

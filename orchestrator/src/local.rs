@@ -531,6 +531,44 @@ async fn cache_lookup(shared: &Shared, key: &str) -> Option<BTreeMap<String, Out
     Some(entry.outputs)
 }
 
+/// Process groups of the steps running now (for [`stop_running_steps`]).
+static RUNNING: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// Removes a step's process group from [`RUNNING`] when its wait ends (or is cancelled).
+struct Running(u32);
+
+impl Running {
+    fn new(pid: u32) -> Self {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(pid);
+        Running(pid)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.0);
+    }
+}
+
+/// Stops every running step when the orchestrator itself is told to stop: SIGTERM to each step's
+/// process group (steps exit at once; a container step's `podman run` forwards it), SIGKILL to
+/// what is left after 3 s. Steps are in their own process groups, so without this they would
+/// outlive the orchestrator.
+pub fn stop_running_steps() {
+    let groups: Vec<u32> = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().copied().collect();
+    for &g in &groups {
+        kill_group(g, nix::sys::signal::Signal::SIGTERM);
+    }
+    let alive = |g: u32| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(g as i32), None).is_ok();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while groups.iter().any(|&g| alive(g)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &g in &groups {
+        kill_group(g, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 fn kill_group(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
@@ -656,6 +694,9 @@ async fn execute(
             let wait = (r.0 * r.1.powi(attempt as i32 - 2)).min(r.2);
             say(format!("attempt {attempt}/{max_attempts} in {wait:.1} s ({last_err})"));
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        if pm_core::cli::stopping() {
+            return Err(anyhow!("not started: the orchestrator is stopping (signal)"));
         }
         // Fresh scratch for this attempt: stale output files of a failed attempt never count.
         let _ = std::fs::remove_dir_all(local.join("outputs"));
@@ -789,6 +830,7 @@ async fn spawn_and_wait(launch: &Launch, log: &Path, timeout: Option<u64>, grace
         .kill_on_drop(true);
     let mut child = cmd.spawn().with_context(|| format!("starting {}", launch.program.display()))?;
     let pid = child.id().unwrap_or(0);
+    let _running = (pid > 0).then(|| Running::new(pid));
     let status = match timeout {
         None => child.wait().await?,
         Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), child.wait()).await {

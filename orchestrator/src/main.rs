@@ -295,5 +295,5 @@ fn default_bin_dir() -> PathBuf {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    pm_core::cli::run_main("pm-orchestrator", main_async(cli))
+    pm_core::cli::run_main_with("pm-orchestrator", main_async(cli), pm_orchestrator::local::stop_running_steps)
 }

@@ -330,3 +330,50 @@ steps:
     let new = runs.iter().find(|r| r.run_id != run_id).unwrap();
     assert_eq!(new.steps["first"].status, StepStatus::Cached);
 }
+
+#[test]
+fn sigterm_to_the_orchestrator_stops_its_running_steps() {
+    let e = env();
+    let yaml = e.scratch.join("p.yaml");
+    std::fs::write(
+        &yaml,
+        r#"
+name: stop
+components:
+  sleeper:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    args: [--sleep-secs, "31.713", --spawn-child]
+steps:
+  s: {component: sleeper}
+"#,
+    )
+    .unwrap();
+    let mut orch = std::process::Command::new(env!("CARGO_BIN_EXE_pm-orchestrator"))
+        .args(["run", yaml.to_str().unwrap(), "--root", e.root.url(), "--bin-dir", bin_dir().to_str().unwrap()])
+        .arg(format!("--work-dir={}", e.scratch.join("work").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running =
+        || !std::process::Command::new("pgrep").args(["-f", "sleep 31.713"]).output().unwrap().stdout.is_empty();
+    let t = Instant::now();
+    while !running() {
+        assert!(t.elapsed() < Duration::from_secs(20), "the step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(orch.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = orch.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(8), "the orchestrator did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
+    // The step and its child were in their own process group: stopped with the orchestrator.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!running(), "a step outlived the orchestrator");
+}
