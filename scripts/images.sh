@@ -2,6 +2,8 @@
 # `make images`: builds the OCI images of every pipeline step and of pm-serve with podman (no
 # Docker daemon needed), after linting the Containerfiles with hadolint.
 #
+#   localhost/pm/debian-minbase:<codename> the base's build stage: Debian minbase of this machine's
+#                                         release (+ ca-certificates), made with debootstrap once
 #   localhost/pm/runtime-base:<version>   loader + libc/libm/libgcc_s + CA certs + passwd (no shell)
 #   localhost/pm/pm-<step>:<version>      one per step binary (ingest, features, train, evaluate,
 #                                         deploy, registry, monitor)
@@ -53,23 +55,37 @@ cargo build --release --locked -q -p pm-serve --bin pm-serve
 
 CTX="$ROOT/.cache/images/context"
 rm -rf "$CTX"
-mkdir -p "$CTX/bin" "$CTX/rootfs/etc/ssl/certs" "$CTX/rootfs/tmp"
+mkdir -p "$CTX/bin" "$CTX/pipelines"
 for s in "${STEPS[@]}" orchestrator; do strip -o "$CTX/bin/pm-$s" "$STEP_DIR/pm-$s"; done
-mkdir -p "$CTX/pipelines" && cp pipelines/*.yaml "$CTX/pipelines/"
 strip -o "$CTX/bin/pm-serve" target/release/pm-serve
+cp pipelines/*.yaml "$CTX/pipelines/"
 
-# The runtime base: exactly the shared objects the binaries load, at their canonical paths.
-for lib in $(ldd "$CTX"/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $1 !~ /:$/ {print $1}' | sort -u); do
-  mkdir -p "$CTX/rootfs$(dirname "$lib")"
-  cp -L "$lib" "$CTX/rootfs$lib"
+# The base provides exactly these shared objects (deploy/images/base.Containerfile): refuse a
+# binary that needs another one rather than ship an image that cannot start.
+PROVIDED="ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libgcc_s.so.1 linux-vdso.so.1"
+for b in "$CTX"/bin/*; do
+  for lib in $(ldd "$b" | awk '{print $1}'); do
+    [[ " $PROVIDED " == *" $(basename "$lib") "* ]] \
+      || { echo "images: $(basename "$b") needs $lib, which the runtime base does not provide" >&2; exit 1; }
+  done
 done
-cp -L /etc/ssl/certs/ca-certificates.crt "$CTX/rootfs/etc/ssl/certs/"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$CTX/rootfs/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' > "$CTX/rootfs/etc/group"
-chmod 1777 "$CTX/rootfs/tmp"
+
+# The base's build stage: a Debian minbase of this machine's release (the binaries link against
+# its glibc), made once with debootstrap and kept in podman's storage.
+CODENAME="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+DEBIAN_IMAGE="localhost/pm/debian-minbase:$CODENAME"
+if ! podman image exists "$DEBIAN_IMAGE"; then
+  command -v debootstrap >/dev/null || as_root apt-get install -y -q --no-install-recommends debootstrap >&2
+  echo "images: debootstrap $CODENAME (minbase + ca-certificates) -> $DEBIAN_IMAGE" >&2
+  MB="$(mktemp -d)"
+  as_root debootstrap --variant=minbase --include=ca-certificates "$CODENAME" "$MB" \
+    "${PM_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+  as_root tar -C "$MB" -c . | podman import -q - "$DEBIAN_IMAGE" >/dev/null
+  as_root rm -rf "$MB"
+fi
 
 build() { # image containerfile
-  podman build -q --format docker --layers -t "$1" -f "$2" "$CTX" >/dev/null
+  podman build -q --format docker --layers --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$1" -f "$2" "$CTX" >/dev/null
   printf '  %-40s %s\n' "$1" "$(podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 echo "images: building (podman, CONTAINERS_CONF=$CONTAINERS_CONF)" >&2
@@ -77,4 +93,12 @@ build "localhost/pm/runtime-base:$VERSION" deploy/images/base.Containerfile
 for s in "${STEPS[@]}"; do build "localhost/pm/pm-$s:$VERSION" "deploy/images/pm-$s.Containerfile"; done
 build "localhost/pm/pm-pipeline:$VERSION" deploy/images/pm-pipeline.Containerfile
 build "localhost/pm/pm-serve:$VERSION" deploy/images/pm-serve.Containerfile
-echo "images: done ($((${#STEPS[@]} + 3)) images, tag $VERSION)"
+
+# Smoke test: every image starts its binary as 65534 and prints the version.
+for img in "${STEPS[@]}" pipeline serve; do
+  name="localhost/pm/pm-$img:$VERSION"
+  out=$(podman run --rm --network host "$name" --version 2>&1) || { echo "images: $name does not start: $out" >&2; exit 1; }
+  [[ $out == *"$VERSION"* ]] || { echo "images: $name --version printed: $out" >&2; exit 1; }
+  [[ $(podman image inspect --format '{{.Config.User}}' "$name") == 65534:65534 ]] || { echo "images: $name is not non-root" >&2; exit 1; }
+done
+echo "images: done ($((${#STEPS[@]} + 3)) images, tag $VERSION; each started and printed its version as 65534)"
