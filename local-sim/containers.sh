@@ -90,4 +90,4 @@ code=$(podman inspect --format '{{.State.ExitCode}}' "$SERVE_NAME")
 [[ $code == 0 && $((SECONDS - t)) -lt 5 ]] || fail "pm-serve exited $code after $((SECONDS - t)) s"
 podman logs "$SERVE_NAME" 2>&1 | grep -q "pm-serve stopped" || fail "no shutdown summary in the logs"
 
-say "done in $((SECONDS - T0)) s: 6 step images + pm-pipeline ran the pipelines on S3 ($BUCKET), pm-serve answered from its image, stopped cleanly on SIGTERM"
+say "done in $((SECONDS - T0)) s: the step images and pm-pipeline ran the pipelines on S3 ($BUCKET), pm-serve answered from its image, stopped cleanly on SIGTERM"
