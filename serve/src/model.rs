@@ -113,6 +113,8 @@ pub struct Loaded {
     pub machines: HashMap<u32, (u16, f64)>,
     pub names: Vec<String>,
     pub drift: DriftWindow,
+    /// The model in its scoring layout (bit-identical to `bundle.model`).
+    pub flat: pm_core::model::FlatModel,
 }
 
 impl Loaded {
@@ -126,6 +128,7 @@ impl Loaded {
         Loaded {
             version,
             names: bundle.feature_spec.names(),
+            flat: bundle.model.flatten(),
             drift: DriftWindow::new(bundle.baseline.clone(), rules.drift_window, rules.drift_sample),
             vocab,
             machines,

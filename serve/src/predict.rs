@@ -207,8 +207,18 @@ pub fn finish<'a>(
 /// The model's scores of a feature row: features are computed in f64 and rounded to f32 once,
 /// as the training table was.
 pub fn score(model: &Loaded, x: &[f64]) -> pm_core::model::Scores {
-    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    model.bundle.model.predict(&x32)
+    // The model reads f32 features, as it was trained (on the stack for the usual widths).
+    const STACK: usize = 128;
+    if x.len() <= STACK {
+        let mut buf = [0f32; STACK];
+        for (b, &v) in buf.iter_mut().zip(x) {
+            *b = v as f32;
+        }
+        model.flat.predict(&buf[..x.len()])
+    } else {
+        let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        model.flat.predict(&x32)
+    }
 }
 
 /// Scores a list of requests in order; each item succeeds or carries its error.
