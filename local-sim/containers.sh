@@ -2,8 +2,9 @@
 # `make vertex-simulate CONTAINERS=1` and `make test-containers`: the training pipeline with every
 # step in its OCI image (podman), the data, artifacts and registry on a real S3 server
 # (SeaweedFS on 127.0.0.1), then pm-serve in its image answering predictions from the promoted
-# model; then the monitoring pipeline (pm-monitor's image, and on a drift alert the retraining
-# job in the pm-pipeline image). Checks every stage and fails loudly; ends with a summary.
+# model, scraped by a real Prometheus with deploy/monitoring's config and rules; then the
+# monitoring pipeline (pm-monitor's image, and on a drift alert the retraining job in the
+# pm-pipeline image). Checks every stage and fails loudly; ends with a summary.
 #
 # Environment: PM_CONTAINERS_MACHINES (default 100, the full default data set), PM_KEEP=1 keeps
 # the serving container and the S3 server running for you to explore.
@@ -76,6 +77,29 @@ monitor() { # name extra-datagen-args...
     --param "batch_uri=$BUCKET/batch-$name" --param "data_uri=$BUCKET/raw" \
     --param "registry_uri=$BUCKET/registry" --param "pipeline_root=$BUCKET" | tee "$ROOT/.cache/containers-monitor-$name.txt"
 }
+say "a real Prometheus scraping pm-serve's container with deploy/monitoring (config + alert rules)"
+command -v prometheus >/dev/null || { [[ $(id -u) == 0 ]] && apt-get install -y -q --no-install-recommends prometheus >&2 || sudo apt-get install -y -q --no-install-recommends prometheus >&2; }
+PROM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PROM_DIR="$(mktemp -d)"
+cp deploy/monitoring/alerts.yml "$PROM_DIR/"
+sed -e "s/127.0.0.1:8080/127.0.0.1:$PORT/" -e "s/scrape_interval: 15s/scrape_interval: 1s/" \
+  -e "s/evaluation_interval: 15s/evaluation_interval: 1s/" deploy/monitoring/prometheus.yml > "$PROM_DIR/prometheus.yml"
+prometheus --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" > "$PROM_DIR/prometheus.log" 2>&1 &
+PROM_PID=$!
+promql() { curl -sf --get "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" \
+  | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'; }
+scraped=0
+for _ in $(seq 1 100); do
+  if [[ $(promql 'up{job="pm-serve"}' 2>/dev/null) == 1 && $(promql 'pm_model_loaded' 2>/dev/null) == 1 ]]; then scraped=1; break; fi
+  sleep 0.3
+done
+[[ $scraped == 1 ]] || { cat "$PROM_DIR/prometheus.log" >&2; kill $PROM_PID; fail "Prometheus did not scrape pm-serve"; }
+rules=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/rules" | python3 -c 'import json,sys; print(sum(len(g["rules"]) for g in json.load(sys.stdin)["data"]["groups"]))')
+[[ $rules == 7 ]] || fail "Prometheus loaded $rules alert rules, expected 7"
+echo "prometheus: up=1, pm_model_loaded=1, pm_model_info version=$(curl -sf --get "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=pm_model_info' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["result"][0]["metric"]["version"])'), $rules alert rules loaded"
+kill $PROM_PID; wait $PROM_PID 2>/dev/null || true; rm -rf "$PROM_DIR"
+
 say "monitoring pipeline, a batch as generated: pm-monitor must not alert, retraining is skipped"
 monitor calm
 grep -q "retrain .*skipped" "$ROOT/.cache/containers-monitor-calm.txt" || fail "retraining ran on an undrifted batch"
