@@ -7,7 +7,7 @@ BUCKET ?= $(CURDIR)/local-bucket
 
 CONTAINERS ?= 0
 
-.PHONY: help build test test-real-data test-containers images lint fmt vertex-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
+.PHONY: help build test test-real-data test-containers images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ ifeq ($(CONTAINERS),1)
 else
 	local-sim/vertex-simulate.sh "$(BUCKET)"
 endif
+
+monitor-simulate: build ## After vertex-simulate: a January-2016 batch with every voltage 15 % higher into ./local-bucket/batch, then pipelines/monitoring.yaml (drift report; the alert retrains)
+	./target/debug/pm-datagen --hours 720 --start "2016-01-01 06:00:00" --sensor-scale volt=1.15 --output-uri "$(BUCKET)/batch"
+	./target/debug/pm-orchestrator run pipelines/monitoring.yaml --root "$(BUCKET)" \
+	  --param "batch_uri=$(BUCKET)/batch" --param "data_uri=$(BUCKET)/raw" --param "registry_uri=$(BUCKET)/registry" --param "pipeline_root=$(BUCKET)"
 
 images: ## Build the OCI images of every step, the pm-pipeline job and pm-serve with podman (hadolint first)
 	scripts/images.sh
