@@ -893,3 +893,48 @@ async fn openapi_document_is_complete_and_its_examples_work() {
     assert!(page.starts_with("<!doctype html>"));
     assert!(page.contains("/predict/batch") && page.contains("curl -s -X POST"));
 }
+
+/// Scoring a machine again without new telemetry gives the same row; any new reading or event,
+/// or another model, shows at once.
+#[tokio::test]
+async fn a_machine_is_rescored_from_its_current_buffer_and_model() {
+    let f = fixture();
+    let st = state();
+    let app = app(st.clone());
+    let machine = 10;
+    let rows = machine_rows(machine);
+    let names = f.spec.names();
+    let (errors, maint) = events_json(&f.ds, machine, f.ds.telemetry.time[rows.start + 40]);
+    let readings: Vec<Value> = (rows.start..rows.start + 40).map(|i| reading_json(&f.ds, i, true)).collect();
+    let a =
+        call(&app, "POST", "/telemetry", Some(json!({ "readings": readings, "errors": errors, "maint": maint }))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let ask = json!({ "machineID": machine, "return_features": true });
+    let p1 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
+    let p2 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
+    assert_eq!(p1["datetime"], p2["datetime"]);
+    assert!(same(&features_of(&p1, &names), &features_of(&p2, &names)));
+    assert_eq!(p1["failure_probability"], p2["failure_probability"]);
+    // One more reading: the row is the batch row of the new hour.
+    let next = reading_json(&f.ds, rows.start + 40, true);
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": [next] }))).await;
+    let p3 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
+    let t = f.ds.telemetry.time[rows.start + 40];
+    assert_eq!(p3["datetime"], json!(Timestamp(t).rfc3339()));
+    let batch: Vec<f64> = f.table.columns.iter().map(|c| c[row_of(&f.table, machine, t)]).collect();
+    assert!(same(&features_of(&p3, &names), &batch));
+    // An error event changes the buffer too (error counts are features).
+    let err = json!({ "machineID": machine, "datetime": Timestamp(t - 1800).rfc3339(), "errorID": f.ds.contract.error_types[0] });
+    let a = call(&app, "POST", "/telemetry", Some(json!({ "errors": [err] }))).await;
+    assert_eq!(a.body["accepted"]["errors"], 1, "{}", a.text);
+    let p4 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
+    assert!(!same(&features_of(&p4, &names), &batch), "the error event must show in the row");
+    // Another model: scored with its own model on the same row.
+    assert!(st.offer("v2".into(), "sha-v2".into(), f.bundle2.clone(), "test"));
+    let p5 = call(&app, "POST", "/predict", Some(ask)).await.body;
+    assert_eq!(p5["model_version"], "v2");
+    let x4 = features_of(&p4, &names);
+    assert!(same(&features_of(&p5, &names), &x4));
+    let x32: Vec<f32> = x4.iter().map(|&v| v as f32).collect();
+    assert_eq!(p5["failure_probability"].as_f64().unwrap(), f.bundle2.model.predict(&x32).failure);
+}
