@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::load_dataset;
 use crate::train::load_bundle;
+use pm_core::html::escape as esc;
 
 /// Arguments of `pm-monitor`.
 #[derive(Debug, Clone, clap::Parser)]
@@ -256,10 +257,6 @@ pub async fn run(args: &MonitorArgs) -> Result<DriftReport> {
 pub async fn load_report(store: &Store) -> Result<DriftReport> {
     let m = store.read_manifest().await.with_context(|| format!("opening the drift report at {}", store.url()))?;
     serde_json::from_slice(&store.read_artifact_file(&m, "drift.json").await?).context("drift.json")
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// A self-contained HTML page: verdict, then one row per feature with a PSI bar.

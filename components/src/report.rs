@@ -6,15 +6,12 @@ use std::fmt::Write as _;
 
 use pm_core::bundle::ModelBundle;
 use pm_core::evaluate::{Evaluation, TestMetrics};
+use pm_core::html::escape as esc;
 use pm_core::time::Timestamp;
 
 const W: f64 = 420.0;
 const H: f64 = 300.0;
 const PAD: f64 = 45.0;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// A line chart on [0, 1] x [0, 1].
 fn unit_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], diagonal: bool) -> String {

@@ -14,6 +14,7 @@ pub mod csv;
 pub mod drift;
 pub mod evaluate;
 pub mod features;
+pub mod html;
 pub mod ingest;
 pub mod learn;
 pub mod metrics;

@@ -11,6 +11,7 @@ use pm_core::contract::Contract;
 use serde_json::{Value, json};
 
 use crate::state::AppState;
+use pm_core::html::escape as esc;
 
 fn reading_schema(c: &Contract, with_machine: bool) -> Value {
     let mut props = serde_json::Map::new();
@@ -268,10 +269,6 @@ pub fn openapi(st: &AppState) -> Value {
 
 pub async fn openapi_json(State(st): State<AppState>) -> Json<Value> {
     Json(openapi(&st))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The document as one HTML page: every operation, its summary and request example, and the
