@@ -16,6 +16,8 @@ MACHINES="${PM_CONTAINERS_MACHINES:-100}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 say() { printf '\ncontainers: %s\n' "$*" >&2; }
 fail() { printf 'containers: FAILED: %s\n' "$*" >&2; exit 1; }
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 T0=$SECONDS
 
 scripts/images.sh
@@ -43,7 +45,7 @@ target/debug/pm-orchestrator run pipelines/training.yaml --runner podman --root 
   --param "data_uri=$BUCKET/raw" --param "registry_uri=$BUCKET/registry" | tee "$ROOT/.cache/containers-train.txt"
 grep -q "deploy .*succeeded" "$ROOT/.cache/containers-train.txt" || fail "the deploy step did not run (model not blessed?)"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 say "pm-serve in its image on 127.0.0.1:$PORT (registry $BUCKET/registry)"
 podman run -d --name "$SERVE_NAME" --network host --health-interval disable \
   -e AIP_HTTP_PORT="$PORT" -e PM_HOST=127.0.0.1 -e PM_REGISTRY_URI="$BUCKET/registry" -e PM_PRIME_FROM="$BUCKET/raw" \
@@ -78,8 +80,8 @@ monitor() { # name extra-datagen-args...
     --param "registry_uri=$BUCKET/registry" --param "pipeline_root=$BUCKET" | tee "$ROOT/.cache/containers-monitor-$name.txt"
 }
 say "a real Prometheus scraping pm-serve's container with deploy/monitoring (config + alert rules)"
-command -v prometheus >/dev/null || { [[ $(id -u) == 0 ]] && apt-get install -y -q --no-install-recommends prometheus >&2 || sudo apt-get install -y -q --no-install-recommends prometheus >&2; }
-PROM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+command -v prometheus >/dev/null || as_root apt-get install -y -q --no-install-recommends prometheus >&2
+PROM_PORT=$(free_port)
 PROM_DIR="$(mktemp -d)"
 cp deploy/monitoring/alerts.yml "$PROM_DIR/"
 sed -e "s/127.0.0.1:8080/127.0.0.1:$PORT/" -e "s/scrape_interval: 15s/scrape_interval: 1s/" \
