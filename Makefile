@@ -7,7 +7,7 @@ BUCKET ?= $(CURDIR)/local-bucket
 
 CONTAINERS ?= 0
 
-.PHONY: help build test test-real-data test-containers images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
+.PHONY: help build test test-real-data test-containers images push-images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ monitor-simulate: build ## After vertex-simulate: a January-2016 batch with ever
 
 images: ## Build the OCI images of every step, the pm-pipeline job and pm-serve with podman (hadolint first)
 	scripts/images.sh
+
+push-images: ## Push the images to REGISTRY (e.g. europe-west4-docker.pkg.dev/PROJECT/REPO) for Vertex AI / Kubeflow; then compile/submit with --image-registry REGISTRY
+	scripts/push-images.sh "$(REGISTRY)"
 
 test-containers: ## The pipelines with every step in its image on a real S3 server, pm-serve's image answering, monitoring + retraining; checked
 	local-sim/containers.sh

@@ -86,6 +86,21 @@ pub struct Pipeline {
     pub order: Vec<String>,
 }
 
+impl Pipeline {
+    /// Points every image under `localhost/` (what `make images` builds) at `registry`:
+    /// `localhost/pm/pm-train:0.1.0` becomes `<registry>/pm/pm-train:0.1.0`. Cloud runners
+    /// (Vertex AI, Kubeflow) pull from a registry, not from the build machine.
+    pub fn with_image_registry(mut self, registry: &str) -> Self {
+        let registry = registry.trim_end_matches('/');
+        for c in self.spec.components.values_mut() {
+            if let Some(rest) = c.image.strip_prefix("localhost/") {
+                c.image = format!("{registry}/{rest}");
+            }
+        }
+        self
+    }
+}
+
 /// A placeholder inside component args.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Placeholder {

@@ -98,6 +98,10 @@ struct CompileArgs {
     /// Vertex: parameter values, NAME=VALUE.
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
     params: Vec<(String, serde_json::Value)>,
+    /// Pull the `localhost/...` images from this registry instead (where `make push-images`
+    /// put them), e.g. europe-west4-docker.pkg.dev/PROJECT/REPO.
+    #[arg(long, env = "PM_IMAGE_REGISTRY")]
+    image_registry: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +117,9 @@ struct SubmitArgs {
     params: Vec<(String, serde_json::Value)>,
     #[arg(long)]
     job_id: Option<String>,
+    /// Pull the `localhost/...` images from this registry instead (see `compile`).
+    #[arg(long, env = "PM_IMAGE_REGISTRY")]
+    image_registry: Option<String>,
     /// Environment variable holding the OAuth bearer token (e.g. from `gcloud auth print-access-token`).
     #[arg(long, default_value = "GOOGLE_OAUTH_ACCESS_TOKEN")]
     token_env: String,
@@ -184,12 +191,20 @@ async fn main_async(cli: Cli) -> Result<()> {
         Command::Schema => print!("{}", to_json(&pm_orchestrator::spec::json_schema())?),
         Command::Compile(a) => {
             let (p, _) = load_file(&a.pipeline)?;
+            let p = match &a.image_registry {
+                Some(r) => p.with_image_registry(r),
+                None => p,
+            };
             let v =
                 if a.target == "kfp" { compiled(&p)? } else { vertex_body(&p, &a.gcs_output_directory, &a.params)? };
             write_out(a.output.as_ref(), &to_json(&v)?)?;
         }
         Command::Submit(a) => {
             let (p, _) = load_file(&a.pipeline)?;
+            let p = match &a.image_registry {
+                Some(r) => p.with_image_registry(r),
+                None => p,
+            };
             let body = vertex_body(&p, &a.gcs_output_directory, &a.params)?;
             let token = std::env::var(&a.token_env).unwrap_or_default();
             let target = vertex::Target { project: a.project, region: a.region, job_id: a.job_id };

@@ -356,3 +356,26 @@ fn the_kfp_sdk_accepts_every_emitted_spec() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), files.len(), "{stdout}");
 }
+
+/// `--image-registry`: the `localhost/` images `make images` builds are pulled from a registry in
+/// the emitted specs; other images are left alone.
+#[test]
+fn image_registry_rewrites_local_images_only() {
+    let (p, _) = pm_orchestrator::load_file(&pipelines_dir().join("monitoring.yaml")).unwrap();
+    let mut p = p.with_image_registry("europe-west4-docker.pkg.dev/proj/pm-repo/");
+    p.spec.components.get_mut("ingest").unwrap().image = "ghcr.io/acme/ingest:7".into();
+    let spec = kfp::compile(&p).unwrap();
+    let images: Vec<String> = spec["deploymentSpec"]["executors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["container"]["image"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(images.len(), 3);
+    assert!(images.contains(&"europe-west4-docker.pkg.dev/proj/pm-repo/pm/pm-monitor:0.1.0".to_string()), "{images:?}");
+    assert!(
+        images.contains(&"europe-west4-docker.pkg.dev/proj/pm-repo/pm/pm-pipeline:0.1.0".to_string()),
+        "{images:?}"
+    );
+    assert!(images.contains(&"ghcr.io/acme/ingest:7".to_string()), "{images:?}");
+}

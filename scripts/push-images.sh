@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make push-images REGISTRY=europe-west4-docker.pkg.dev/PROJECT/REPO`: pushes the images of
+# `make images` to a registry, as REGISTRY/pm/<image>:<version> — the names
+# `pm-orchestrator compile|submit --image-registry REGISTRY` writes into the specs. Log in first
+# (`podman login`, or `gcloud auth print-access-token | podman login -u oauth2accesstoken
+# --password-stdin europe-west4-docker.pkg.dev`).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+REGISTRY="${1:?usage: push-images.sh REGISTRY}"
+REGISTRY="${REGISTRY%/}"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
+for img in ingest features train evaluate deploy registry monitor pipeline serve; do
+  src="localhost/pm/pm-$img:$VERSION"
+  podman image exists "$src" || { echo "push-images: $src is missing: run make images" >&2; exit 1; }
+  podman push "$src" "docker://$REGISTRY/pm/pm-$img:$VERSION"
+  echo "pushed $REGISTRY/pm/pm-$img:$VERSION"
+done
