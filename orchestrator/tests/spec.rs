@@ -379,3 +379,32 @@ fn image_registry_rewrites_local_images_only() {
     );
     assert!(images.contains(&"ghcr.io/acme/ingest:7".to_string()), "{images:?}");
 }
+
+/// Every `localhost/` image a pipeline names is one `make images` builds, at this version.
+#[test]
+fn pipeline_images_are_the_ones_make_images_builds() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(pipelines_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let (p, _) = pm_orchestrator::load_file(&path).unwrap();
+        for (name, c) in &p.spec.components {
+            let Some(rest) = c.image.strip_prefix("localhost/pm/") else { continue };
+            let (image, tag) = rest.split_once(':').unwrap();
+            assert_eq!(tag, env!("CARGO_PKG_VERSION"), "{}: component {name}", path.display());
+            let containerfile = pipelines_dir().join(format!("../deploy/images/{image}.Containerfile"));
+            assert!(
+                containerfile.exists(),
+                "{}: component {name} names {image}, which no Containerfile builds",
+                path.display()
+            );
+            let binary = c.command[0].rsplit('/').next().unwrap();
+            let text = std::fs::read_to_string(&containerfile).unwrap();
+            assert!(text.contains(&format!("bin/{binary}")), "{image} does not contain {binary}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+}
