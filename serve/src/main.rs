@@ -46,6 +46,10 @@ struct Args {
     /// Seconds between polls of the registry.
     #[arg(long, env = "PM_POLL_INTERVAL_SECS", default_value_t = 2.0)]
     poll_interval_secs: f64,
+    /// Give up a poll of the model source after this many seconds (reported in /health and the
+    /// metrics; the served model stays).
+    #[arg(long, env = "PM_POLL_TIMEOUT_SECS", default_value_t = 15.0)]
+    poll_timeout_secs: f64,
     /// Most items in one /predict/batch, Vertex or v2 request.
     #[arg(long, env = "PM_MAX_BATCH", default_value_t = 100)]
     max_batch: usize,
@@ -190,6 +194,7 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
         addr,
         source,
         poll_interval: pm_serve::routes::poll_interval(args.poll_interval_secs),
+        poll_timeout: pm_serve::routes::poll_interval(args.poll_timeout_secs),
         prime_from: args.prime_from.clone(),
     };
     Ok((cfg, opts))

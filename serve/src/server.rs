@@ -21,6 +21,8 @@ pub struct RunOptions {
     pub addr: SocketAddr,
     pub source: ModelSource,
     pub poll_interval: Duration,
+    /// A poll not finished by then is given up (and reported) until the next one.
+    pub poll_timeout: Duration,
     /// Raw data set (the five CSVs) whose latest hours prime the fleet state at start.
     pub prime_from: Option<String>,
 }
@@ -66,7 +68,7 @@ async fn watch(state: AppState, opts: RunOptions, mut stop: tokio::sync::watch::
     let mut loader = Loader::new(opts.source.clone());
     let mut primed = opts.prime_from.is_none();
     loop {
-        state.poll(&mut loader).await;
+        state.poll_within(&mut loader, opts.poll_timeout).await;
         if !primed && state.slot.get().is_some() {
             primed = true;
             if let Some(url) = &opts.prime_from

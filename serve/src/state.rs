@@ -153,6 +153,26 @@ impl AppState {
     }
 
     /// One poll of the model source.
+    /// [`AppState::poll`], given up after `timeout`: the store client retries an unreachable store
+    /// for minutes, and the status must say so long before. Giving up is safe: the loader applies
+    /// registry log entries one at a time, so an interrupted poll resumes where it stopped. The
+    /// served model is untouched either way.
+    pub async fn poll_within(&self, loader: &mut Loader, timeout: std::time::Duration) {
+        if tokio::time::timeout(timeout, self.poll(loader)).await.is_err() {
+            let message = format!(
+                "the model source {} did not answer within {:.0} s (will retry)",
+                loader.source.url(),
+                timeout.as_secs_f64()
+            );
+            tracing::warn!("{message}");
+            self.metrics.registry_poll(false).inc();
+            self.slot.update_status(|s| {
+                s.last_poll = Some(pm_core::time::now_rfc3339());
+                s.last_error = Some(message);
+            });
+        }
+    }
+
     pub async fn poll(&self, loader: &mut Loader) {
         let current = self.slot.get();
         let status: LoadStatus = self.slot.status();
@@ -168,7 +188,8 @@ impl AppState {
         });
         match fetched {
             Err(e) => {
-                self.metrics.registry_poll(!e.loading).inc();
+                // A failure to load a bundle comes after a successful read of the registry.
+                self.metrics.registry_poll(e.loading).inc();
                 if e.loading {
                     self.metrics.reloads.with_label_values(&["failed"]).inc();
                 }
