@@ -16,14 +16,9 @@ use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_local_sim::generate::{GenConfig, generate};
 use serde_json::{Value, json};
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+#[path = "support/proc.rs"]
+mod proc_stats;
+use proc_stats::*;
 
 /// Child: CSV bytes (already in memory) → validated data set → features + labels.
 fn child(mode: &str, dir: &Path) {

@@ -17,23 +17,9 @@ use pm_core::store::Store;
 use pm_core::train::{Algorithm, TrainSpec, train};
 use serde_json::{Value, json};
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// CPU seconds (user + system) of this process, from /proc/self/stat (clock ticks of 1/100 s).
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "support/proc.rs"]
+mod proc_stats;
+use proc_stats::*;
 
 /// linfa-trees' DecisionTree (depth 10) on the same split: it predicts labels only, so its AUCs
 /// are those of a 0/1 score. NaN features (no history yet) become a large negative sentinel,

@@ -195,18 +195,20 @@ async fn score_list(
     field: &'static str,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
-    let run = move || {
-        let items = predict_many(&st, &model, &list, field);
-        let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
-        json!({
-            "predictions": items,
-            "total_predictions": items.len() - failed,
-            "failed": failed,
-            "model_version": model.version,
-            "processing_time_seconds": started.elapsed().as_secs_f64(),
-        })
-    };
-    cpu(run).await
+    cpu(move || batch_answer(&st, &model, &list, field, started)).await
+}
+
+/// The `/predict/batch` answer: every item in order, with counts.
+fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &[Value], field: &str, started: Instant) -> Value {
+    let items = predict_many(st, model, list, field);
+    let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
+    json!({
+        "predictions": items,
+        "total_predictions": items.len() - failed,
+        "failed": failed,
+        "model_version": model.version,
+        "processing_time_seconds": started.elapsed().as_secs_f64(),
+    })
 }
 
 /// `POST /predict/batch`: `{"predictions": [...]}` (the Python service's shape) or
@@ -226,16 +228,7 @@ async fn predict_batch(State(st): State<AppState>, JsonBody(v): JsonBody) -> Res
     let list = crate::input::array(list, field)?;
     check_batch(&st, list.len(), field)?;
     let body = if list.len() <= INLINE_ITEMS {
-        let started = Instant::now();
-        let items = predict_many(&st, &model, list, field);
-        let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
-        json!({
-            "predictions": items,
-            "total_predictions": items.len() - failed,
-            "failed": failed,
-            "model_version": model.version,
-            "processing_time_seconds": started.elapsed().as_secs_f64(),
-        })
+        batch_answer(&st, &model, list, field, Instant::now())
     } else {
         let list = list.clone();
         score_list(st, model, list, field).await?
