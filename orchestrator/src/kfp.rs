@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::graph::{Binding, CmpOp, Condition, Piece, Pipeline, Placeholder, Step, parse_arg, sanitize};
+use crate::graph::{Binding, Condition, Piece, Pipeline, Placeholder, Step, parse_arg, sanitize};
 use crate::spec::{ResourceSpec, RetrySpec, SpecError, Type, err};
 
 pub const SCHEMA_VERSION: &str = "2.1.0";
@@ -286,15 +286,8 @@ fn cel_operand(b: &Binding) -> String {
 }
 
 fn cel(c: &Condition) -> String {
-    let op = match c.op {
-        CmpOp::Eq => "==",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-    };
-    format!("{} {op} {}", cel_operand(&c.left), cel_operand(&c.right))
+    // CEL writes the comparisons as the pipeline format does.
+    format!("{} {} {}", cel_operand(&c.left), c.op.symbol(), cel_operand(&c.right))
 }
 
 /// Compiles a pipeline to a KFP v2 `PipelineSpec`.
