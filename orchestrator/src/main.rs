@@ -253,7 +253,17 @@ async fn main_async(cli: Cli) -> Result<()> {
             let bin_dir =
                 std::fs::canonicalize(&bin_dir).with_context(|| format!("--bin-dir {}", bin_dir.display()))?;
             let runner = match a.runner.as_str() {
-                "podman" => local::Runner::Container { engine: "podman".into() },
+                "podman" => {
+                    // Containers reach artifacts through the store, never through this machine's
+                    // folders or memory.
+                    if root.url().starts_with("file://") || root.url().starts_with("memory://") {
+                        anyhow::bail!(
+                            "--runner podman needs a pipeline root that containers can reach (s3://, gs://, az://), not {}",
+                            root.url()
+                        );
+                    }
+                    local::Runner::Container { engine: "podman".into() }
+                }
                 _ => local::Runner::Process,
             };
             let work_dir = match a.work_dir {

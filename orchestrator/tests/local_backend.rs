@@ -377,3 +377,16 @@ steps:
     std::thread::sleep(Duration::from_millis(200));
     assert!(!running(), "a step outlived the orchestrator");
 }
+
+#[test]
+fn the_podman_runner_refuses_a_root_containers_cannot_reach() {
+    let e = env();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pm-orchestrator"))
+        .args(["run", "../pipelines/training.yaml", "--runner", "podman", "--root", e.root.url()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--runner podman needs a pipeline root that containers can reach"), "{err}");
+}
