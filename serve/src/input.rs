@@ -17,7 +17,6 @@ use crate::error::ApiError;
 #[derive(Clone, Debug)]
 pub struct Vocab {
     pub sensors: Vec<String>,
-    sensor_idx: HashMap<String, usize>,
     error_types: HashMap<String, u16>,
     components: HashMap<String, u16>,
     models: HashMap<String, u16>,
@@ -46,7 +45,6 @@ impl Vocab {
             .collect();
         Vocab {
             sensors: contract.sensors.clone(),
-            sensor_idx: contract.sensors.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect(),
             error_types: index(&contract.error_types),
             components: index(&contract.components),
             models: index(&contract.models),
@@ -169,7 +167,8 @@ pub fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
 /// Refuses keys outside `allowed` (and the sensors, when `sensors` is given).
 fn check_keys(map: &Map<String, Value>, path: &str, allowed: &[&str], sensors: Option<&Vocab>) -> Result<(), ApiError> {
     for key in map.keys() {
-        let ok = allowed.contains(&key.as_str()) || sensors.is_some_and(|v| v.sensor_idx.contains_key(key));
+        // A scan of a few names is cheaper than hashing the key.
+        let ok = allowed.contains(&key.as_str()) || sensors.is_some_and(|v| v.sensors.iter().any(|s| s == key));
         if !ok {
             let mut expected: Vec<&str> = allowed.to_vec();
             if let Some(v) = sensors {
@@ -212,6 +211,10 @@ fn required_machine(map: &Map<String, Value>, path: &str) -> Result<u32, ApiErro
 }
 
 fn datetime(map: &Map<String, Value>, path: &str) -> Result<i64, ApiError> {
+    // The common case without building the field's path; the error path below names it.
+    if let Some(t) = map.get("datetime").and_then(Value::as_str).and_then(|s| Timestamp::parse(s.as_bytes()).ok()) {
+        return Ok(t.0);
+    }
     let p = join(path, "datetime");
     let v = map.get("datetime").ok_or_else(|| ApiError::invalid(&p, "required field is missing"))?;
     let s =
@@ -252,6 +255,12 @@ impl Vocab {
     fn sensor_values(&self, map: &Map<String, Value>, path: &str) -> Result<Vec<f64>, ApiError> {
         let mut values = Vec::with_capacity(self.sensors.len());
         for (i, name) in self.sensors.iter().enumerate() {
+            // The common case without building the field's path; the error path below names it.
+            let (lo, hi) = self.bounds[i];
+            if let Some(x) = map.get(name).and_then(Value::as_f64).filter(|x| x.is_finite() && *x >= lo && *x <= hi) {
+                values.push(x);
+                continue;
+            }
             let p = join(path, name);
             let v = map.get(name).ok_or_else(|| ApiError::invalid(&p, "required sensor value is missing"))?;
             values.push(bounded(number(v, &p)?, self.bounds[i], &p)?);
@@ -323,7 +332,9 @@ impl Vocab {
     ) -> Result<Vec<T>, ApiError> {
         let Some(v) = map.get(key) else { return Ok(Vec::new()) };
         let p = join(path, key);
-        array(v, &p)?.iter().enumerate().map(|(i, x)| one(self, x, &at(&p, i))).collect()
+        // Parsing is pure: an item is parsed again with its full path only to word its error, so
+        // the common case builds no path strings.
+        array(v, &p)?.iter().enumerate().map(|(i, x)| one(self, x, "").or_else(|_| one(self, x, &at(&p, i)))).collect()
     }
 
     /// A `/telemetry` body: `{"readings"?, "errors"?, "maint"?, "machines"?}`; every event names
