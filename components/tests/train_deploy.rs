@@ -230,6 +230,39 @@ async fn monitor_flags_a_shifted_batch_and_not_a_fresh_one() {
     assert!(r.drifted_features.iter().all(|f| f.starts_with("volt")), "{:?}", r.drifted_features);
     assert!(r.drifted_features.iter().any(|f| f == "volt"), "{:?}", r.drifted_features);
     assert!(r.features[0].psi > 1.0 && r.features[0].batch_mean > r.features[0].baseline_mean * 1.1);
+    // The same model named by its artifact instead of the registry: the same report.
+    let by_uri = monitor::run(&MonitorArgs::parse_from([
+        "x",
+        "--dataset-uri",
+        &shifted,
+        "--model-uri",
+        &root.url_of("model-m"),
+        "--window-hours",
+        "336",
+        "--output-uri",
+        &root.url_of("drift-by-uri"),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!((by_uri.max_psi, &by_uri.drifted_features), (r.max_psi, &r.drifted_features));
+    assert_eq!(by_uri.model, root.url_of("model-m"));
+    // --scope all also compares the fleet features (error counts, ages, ...): more features.
+    let all = monitor::run(&MonitorArgs::parse_from([
+        "x",
+        "--dataset-uri",
+        &shifted,
+        "--model-uri",
+        &root.url_of("model-m"),
+        "--scope",
+        "all",
+        "--output-uri",
+        &root.url_of("drift-all"),
+    ]))
+    .await
+    .unwrap();
+    assert!(all.features.len() > r.features.len(), "{} vs {}", all.features.len(), r.features.len());
+    assert!(all.features.iter().any(|f| f.feature == "age"));
+    assert!(!r.features.iter().any(|f| f.feature == "age"));
     // The model must have a baseline of the batch's contract: a registry without a model is an error.
     let empty = monitor::run(&MonitorArgs::parse_from([
         "x",
