@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
@@ -99,18 +99,19 @@ async fn serving_continues_through_a_registry_outage_and_catches_up_after() {
     call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
     let machine = f.ds.telemetry.machine[0];
 
-    // Down, two ways: connections reset (the store client gives up by itself) and a black hole
-    // (only the poll timeout ends the poll). The model keeps serving; the status says why.
+    // Down, two ways: connections reset (the store client retries with a randomised backoff, then
+    // gives up by itself, or the poll timeout ends it first) and a black hole (only the poll
+    // timeout ends the poll). The model keeps serving; the status says why.
     direct.promote(&v2, "test", "promoted during the outage").await.unwrap();
-    let cases = [(false, 20, "error sending request"), (true, 1, "did not answer within 1 s")];
-    for (n, (black_hole, timeout, says)) in cases.into_iter().enumerate() {
+    let cases: [(bool, &[&str]); 2] =
+        [(false, &["error sending request", "did not answer within 2 s"]), (true, &["did not answer within 2 s"])];
+    for (n, (black_hole, says)) in cases.into_iter().enumerate() {
         proxy.set(false, black_hole);
-        let t = Instant::now();
-        st.poll_within(&mut loader, Duration::from_secs(timeout)).await;
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        st.poll_within(&mut loader, Duration::from_secs(2)).await;
         let h = call(&app, "GET", "/health", None).await.body;
         assert_eq!((h["status"].as_str(), h["model_version"].as_str()), (Some("degraded"), Some(v1.as_str())), "{h}");
-        assert!(h["last_error"].as_str().unwrap().contains(says), "{h}");
+        let error = h["last_error"].as_str().unwrap();
+        assert!(says.iter().any(|s| error.contains(s)), "{h}");
         assert_eq!(call(&app, "GET", "/ready", None).await.status, StatusCode::OK);
         let p = call(&app, "POST", "/predict", Some(json!({ "machineID": machine }))).await;
         assert_eq!((p.status, p.body["model_version"].as_str()), (StatusCode::OK, Some(v1.as_str())), "{}", p.text);
