@@ -11,12 +11,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
+. scripts/lib.sh
 MACHINES="${PM_CONTAINERS_MACHINES:-100}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 say() { printf '\ncontainers: %s\n' "$*" >&2; }
 fail() { printf 'containers: FAILED: %s\n' "$*" >&2; exit 1; }
-as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 T0=$SECONDS
 
@@ -50,7 +48,7 @@ say "pm-serve in its image on 127.0.0.1:$PORT (registry $BUCKET/registry)"
 podman run -d --name "$SERVE_NAME" --network host --health-interval disable \
   -e AIP_HTTP_PORT="$PORT" -e PM_HOST=127.0.0.1 -e PM_REGISTRY_URI="$BUCKET/registry" -e PM_PRIME_FROM="$BUCKET/raw" \
   -e AWS_ENDPOINT -e AWS_ALLOW_HTTP -e AWS_REGION -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e RUST_LOG=info \
-  "localhost/pm/pm-serve:$VERSION" >/dev/null
+  "localhost/pm/pm-serve:$PM_VERSION" >/dev/null
 ready=0
 for _ in $(seq 1 150); do
   if curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null; then ready=1; break; fi
@@ -80,7 +78,7 @@ monitor() { # name extra-datagen-args...
     --param "registry_uri=$BUCKET/registry" --param "pipeline_root=$BUCKET" | tee "$ROOT/.cache/containers-monitor-$name.txt"
 }
 say "a real Prometheus scraping pm-serve's container with deploy/monitoring (config + alert rules)"
-command -v prometheus >/dev/null || as_root apt-get install -y -q --no-install-recommends prometheus >&2
+command -v prometheus >/dev/null || apt_install prometheus
 PROM_PORT=$(free_port)
 PROM_DIR="$(mktemp -d)"
 cp deploy/monitoring/alerts.yml "$PROM_DIR/"

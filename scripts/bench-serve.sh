@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. scripts/lib.sh
 SECS="${PM_BENCH_SECS:-15}"
 BUCKET="${PM_BENCH_BUCKET:-$ROOT/.cache/bench-serve}"
 SERVE_PORT=18180
@@ -16,7 +17,7 @@ BARE_PORT=18181
 
 if ! command -v wrk >/dev/null; then
   echo "bench-serve: installing wrk (Debian package)" >&2
-  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends wrk >&2; else sudo apt-get install -y -q --no-install-recommends wrk >&2; fi
+  apt_install wrk
 fi
 
 # A model in a registry and the data it was trained on: the training pipeline, once.

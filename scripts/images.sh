@@ -18,15 +18,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+. scripts/lib.sh
 PROFILE="${IMAGE_PROFILE:-dev}"
-STEPS=(ingest features train evaluate deploy registry monitor)
-export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
 
-as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 if ! command -v podman >/dev/null; then
   echo "images: installing podman (Debian packages)" >&2
-  as_root apt-get install -y -q --no-install-recommends podman buildah skopeo runc catatonit >&2
+  apt_install podman buildah skopeo runc catatonit
 fi
 HADOLINT="$(command -v hadolint || true)"
 if [[ -z $HADOLINT ]]; then
@@ -45,10 +42,10 @@ echo "images: hadolint deploy/images/*.Containerfile" >&2
 
 echo "images: building the binaries (steps: $PROFILE profile, pm-serve: release)" >&2
 if [[ $PROFILE == release ]]; then
-  cargo build --release --locked -q "${STEPS[@]/#/--bin=pm-}" --bin=pm-orchestrator
+  cargo build --release --locked -q "${PM_STEP_IMAGES[@]/#/--bin=pm-}" --bin=pm-orchestrator
   STEP_DIR=target/release
 else
-  cargo build --locked -q "${STEPS[@]/#/--bin=pm-}" --bin=pm-orchestrator
+  cargo build --locked -q "${PM_STEP_IMAGES[@]/#/--bin=pm-}" --bin=pm-orchestrator
   STEP_DIR=target/debug
 fi
 cargo build --release --locked -q -p pm-serve --bin pm-serve
@@ -56,7 +53,7 @@ cargo build --release --locked -q -p pm-serve --bin pm-serve
 CTX="$ROOT/.cache/images/context"
 rm -rf "$CTX"
 mkdir -p "$CTX/bin" "$CTX/pipelines"
-for s in "${STEPS[@]}" orchestrator; do strip -o "$CTX/bin/pm-$s" "$STEP_DIR/pm-$s"; done
+for s in "${PM_STEP_IMAGES[@]}" orchestrator; do strip -o "$CTX/bin/pm-$s" "$STEP_DIR/pm-$s"; done
 strip -o "$CTX/bin/pm-serve" target/release/pm-serve
 cp pipelines/*.yaml "$CTX/pipelines/"
 
@@ -75,7 +72,7 @@ done
 CODENAME="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
 DEBIAN_IMAGE="localhost/pm/debian-minbase:$CODENAME"
 if ! podman image exists "$DEBIAN_IMAGE"; then
-  command -v debootstrap >/dev/null || as_root apt-get install -y -q --no-install-recommends debootstrap >&2
+  command -v debootstrap >/dev/null || apt_install debootstrap
   echo "images: debootstrap $CODENAME (minbase + ca-certificates) -> $DEBIAN_IMAGE" >&2
   MB="$(mktemp -d)"
   as_root debootstrap --variant=minbase --include=ca-certificates "$CODENAME" "$MB" \
@@ -89,16 +86,16 @@ build() { # image containerfile
   printf '  %-40s %s\n' "$1" "$(podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1e6}')"
 }
 echo "images: building (podman, CONTAINERS_CONF=$CONTAINERS_CONF)" >&2
-build "localhost/pm/runtime-base:$VERSION" deploy/images/base.Containerfile
-for s in "${STEPS[@]}"; do build "localhost/pm/pm-$s:$VERSION" "deploy/images/pm-$s.Containerfile"; done
-build "localhost/pm/pm-pipeline:$VERSION" deploy/images/pm-pipeline.Containerfile
-build "localhost/pm/pm-serve:$VERSION" deploy/images/pm-serve.Containerfile
+build "localhost/pm/runtime-base:$PM_VERSION" deploy/images/base.Containerfile
+for s in "${PM_STEP_IMAGES[@]}"; do build "localhost/pm/pm-$s:$PM_VERSION" "deploy/images/pm-$s.Containerfile"; done
+build "localhost/pm/pm-pipeline:$PM_VERSION" deploy/images/pm-pipeline.Containerfile
+build "localhost/pm/pm-serve:$PM_VERSION" deploy/images/pm-serve.Containerfile
 
 # Smoke test: every image starts its binary as 65534 and prints the version.
-for img in "${STEPS[@]}" pipeline serve; do
-  name="localhost/pm/pm-$img:$VERSION"
+for img in "${PM_IMAGES[@]}"; do
+  name="localhost/pm/pm-$img:$PM_VERSION"
   out=$(podman run --rm --network host "$name" --version 2>&1) || { echo "images: $name does not start: $out" >&2; exit 1; }
-  [[ $out == *"$VERSION"* ]] || { echo "images: $name --version printed: $out" >&2; exit 1; }
+  [[ $out == *"$PM_VERSION"* ]] || { echo "images: $name --version printed: $out" >&2; exit 1; }
   [[ $(podman image inspect --format '{{.Config.User}}' "$name") == 65534:65534 ]] || { echo "images: $name is not non-root" >&2; exit 1; }
 done
-echo "images: done ($((${#STEPS[@]} + 3)) images, tag $VERSION; each started and printed its version as 65534)"
+echo "images: done ($((${#PM_STEP_IMAGES[@]} + 3)) images, tag $PM_VERSION; each started and printed its version as 65534)"

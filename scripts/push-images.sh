@@ -9,11 +9,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 REGISTRY="${1:?usage: push-images.sh REGISTRY}"
 REGISTRY="${REGISTRY%/}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
-export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
-for img in ingest features train evaluate deploy registry monitor pipeline serve; do
-  src="localhost/pm/pm-$img:$VERSION"
+. scripts/lib.sh
+for img in "${PM_IMAGES[@]}"; do
+  src="localhost/pm/pm-$img:$PM_VERSION"
   podman image exists "$src" || { echo "push-images: $src is missing: run make images" >&2; exit 1; }
-  podman push "$src" "docker://$REGISTRY/pm/pm-$img:$VERSION"
-  echo "pushed $REGISTRY/pm/pm-$img:$VERSION"
+  podman push "$src" "docker://$REGISTRY/pm/pm-$img:$PM_VERSION"
+  echo "pushed $REGISTRY/pm/pm-$img:$PM_VERSION"
 done

@@ -8,6 +8,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. scripts/lib.sh
 
 started_s3=0
 cleanup() {
@@ -23,8 +24,7 @@ fi
 # promtool (Prometheus' linter, Debian package `prometheus`) for the /metrics test.
 if ! command -v promtool >/dev/null; then
   echo "test.sh: installing promtool (apt package prometheus)" >&2
-  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends prometheus >&2 || true
-  elif command -v sudo >/dev/null; then sudo apt-get install -y -q --no-install-recommends prometheus >&2 || true; fi
+  apt_install prometheus || true
 fi
 if command -v promtool >/dev/null; then
   export PM_PROMTOOL="$(command -v promtool)"
@@ -35,9 +35,7 @@ fi
 # Headless Chromium (Debian package) renders pm-serve's /dashboard in the end-to-end test.
 if ! command -v chromium >/dev/null; then
   echo "test.sh: installing chromium (apt)" >&2
-  pkgs="chromium fonts-dejavu-core"
-  if [[ $(id -u) == 0 ]]; then apt-get install -y -q --no-install-recommends $pkgs >&2 || true
-  elif command -v sudo >/dev/null; then sudo apt-get install -y -q --no-install-recommends $pkgs >&2 || true; fi
+  apt_install chromium fonts-dejavu-core || true
 fi
 if command -v chromium >/dev/null; then
   export PM_CHROMIUM="$(command -v chromium)"
