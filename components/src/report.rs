@@ -50,6 +50,20 @@ fn unit_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], 
     }
     let path: Vec<String> = points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
     let _ = write!(s, r##"<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="{}"/>"##, path.join(" "));
+    title_and_x_label(&mut s, title, x_label);
+    let _ = write!(
+        s,
+        r#"<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
+        H / 2.0,
+        H / 2.0,
+        esc(y_label)
+    );
+    s.push_str("</svg>");
+    s
+}
+
+/// A chart's title (top) and x-axis label (bottom).
+fn title_and_x_label(s: &mut String, title: &str, x_label: &str) {
     let _ = write!(
         s,
         r#"<text x="{}" y="18" font-size="13" text-anchor="middle" font-weight="bold">{}</text>"#,
@@ -63,15 +77,6 @@ fn unit_chart(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], 
         H - 8.0,
         esc(x_label)
     );
-    let _ = write!(
-        s,
-        r#"<text x="12" y="{}" font-size="11" text-anchor="middle" transform="rotate(-90 12 {})">{}</text>"#,
-        H / 2.0,
-        H / 2.0,
-        esc(y_label)
-    );
-    s.push_str("</svg>");
-    s
 }
 
 /// Vertical bars.
@@ -113,19 +118,7 @@ fn histogram(title: &str, x_label: &str, values: &[f64], lo: f64, hi: f64, bins:
         PAD + 4.0,
         max as usize
     );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="18" font-size="13" text-anchor="middle" font-weight="bold">{}</text>"#,
-        W / 2.0,
-        esc(title)
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
-        W / 2.0,
-        H - 8.0,
-        esc(x_label)
-    );
+    title_and_x_label(&mut s, title, x_label);
     s.push_str("</svg>");
     s
 }

@@ -126,7 +126,7 @@ pub struct IoSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentSpec {
-    /// Container image (for Kubeflow / Vertex and `run --containers`).
+    /// Container image (for Kubeflow / Vertex and `run --runner podman`).
     pub image: String,
     /// Entry point; locally the binary of the same file name is run from `--bin-dir`.
     pub command: Vec<String>,
