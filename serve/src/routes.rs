@@ -311,14 +311,20 @@ async fn root(State(st): State<AppState>) -> Json<Value> {
 
 /// Liveness: 200 while the process answers; the body says whether a model is served and
 /// whether the last reload was refused.
+/// `no_model`, `degraded` (a bundle was refused, or the last poll of the model source failed)
+/// or `ok`: what /health and /metrics/summary (the dashboard) both say.
+fn service_status(model_loaded: bool, s: &crate::model::LoadStatus) -> &'static str {
+    match (model_loaded, &s.refused, &s.last_error) {
+        (false, _, _) => "no_model",
+        (true, Some(_), _) | (true, _, Some(_)) => "degraded",
+        (true, None, None) => "ok",
+    }
+}
+
 async fn health(State(st): State<AppState>) -> Json<Value> {
     let model = st.slot.get();
     let s = st.slot.status();
-    let status = match (&model, &s.refused, &s.last_error) {
-        (None, _, _) => "no_model",
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => "degraded",
-        (Some(_), None, None) => "ok",
-    };
+    let status = service_status(model.is_some(), &s);
     Json(json!({
         "status": status,
         "model_loaded": model.is_some(),
@@ -399,9 +405,10 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
     let m = &st.metrics;
     let risk = |r: &str| m.predictions.with_label_values(&[r]).get();
     let reload = |r: &str| m.reloads.with_label_values(&[r]).get();
+    let families = m.registry.gather();
     let mut requests = 0u64;
     let mut errors = 0u64;
-    for fam in m.registry.gather().iter().filter(|f| f.name() == "pm_http_requests_total") {
+    for fam in families.iter().filter(|f| f.name() == "pm_http_requests_total") {
         for metric in fam.get_metric() {
             let v = metric.get_counter().get_value() as u64;
             requests += v;
@@ -414,7 +421,7 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
     // takes quantiles of the difference between two polls).
     let mut le: Vec<f64> = Vec::new();
     let mut counts: Vec<u64> = Vec::new();
-    for fam in m.registry.gather().iter().filter(|f| f.name() == "pm_http_request_duration_seconds") {
+    for fam in families.iter().filter(|f| f.name() == "pm_http_request_duration_seconds") {
         for metric in fam.get_metric() {
             let work = metric.get_label().iter().any(|l| {
                 l.name() == "route"
@@ -445,7 +452,7 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
     let s = st.slot.status();
     Json(json!({
         "service": "pm-serve",
-        "status": if model.is_some() { if s.refused.is_some() { "degraded" } else { "ok" } } else { "no_model" },
+        "status": service_status(model.is_some(), &s),
         "metrics": {
             "uptime_seconds": st.started.elapsed().as_secs_f64(),
             "requests_total": requests,

@@ -113,6 +113,11 @@ async fn serving_continues_through_a_registry_outage_and_catches_up_after() {
         let error = h["last_error"].as_str().unwrap();
         assert!(says.iter().any(|s| error.contains(s)), "{h}");
         assert_eq!(call(&app, "GET", "/ready", None).await.status, StatusCode::OK);
+        assert_eq!(
+            call(&app, "GET", "/metrics/summary", None).await.body["status"],
+            "degraded",
+            "the dashboard agrees"
+        );
         let p = call(&app, "POST", "/predict", Some(json!({ "machineID": machine }))).await;
         assert_eq!((p.status, p.body["model_version"].as_str()), (StatusCode::OK, Some(v1.as_str())), "{}", p.text);
         let m = call(&app, "GET", "/metrics", None).await.text;
