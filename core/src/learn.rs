@@ -787,11 +787,18 @@ pub fn fit_gbdt(
                 pool.len() - 1
             })
         };
+        // Gradients and hessians of `rows`, in their order (the histogram reads them sequentially).
+        // Small leaves are gathered on the calling thread: waking the pool costs more.
         let gather = |rows: &[u32], og: &mut Vec<f64>, oh: &mut Vec<f64>| {
             og.clear();
             oh.clear();
-            og.par_extend(rows.par_iter().map(|&r| g[r as usize]));
-            oh.par_extend(rows.par_iter().map(|&r| h[r as usize]));
+            if rows.len() < 65_536 {
+                og.extend(rows.iter().map(|&r| g[r as usize]));
+                oh.extend(rows.iter().map(|&r| h[r as usize]));
+            } else {
+                og.par_extend(rows.par_iter().map(|&r| g[r as usize]));
+                oh.par_extend(rows.par_iter().map(|&r| h[r as usize]));
+            }
         };
         let root_hist = take_hist(&mut pool, &mut hists_free);
         gather(&rows, &mut og, &mut oh);

@@ -161,7 +161,12 @@ impl Ensemble {
 
     /// Probability of the positive class.
     pub fn predict_proba(&self, x: &[f32]) -> f64 {
-        calibrated(self.calibration.as_ref(), self.margin(x))
+        self.probability_of_margin(self.margin(x))
+    }
+
+    /// Probability of a margin given by [`Ensemble::margin`] (calibrated when the model is).
+    pub fn probability_of_margin(&self, margin: f64) -> f64 {
+        calibrated(self.calibration.as_ref(), margin)
     }
 
     /// The trees in one node array, for scoring (bit-identical results).

@@ -104,6 +104,8 @@ pub struct TrainReport {
 
 /// Margins of an ensemble for `rows` of a column-major table, in parallel.
 pub fn margins(e: &Ensemble, columns: &[Vec<f32>], rows: &[u32]) -> Vec<f64> {
+    // The flat node array scores bit-identically to the trees, faster.
+    let flat = e.flatten();
     rows.par_chunks(4096)
         .flat_map_iter(|chunk| {
             let mut x = vec![0.0f32; columns.len()];
@@ -113,7 +115,7 @@ pub fn margins(e: &Ensemble, columns: &[Vec<f32>], rows: &[u32]) -> Vec<f64> {
                     for (v, col) in x.iter_mut().zip(columns) {
                         *v = col[r as usize];
                     }
-                    e.margin(&x)
+                    flat.margin(&x)
                 })
                 .collect::<Vec<_>>()
         })
@@ -122,13 +124,7 @@ pub fn margins(e: &Ensemble, columns: &[Vec<f32>], rows: &[u32]) -> Vec<f64> {
 
 /// Probabilities of an ensemble for `rows`.
 pub fn probabilities(e: &Ensemble, columns: &[Vec<f32>], rows: &[u32]) -> Vec<f64> {
-    let m = margins(e, columns, rows);
-    m.into_iter()
-        .map(|m| match &e.calibration {
-            Some(c) => crate::model::sigmoid(c.a * m + c.b),
-            None => crate::model::sigmoid(m),
-        })
-        .collect()
+    margins(e, columns, rows).into_iter().map(|m| e.probability_of_margin(m)).collect()
 }
 
 fn pick(v: &[u8], rows: &[u32]) -> Vec<u8> {
@@ -143,6 +139,14 @@ struct Prepared<'a> {
     valid_bins: Binned,
 }
 
+/// A fitted binary head with its feature importance and its probabilities on the validation rows
+/// (computed once: calibration, model choice and threshold use them).
+struct Head {
+    ensemble: Ensemble,
+    importance: Vec<f64>,
+    valid_scores: Vec<f64>,
+}
+
 /// Fits one binary head (failure, or one component) with the chosen algorithm.
 fn fit_head(
     spec: &TrainSpec,
@@ -151,7 +155,7 @@ fn fit_head(
     labels: &[u8],
     seed: u64,
     report: &mut TrainReport,
-) -> Result<(Ensemble, Vec<f64>), TrainError> {
+) -> Result<Head, TrainError> {
     let y = pick(labels, &p.rows.train);
     let vy = pick(labels, &p.rows.valid);
     if !y.contains(&1) {
@@ -180,11 +184,12 @@ fn fit_head(
         }
     };
     let mut ens = ens;
+    let m = margins(&ens, &p.table.columns, &p.rows.valid);
     if spec.calibrate {
-        let m = margins(&ens, &p.table.columns, &p.rows.valid);
         ens.calibration = Some(learn::fit_platt(&m, &vy));
     }
-    Ok((ens, importance))
+    let valid_scores = m.into_iter().map(|m| ens.probability_of_margin(m)).collect();
+    Ok(Head { ensemble: ens, importance, valid_scores })
 }
 
 /// Trains a bundle. `data_hash` is the content hash of the features artifact; `machines` the fleet.
@@ -229,31 +234,29 @@ pub fn train(
         Algorithm::Auto => vec![Algorithm::Gbdt, Algorithm::RandomForest],
         a => vec![a],
     };
-    let mut best: Option<(Algorithm, Ensemble, Vec<f64>, f64)> = None;
+    let mut best: Option<(Algorithm, Head, f64)> = None;
     for algo in algos {
-        let (ens, importance) = fit_head(spec, algo, &prepared, &table.label, spec.seed, &mut report)?;
-        let scores = probabilities(&ens, &table.columns, &prepared.rows.valid);
-        let pr = metrics::pr_auc(&scores, &vy);
+        let head = fit_head(spec, algo, &prepared, &table.label, spec.seed, &mut report)?;
+        let pr = metrics::pr_auc(&head.valid_scores, &vy);
         report.candidates.push((algo_name(algo).to_string(), pr));
-        if best.as_ref().is_none_or(|b| pr > b.3) {
-            best = Some((algo, ens, importance, pr));
+        if best.as_ref().is_none_or(|b| pr > b.2) {
+            best = Some((algo, head, pr));
         }
     }
-    let Some((algo, failure, importance, _)) = best else {
+    let Some((algo, Head { ensemble: failure, importance, valid_scores: scores }, _)) = best else {
         return Err(TrainError::NoPositives);
     };
     let mut components = Vec::new();
     if spec.per_component {
         for (c, labels) in table.label_component.iter().enumerate() {
-            let (ens, _) = fit_head(spec, algo, &prepared, labels, spec.seed.wrapping_add(c as u64 + 1), &mut report)?;
-            components.push(ens);
+            let head = fit_head(spec, algo, &prepared, labels, spec.seed.wrapping_add(c as u64 + 1), &mut report)?;
+            components.push(head.ensemble);
         }
     }
     report.fit_secs = t1.elapsed().as_secs_f64();
     report.algorithm = algo_name(algo).to_string();
 
     // Threshold and metrics on the validation slice.
-    let scores = probabilities(&failure, &table.columns, &prepared.rows.valid);
     let (threshold, _) = metrics::choose_threshold(&scores, &vy, &spec.threshold);
     let conf = Confusion::at(&scores, &vy, threshold);
     let validation = ValidationMetrics {
