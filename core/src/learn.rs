@@ -212,9 +212,11 @@ fn build_hist(
     }
 }
 
-/// Row-wise histograms of every feature over `rows` (needs [`Binned::with_row_major`]): each row's
-/// bins are one contiguous read, and the per-feature updates are independent. Large inputs are
-/// split into chunks with private histograms summed in chunk order (deterministic).
+/// Row-wise histograms of every feature over `rows` (needs [`Binned::with_row_major`]), with the
+/// per-row values `g[r]`, `h[r]`: each row's bins are one contiguous read, and the per-feature
+/// updates are independent. A leaf's rows are in ascending order (the partition is stable), so
+/// `g` and `h` are read forwards, without gathering them first. Large inputs are split into chunks
+/// with private histograms summed in chunk order (deterministic).
 fn build_hist_rowwise(
     binned: &Binned,
     rows: &[u32],
@@ -224,11 +226,12 @@ fn build_hist_rowwise(
     scratch: &mut Vec<Vec<Cell>>,
 ) {
     let n_feat = binned.cols.len();
-    let one = |rows: &[u32], g: &[f64], h: &[f64], cells: &mut [Cell]| {
+    let one = |rows: &[u32], cells: &mut [Cell]| {
         cells.fill(Cell::default());
         // One 256-cell block per feature: a u8 bin indexes it without a bounds check.
         let (blocks, _) = cells.as_chunks_mut::<CELLS>();
-        for ((&r, &gg), &hh) in rows.iter().zip(g).zip(h) {
+        for &r in rows {
+            let (gg, hh) = (g[r as usize], h[r as usize]);
             let start = r as usize * n_feat;
             let bins = &binned.row_major[start..start + n_feat];
             for (block, &b) in blocks.iter_mut().zip(bins) {
@@ -241,7 +244,7 @@ fn build_hist_rowwise(
     };
     let threads = rayon::current_num_threads();
     if rows.len() < 4_096 || threads < 2 {
-        one(rows, g, h, out);
+        one(rows, out);
         return;
     }
     let chunk = rows.len().div_ceil(threads);
@@ -251,7 +254,7 @@ fn build_hist_rowwise(
     scratch.par_iter_mut().take(threads).enumerate().for_each(|(t, cells)| {
         let lo = (t * chunk).min(rows.len());
         let hi = ((t + 1) * chunk).min(rows.len());
-        one(&rows[lo..hi], &g[lo..hi], &h[lo..hi], cells);
+        one(&rows[lo..hi], cells);
     });
     out.copy_from_slice(&scratch[0]);
     for part in scratch.iter().take(threads).skip(1) {
@@ -620,21 +623,6 @@ impl BinTree {
         }
     }
 
-    /// Leaf reached by row `r` of a binned matrix with a row-major copy: one cache line per row.
-    #[inline]
-    fn leaf_of_row(&self, bins: &[u8]) -> usize {
-        let mut n = 0usize;
-        loop {
-            let f = self.feature[n];
-            if f < 0 {
-                return n;
-            }
-            let b = bins[f as usize];
-            let left = if b == MISSING { self.default_left[n] } else { b <= self.bin[n] };
-            n = if left { self.left[n] } else { self.right[n] } as usize;
-        }
-    }
-
     fn to_tree(&self, mappers: &[BinMapper]) -> Tree {
         let mut t = Tree::default();
         for i in 0..self.feature.len() {
@@ -661,6 +649,88 @@ pub struct GbdtFit {
     pub valid_loss: Vec<f64>,
     /// Normalised total gain per feature.
     pub importance: Vec<f64>,
+}
+
+/// A finished [`BinTree`] laid out for scoring many binned rows. Leaves lead to themselves, so
+/// every row takes the same number of steps (the tree's depth) and a step is branch-free; rows are
+/// walked eight side by side, so that their loads overlap instead of each waiting for the last.
+struct RowWalker {
+    nodes: Vec<WalkNode>,
+    depth: usize,
+}
+
+#[derive(Clone, Copy)]
+struct WalkNode {
+    feature: u32,
+    bin: u8,
+    default_left: bool,
+    /// Left and right child (both the node itself for a leaf).
+    next: [u32; 2],
+}
+
+impl RowWalker {
+    fn new(tree: &BinTree) -> Self {
+        let nodes: Vec<WalkNode> = (0..tree.feature.len())
+            .map(|n| {
+                if tree.feature[n] < 0 {
+                    // Every bin, and the missing bin, goes "left", to the leaf itself.
+                    WalkNode { feature: 0, bin: u8::MAX, default_left: true, next: [n as u32; 2] }
+                } else {
+                    WalkNode {
+                        feature: tree.feature[n] as u32,
+                        bin: tree.bin[n],
+                        default_left: tree.default_left[n],
+                        next: [tree.left[n], tree.right[n]],
+                    }
+                }
+            })
+            .collect();
+        let mut depth = 0;
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((n, d)) = stack.pop() {
+            depth = depth.max(d);
+            if tree.feature[n] >= 0 {
+                stack.push((tree.left[n] as usize, d + 1));
+                stack.push((tree.right[n] as usize, d + 1));
+            }
+        }
+        RowWalker { nodes, depth }
+    }
+
+    #[inline]
+    fn step(&self, n: usize, row: &[u8]) -> usize {
+        let node = &self.nodes[n];
+        let b = row[node.feature as usize];
+        let left = if b == MISSING { node.default_left } else { b <= node.bin };
+        node.next[usize::from(!left)] as usize
+    }
+
+    /// Leaf reached by each of `rows` (`row(i)` gives row `i`'s bins), into `out`.
+    fn leaves<'a>(&self, n: usize, row: impl Fn(usize) -> &'a [u8], out: &mut impl FnMut(usize, usize)) {
+        const LANES: usize = 8;
+        let mut i = 0;
+        while i + LANES <= n {
+            let lanes: [&[u8]; LANES] = std::array::from_fn(|k| row(i + k));
+            let mut node = [0usize; LANES];
+            for _ in 0..self.depth {
+                for (nd, r) in node.iter_mut().zip(&lanes) {
+                    *nd = self.step(*nd, r);
+                }
+            }
+            for (k, nd) in node.into_iter().enumerate() {
+                out(i + k, nd);
+            }
+            i += LANES;
+        }
+        for j in i..n {
+            let r = row(j);
+            let mut nd = 0;
+            for _ in 0..self.depth {
+                nd = self.step(nd, r);
+            }
+            out(j, nd);
+        }
+    }
 }
 
 struct LeafState {
@@ -704,8 +774,6 @@ pub fn fit_gbdt(
         NewtonGain { lambda: p.lambda_l2, min_data: p.min_data_in_leaf.max(1), min_hessian: p.min_sum_hessian_in_leaf };
     let mut g = vec![0.0; n];
     let mut h = vec![0.0; n];
-    let mut og = Vec::with_capacity(n);
-    let mut oh = Vec::with_capacity(n);
     let mut scratch = Vec::with_capacity(n);
     let mut pool: Vec<Vec<Cell>> = Vec::new();
     let mut thread_hists: Vec<Vec<Cell>> = Vec::new();
@@ -787,22 +855,8 @@ pub fn fit_gbdt(
                 pool.len() - 1
             })
         };
-        // Gradients and hessians of `rows`, in their order (the histogram reads them sequentially).
-        // Small leaves are gathered on the calling thread: waking the pool costs more.
-        let gather = |rows: &[u32], og: &mut Vec<f64>, oh: &mut Vec<f64>| {
-            og.clear();
-            oh.clear();
-            if rows.len() < 65_536 {
-                og.extend(rows.iter().map(|&r| g[r as usize]));
-                oh.extend(rows.iter().map(|&r| h[r as usize]));
-            } else {
-                og.par_extend(rows.par_iter().map(|&r| g[r as usize]));
-                oh.par_extend(rows.par_iter().map(|&r| h[r as usize]));
-            }
-        };
         let root_hist = take_hist(&mut pool, &mut hists_free);
-        gather(&rows, &mut og, &mut oh);
-        build_hist_rowwise(train.binned, &rows, &og, &oh, &mut pool[root_hist], &mut thread_hists);
+        build_hist_rowwise(train.binned, &rows, &g, &h, &mut pool[root_hist], &mut thread_hists);
         let mut leaves = vec![LeafState {
             node: root,
             begin: 0,
@@ -833,8 +887,7 @@ pub fn fit_gbdt(
             let left_smaller = n_left <= (leaf.end - leaf.begin - n_left);
             let s_range = if left_smaller { leaf.begin..mid } else { mid..leaf.end };
             let small = take_hist(&mut pool, &mut hists_free);
-            gather(&rows[s_range.clone()], &mut og, &mut oh);
-            build_hist_rowwise(train.binned, &rows[s_range], &og, &oh, &mut pool[small], &mut thread_hists);
+            build_hist_rowwise(train.binned, &rows[s_range], &g, &h, &mut pool[small], &mut thread_hists);
             {
                 let (a, b) = if small < leaf.hist {
                     let (x, y) = pool.split_at_mut(leaf.hist);
@@ -872,21 +925,34 @@ pub fn fit_gbdt(
                 in_bag[r as usize] = true;
             }
         }
+        let walker = RowWalker::new(&tree);
         if bagging {
-            score.par_iter_mut().zip(in_bag.par_iter()).enumerate().filter(|(_, (_, b))| !**b).for_each(
-                |(r, (s, _))| {
-                    *s += tree.value[tree.leaf_of_row(&train.binned.row_major[r * n_feat..(r + 1) * n_feat])];
-                },
-            );
+            const BLOCK: usize = 4_096;
+            let rm = &train.binned.row_major;
+            score.par_chunks_mut(BLOCK).zip(in_bag.par_chunks(BLOCK)).enumerate().for_each(|(c, (sc, bag))| {
+                let oob: Vec<usize> = (0..sc.len()).filter(|&i| !bag[i]).collect();
+                let row = |i: usize| {
+                    let r = c * BLOCK + oob[i];
+                    &rm[r * n_feat..(r + 1) * n_feat]
+                };
+                walker.leaves(oob.len(), row, &mut |i, leaf| sc[oob[i]] += tree.value[leaf]);
+            });
         }
         if let Some(v) = valid {
-            vscore.par_iter_mut().enumerate().for_each(|(r, s)| {
-                let value = if v.binned.row_major.is_empty() {
-                    tree.value[tree.leaf_of(v.binned, r)]
+            const BLOCK: usize = 4_096;
+            vscore.par_chunks_mut(BLOCK).enumerate().for_each(|(c, sc)| {
+                if v.binned.row_major.is_empty() {
+                    for (i, s) in sc.iter_mut().enumerate() {
+                        *s += tree.value[tree.leaf_of(v.binned, c * BLOCK + i)];
+                    }
                 } else {
-                    tree.value[tree.leaf_of_row(&v.binned.row_major[r * n_feat..(r + 1) * n_feat])]
-                };
-                *s += value;
+                    let rm = &v.binned.row_major;
+                    let row = |i: usize| {
+                        let r = c * BLOCK + i;
+                        &rm[r * n_feat..(r + 1) * n_feat]
+                    };
+                    walker.leaves(sc.len(), row, &mut |i, leaf| sc[i] += tree.value[leaf]);
+                }
             });
             let loss = weighted_logloss(&vscore, v.y, v.w);
             valid_loss.push(loss);
