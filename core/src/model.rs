@@ -82,6 +82,18 @@ impl Tree {
         self.value[self.leaf_of(x)]
     }
 
+    /// Splits on the longest path from the root to a leaf (children come after their parent).
+    pub fn depth(&self) -> u32 {
+        let mut d = vec![0u32; self.feature.len()];
+        for i in (0..d.len()).rev() {
+            if self.feature[i] >= 0 {
+                let child = |c: u32| d.get(c as usize).copied().unwrap_or(0);
+                d[i] = 1 + child(self.left[i]).max(child(self.right[i]));
+            }
+        }
+        d.first().copied().unwrap_or(0)
+    }
+
     /// Checks the structure (used when loading a bundle): indices in range, no cycles.
     pub fn validate(&self, n_features: usize) -> Result<(), String> {
         let n = self.feature.len();
@@ -176,6 +188,7 @@ impl Ensemble {
             nodes: Vec::with_capacity(n_nodes),
             values: Vec::with_capacity(n_nodes),
             roots: Vec::with_capacity(self.trees.len()),
+            group_depth: Vec::with_capacity(self.trees.len().div_ceil(GROUP)),
             combine: self.combine.clone(),
             calibration: self.calibration.clone(),
         };
@@ -183,19 +196,22 @@ impl Ensemble {
             let offset = f.nodes.len() as u32;
             f.roots.push(offset);
             for i in 0..t.feature.len() {
-                let feature = match u32::try_from(t.feature[i]) {
-                    Ok(k) => k | if t.default_left[i] { DEFAULT_LEFT } else { 0 },
-                    Err(_) => LEAF,
-                };
-                f.nodes.push(FlatNode {
-                    threshold: t.threshold[i],
-                    feature,
-                    left: offset + t.left[i],
-                    right: offset + t.right[i],
+                let here = offset + i as u32;
+                f.nodes.push(match u32::try_from(t.feature[i]) {
+                    Ok(k) => FlatNode {
+                        threshold: t.threshold[i],
+                        feature: k | if t.default_left[i] { DEFAULT_LEFT } else { 0 },
+                        left: offset + t.left[i],
+                        right: offset + t.right[i],
+                    },
+                    // A leaf leads to itself whatever the value (x <= inf, NaN goes left).
+                    Err(_) => FlatNode { threshold: f32::INFINITY, feature: DEFAULT_LEFT, left: here, right: here },
                 });
                 f.values.push(t.value[i]);
             }
         }
+        let depths: Vec<u32> = self.trees.iter().map(Tree::depth).collect();
+        f.group_depth = depths.chunks(GROUP).map(|d| d.iter().copied().max().unwrap_or(0)).collect();
         f
     }
 
@@ -232,8 +248,8 @@ fn calibrated(c: Option<&Calibration>, margin: f64) -> f64 {
     }
 }
 
-/// `FlatNode::feature` of a leaf.
-const LEAF: u32 = u32::MAX;
+/// Trees walked side by side by [`FlatEnsemble::margin`].
+const GROUP: usize = 8;
 /// `FlatNode::feature` bit: a missing value goes left.
 const DEFAULT_LEFT: u32 = 1 << 31;
 
@@ -242,7 +258,7 @@ const DEFAULT_LEFT: u32 = 1 << 31;
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct FlatNode {
     threshold: f32,
-    /// Feature index, with [`DEFAULT_LEFT`]; [`LEAF`] for a leaf.
+    /// Feature index, with [`DEFAULT_LEFT`]; a leaf is its own child on both sides.
     feature: u32,
     /// Indices into the whole ensemble's node array.
     left: u32,
@@ -258,27 +274,49 @@ pub struct FlatEnsemble {
     /// Leaf outputs, by node index.
     values: Vec<f64>,
     roots: Vec<u32>,
+    /// Deepest leaf of each group of [`GROUP`] trees.
+    group_depth: Vec<u32>,
     combine: Combine,
     calibration: Option<Calibration>,
 }
 
 impl FlatEnsemble {
+    /// One step of a walk; a leaf stays where it is. Branch-free: the child is a select.
     #[inline]
-    fn tree_output(&self, root: u32, x: &[f32]) -> f64 {
-        let mut n = root as usize;
-        loop {
-            let node = self.nodes[n];
-            if node.feature == LEAF {
-                return self.values[n];
-            }
-            let v = x[(node.feature & !DEFAULT_LEFT) as usize];
-            let go_left = if v.is_nan() { node.feature & DEFAULT_LEFT != 0 } else { v <= node.threshold };
-            n = if go_left { node.left } else { node.right } as usize;
-        }
+    fn step(&self, n: usize, x: &[f32]) -> usize {
+        let node = self.nodes[n];
+        let v = x.get((node.feature & !DEFAULT_LEFT) as usize).copied().unwrap_or(f32::NAN);
+        // NaN compares false: it goes left only by the node's default.
+        let go_left = v <= node.threshold || (v.is_nan() && node.feature & DEFAULT_LEFT != 0);
+        (if go_left { node.left } else { node.right }) as usize
     }
 
+    /// The margin: trees are walked eight at a time, each for its group's depth (leaves stay
+    /// put), so the eight walks' loads overlap; outputs are summed in tree order, as the trees'.
     pub fn margin(&self, x: &[f32]) -> f64 {
-        self.combine.margin(self.roots.len(), self.roots.iter().map(|&r| self.tree_output(r, x)))
+        let outputs = self.roots.chunks(GROUP).zip(&self.group_depth).flat_map(|(roots, &depth)| {
+            let mut n = [0usize; GROUP];
+            for (slot, &r) in n.iter_mut().zip(roots) {
+                *slot = r as usize;
+            }
+            let n = if roots.len() == GROUP {
+                for _ in 0..depth {
+                    for slot in &mut n {
+                        *slot = self.step(*slot, x);
+                    }
+                }
+                n
+            } else {
+                for _ in 0..depth {
+                    for slot in &mut n[..roots.len()] {
+                        *slot = self.step(*slot, x);
+                    }
+                }
+                n
+            };
+            (0..roots.len()).map(move |k| self.values[n[k]])
+        });
+        self.combine.margin(self.roots.len(), outputs)
     }
 
     pub fn predict_proba(&self, x: &[f32]) -> f64 {
@@ -379,13 +417,14 @@ mod tests {
         t
     }
 
+    // 43 trees: five full groups of eight walked together and a partial one.
     #[test]
     fn flattened_ensembles_score_bit_for_bit_like_the_trees() {
         let mut r = crate::rng::Rng::new(7);
         let n_features = 9;
         for (k, combine) in [Combine::Boosting { base_margin: -1.25 }, Combine::Forest].into_iter().enumerate() {
             for calibration in [None, Some(Calibration { a: 0.8, b: -0.3 })] {
-                let trees: Vec<Tree> = (0..40).map(|_| random_tree(&mut r, n_features, 7)).collect();
+                let trees: Vec<Tree> = (0..43).map(|_| random_tree(&mut r, n_features, 7)).collect();
                 let trees = if k == 1 {
                     // Forest leaves are probabilities.
                     trees

@@ -8,6 +8,9 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::model::Loaded;
 
 #[derive(Clone, Debug)]
@@ -31,6 +34,29 @@ pub struct Metrics {
     pub telemetry_items: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub start_time: Gauge,
+    /// `predictions` by risk level, resolved once (the label lookup takes a lock).
+    by_risk: Vec<(&'static str, IntCounter)>,
+    /// Tells this instance's entries apart in the per-thread caches of labelled children.
+    id: u64,
+}
+
+/// Distinct [`Metrics::id`]s (tests build many registries in one process).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Labelled HTTP children cached per worker thread: prometheus' lookup takes a read lock and
+/// clones an `Arc` that every worker shares, twice per request (measured: a visible share of a
+/// stateful `/predict`). Bounded: label sets beyond it are looked up each time.
+struct HttpChild {
+    metrics: u64,
+    route: Box<str>,
+    method: Box<str>,
+    status: u16,
+    requests: IntCounter,
+    duration: Histogram,
+}
+const HTTP_CACHE_ENTRIES: usize = 64;
+thread_local! {
+    static HTTP_CHILDREN: RefCell<Vec<HttpChild>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Rows the drift window needs before PSI is published.
@@ -158,16 +184,58 @@ impl Metrics {
             )?,
             start_time: reg(&r, Gauge::new("pm_start_time_seconds", "Unix time at which this server started.")?)?,
             registry: r,
+            by_risk: Vec::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m.start_time.set(now_secs());
+        let mut m = m;
         for risk in ["LOW", "MEDIUM", "HIGH"] {
-            m.predictions.with_label_values(&[risk]);
+            let c = m.predictions.with_label_values(&[risk]);
+            m.by_risk.push((risk, c));
         }
         for result in ["ok", "refused", "failed"] {
             m.reloads.with_label_values(&[result]);
         }
         Ok(m)
+    }
+
+    /// Counts a prediction at `risk`.
+    pub fn count_prediction(&self, risk: &str) {
+        match self.by_risk.iter().find(|(r, _)| *r == risk) {
+            Some((_, c)) => c.inc(),
+            None => self.predictions.with_label_values(&[risk]).inc(),
+        }
+    }
+
+    /// Counts and times one answered request.
+    pub fn observe_http(&self, route: &str, method: &str, status: u16, secs: f64) {
+        HTTP_CHILDREN.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let hit = cache
+                .iter()
+                .find(|c| c.metrics == self.id && c.status == status && &*c.route == route && &*c.method == method);
+            if let Some(c) = hit {
+                c.requests.inc();
+                c.duration.observe(secs);
+                return;
+            }
+            let code = status.to_string();
+            let requests = self.http_requests.with_label_values(&[route, method, &code]);
+            let duration = self.http_duration.with_label_values(&[route]);
+            requests.inc();
+            duration.observe(secs);
+            if cache.len() < HTTP_CACHE_ENTRIES {
+                cache.push(HttpChild {
+                    metrics: self.id,
+                    route: route.into(),
+                    method: method.into(),
+                    status,
+                    requests,
+                    duration,
+                });
+            }
+        });
     }
 
     /// Points the model gauges at a newly installed model.

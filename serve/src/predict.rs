@@ -162,7 +162,7 @@ pub fn finish<'a>(
     model.drift.record(x);
     let threshold = model.bundle.threshold;
     let risk = st.cfg.risk.level(scores.failure, threshold);
-    st.metrics.predictions.with_label_values(&[risk.as_str()]).inc();
+    st.metrics.count_prediction(risk.as_str());
     st.metrics.score.observe(scores.failure);
     let spec = &model.bundle.feature_spec;
     let mut warnings = Vec::new();
