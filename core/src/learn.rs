@@ -685,15 +685,7 @@ impl RowWalker {
                 }
             })
             .collect();
-        let mut depth = 0;
-        let mut stack = vec![(0usize, 0usize)];
-        while let Some((n, d)) = stack.pop() {
-            depth = depth.max(d);
-            if tree.feature[n] >= 0 {
-                stack.push((tree.left[n] as usize, d + 1));
-                stack.push((tree.right[n] as usize, d + 1));
-            }
-        }
+        let depth = crate::model::depth_of(&tree.feature, &tree.left, &tree.right) as usize;
         RowWalker { nodes, depth }
     }
 

@@ -82,16 +82,9 @@ impl Tree {
         self.value[self.leaf_of(x)]
     }
 
-    /// Splits on the longest path from the root to a leaf (children come after their parent).
+    /// Splits on the longest path from the root to a leaf.
     pub fn depth(&self) -> u32 {
-        let mut d = vec![0u32; self.feature.len()];
-        for i in (0..d.len()).rev() {
-            if self.feature[i] >= 0 {
-                let child = |c: u32| d.get(c as usize).copied().unwrap_or(0);
-                d[i] = 1 + child(self.left[i]).max(child(self.right[i]));
-            }
-        }
-        d.first().copied().unwrap_or(0)
+        depth_of(&self.feature, &self.left, &self.right)
     }
 
     /// Checks the structure (used when loading a bundle): indices in range, no cycles.
@@ -127,6 +120,19 @@ impl Tree {
         }
         Ok(())
     }
+}
+
+/// Depth of a tree in parallel node arrays (`feature < 0` marks a leaf) whose children come after
+/// their parent, as every tree here is built and validated.
+pub(crate) fn depth_of(feature: &[i32], left: &[u32], right: &[u32]) -> u32 {
+    let mut d = vec![0u32; feature.len()];
+    for i in (0..d.len()).rev() {
+        if feature[i] >= 0 {
+            let child = |c: Option<&u32>| c.and_then(|&c| d.get(c as usize)).copied().unwrap_or(0);
+            d[i] = 1 + child(left.get(i)).max(child(right.get(i)));
+        }
+    }
+    d.first().copied().unwrap_or(0)
 }
 
 /// How an ensemble's trees combine.
