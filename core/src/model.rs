@@ -195,6 +195,7 @@ impl Ensemble {
             values: Vec::with_capacity(n_nodes),
             roots: Vec::with_capacity(self.trees.len()),
             group_depth: Vec::with_capacity(self.trees.len().div_ceil(GROUP)),
+            pad: 0,
             combine: self.combine.clone(),
             calibration: self.calibration.clone(),
         };
@@ -216,6 +217,10 @@ impl Ensemble {
                 f.values.push(t.value[i]);
             }
         }
+        // A leaf of no tree, filling the free lanes of a last, partial group of trees.
+        f.pad = f.nodes.len() as u32;
+        f.nodes.push(FlatNode { threshold: f32::INFINITY, feature: DEFAULT_LEFT, left: f.pad, right: f.pad });
+        f.values.push(0.0);
         let depths: Vec<u32> = self.trees.iter().map(Tree::depth).collect();
         f.group_depth = depths.chunks(GROUP).map(|d| d.iter().copied().max().unwrap_or(0)).collect();
         f
@@ -282,6 +287,8 @@ pub struct FlatEnsemble {
     roots: Vec<u32>,
     /// Deepest leaf of each group of [`GROUP`] trees.
     group_depth: Vec<u32>,
+    /// A leaf outside every tree: where the unused lanes of a partial group walk.
+    pad: u32,
     combine: Combine,
     calibration: Option<Calibration>,
 }
@@ -301,25 +308,15 @@ impl FlatEnsemble {
     /// put), so the eight walks' loads overlap; outputs are summed in tree order, as the trees'.
     pub fn margin(&self, x: &[f32]) -> f64 {
         let outputs = self.roots.chunks(GROUP).zip(&self.group_depth).flat_map(|(roots, &depth)| {
-            let mut n = [0usize; GROUP];
+            let mut n = [self.pad as usize; GROUP];
             for (slot, &r) in n.iter_mut().zip(roots) {
                 *slot = r as usize;
             }
-            let n = if roots.len() == GROUP {
-                for _ in 0..depth {
-                    for slot in &mut n {
-                        *slot = self.step(*slot, x);
-                    }
+            for _ in 0..depth {
+                for slot in &mut n {
+                    *slot = self.step(*slot, x);
                 }
-                n
-            } else {
-                for _ in 0..depth {
-                    for slot in &mut n[..roots.len()] {
-                        *slot = self.step(*slot, x);
-                    }
-                }
-                n
-            };
+            }
             (0..roots.len()).map(move |k| self.values[n[k]])
         });
         self.combine.margin(self.roots.len(), outputs)
