@@ -231,35 +231,17 @@ async fn monitor_flags_a_shifted_batch_and_not_a_fresh_one() {
     assert!(r.drifted_features.iter().any(|f| f == "volt"), "{:?}", r.drifted_features);
     assert!(r.features[0].psi > 1.0 && r.features[0].batch_mean > r.features[0].baseline_mean * 1.1);
     // The same model named by its artifact instead of the registry: the same report.
-    let by_uri = monitor::run(&MonitorArgs::parse_from([
-        "x",
-        "--dataset-uri",
-        &shifted,
-        "--model-uri",
-        &root.url_of("model-m"),
-        "--window-hours",
-        "336",
-        "--output-uri",
-        &root.url_of("drift-by-uri"),
-    ]))
-    .await
-    .unwrap();
+    let by_model_uri = async |output: &str, extra: &[&str]| {
+        let (model, output) = (root.url_of("model-m"), root.url_of(output));
+        let mut args = vec!["x", "--dataset-uri", &shifted, "--model-uri", &model, "--output-uri", &output];
+        args.extend_from_slice(extra);
+        monitor::run(&MonitorArgs::parse_from(args)).await.unwrap()
+    };
+    let by_uri = by_model_uri("drift-by-uri", &["--window-hours", "336"]).await;
     assert_eq!((by_uri.max_psi, &by_uri.drifted_features), (r.max_psi, &r.drifted_features));
     assert_eq!(by_uri.model, root.url_of("model-m"));
     // --scope all also compares the fleet features (error counts, ages, ...): more features.
-    let all = monitor::run(&MonitorArgs::parse_from([
-        "x",
-        "--dataset-uri",
-        &shifted,
-        "--model-uri",
-        &root.url_of("model-m"),
-        "--scope",
-        "all",
-        "--output-uri",
-        &root.url_of("drift-all"),
-    ]))
-    .await
-    .unwrap();
+    let all = by_model_uri("drift-all", &["--scope", "all"]).await;
     assert!(all.features.len() > r.features.len(), "{} vs {}", all.features.len(), r.features.len());
     assert!(all.features.iter().any(|f| f.feature == "age"));
     assert!(!r.features.iter().any(|f| f.feature == "age"));
