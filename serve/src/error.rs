@@ -98,10 +98,8 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Parses a request body as JSON: a clear 415 for another content type, a 400 naming line and
-/// column for broken JSON, a 413 for a body over the limit (the limit layer cuts it off while
-/// reading).
-pub fn parse_json(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+/// Refuses a body declared as something other than JSON (415); no Content-Type is taken as JSON.
+fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), ApiError> {
     if let Some(ct) = content_type {
         let ct = ct.to_str().unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
@@ -113,6 +111,11 @@ pub fn parse_json(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<ser
             ));
         }
     }
+    Ok(())
+}
+
+/// Parses a request body as JSON: a 400 naming line and column for broken JSON.
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -138,15 +141,23 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// A JSON request body, parsed with [`parse_json`]; rejections are [`ApiError`]s.
+/// The bytes of a request body declared as JSON (or undeclared), not parsed yet: a clear 415 for
+/// another content type, a 413 for a body over the limit (the limit layer cuts it off while
+/// reading). [`JsonBytes::parse`] parses them.
 #[derive(Debug)]
-pub struct JsonBody(pub serde_json::Value);
+pub struct JsonBytes(pub bytes::Bytes);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+impl JsonBytes {
+    pub fn parse(&self) -> Result<serde_json::Value, ApiError> {
+        parse_json(&self.0)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+        check_content_type(req.headers().get(header::CONTENT_TYPE))?;
         let bytes = bytes::Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -158,6 +169,19 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
                 ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
             }
         })?;
-        parse_json(content_type.as_ref(), &bytes).map(JsonBody)
+        Ok(JsonBytes(bytes))
+    }
+}
+
+/// A JSON request body, read by [`JsonBytes`] and parsed with [`parse_json`]; rejections are
+/// [`ApiError`]s.
+#[derive(Debug)]
+pub struct JsonBody(pub serde_json::Value);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        JsonBytes::from_request(req, state).await?.parse().map(JsonBody)
     }
 }

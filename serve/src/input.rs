@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+mod fast;
+
 /// Name → index lookups of a contract, and the physical bounds of its sensors.
 #[derive(Clone, Debug)]
 pub struct Vocab {
@@ -407,6 +409,13 @@ impl Vocab {
             }
         }
         Ok(w)
+    }
+
+    /// [`Self::predict_request`] straight from a body's bytes, for a valid request of the native
+    /// shape; `None` for anything else — then parse the body as a `Value` and call
+    /// `predict_request`, which says what is wrong (see `fast`).
+    pub fn predict_request_fast(&self, body: &[u8]) -> Option<PredictRequest> {
+        fast::predict_request(self, body)
     }
 
     /// One prediction request: `{"machineID"}`, `{"machineID", "datetime", <sensors>}` or

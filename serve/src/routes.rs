@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
-use crate::error::{ApiError, JsonBody};
+use crate::error::{ApiError, JsonBody, JsonBytes};
 use crate::predict::{Item, check_batch, predict_many, predict_one};
 use crate::state::AppState;
 
@@ -161,12 +161,20 @@ async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Resul
 const INLINE_ITEMS: usize = 8;
 
 /// `POST /predict`: one prediction; a body with `instances` is a Vertex AI / KServe V1 request.
-async fn predict(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<Response, ApiError> {
+/// A valid native request is read straight from the bytes; any other body is parsed as a JSON
+/// value, which words what is wrong with it.
+async fn predict(State(st): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
     let model = model_or_503(&st)?;
-    if let Some(instances) = v.get("instances") {
-        return vertex_predict(st, model, v.clone(), instances.clone()).await;
-    }
-    let req = model.vocab.predict_request(&v, "").inspect_err(|e| count_failure(&st, e))?;
+    let req = match model.vocab.predict_request_fast(&body.0) {
+        Some(req) => req,
+        None => {
+            let v = body.parse()?;
+            if let Some(instances) = v.get("instances") {
+                return vertex_predict(st, model, v.clone(), instances.clone()).await;
+            }
+            model.vocab.predict_request(&v, "").inspect_err(|e| count_failure(&st, e))?
+        }
+    };
     let p = predict_one(&st, &model, &req, "").inspect_err(|e| count_failure(&st, e))?;
     Ok(Json(p).into_response())
 }
