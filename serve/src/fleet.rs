@@ -5,12 +5,18 @@
 //! The state holds raw history, not features: a model swapped in later computes its own
 //! features from it. Each buffer keeps at least `retention_hours` (and at least what the
 //! current model's windows need).
+//!
+//! Beside each buffer, the fleet remembers the last feature row computed from it and that row's
+//! scores, under the model that scored it: a machine polled again before new telemetry arrives
+//! (dashboards poll far more often than machines report) is answered from them, with the same
+//! values. Every change to a buffer goes through [`Fleet::with_machine`], which forgets them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use pm_core::features::FeatureSpec;
+use pm_core::model::Scores;
 use pm_core::online::{MachineState, OnlineError};
 use serde::Serialize;
 
@@ -21,10 +27,27 @@ const SHARDS: usize = 16;
 
 #[derive(Debug)]
 pub struct Fleet {
-    shards: Vec<Mutex<HashMap<u32, MachineState>>>,
+    shards: Vec<Mutex<HashMap<u32, Entry>>>,
     retention_hours: u32,
     max_machines: usize,
     machines: AtomicUsize,
+}
+
+/// A machine's buffer, and what was last computed from it.
+#[derive(Debug)]
+struct Entry {
+    state: MachineState,
+    memo: Option<Memo>,
+}
+
+/// A feature row computed from a buffer, its facts and its scores under model `model`
+/// ([`crate::model::Loaded::id`]).
+#[derive(Debug)]
+struct Memo {
+    model: u64,
+    row: Vec<f64>,
+    computed: Computed,
+    scores: Scores,
 }
 
 /// What `/telemetry` did with each kind of item.
@@ -69,7 +92,7 @@ impl Fleet {
         }
     }
 
-    fn shard(&self, machine: u32) -> &Mutex<HashMap<u32, MachineState>> {
+    fn shard(&self, machine: u32) -> &Mutex<HashMap<u32, Entry>> {
         // Machine ids are small consecutive integers: mix them so that shards fill evenly.
         let h = (u64::from(machine).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
         &self.shards[h % SHARDS]
@@ -92,7 +115,8 @@ impl Fleet {
         self.machines.store(0, Ordering::Relaxed);
     }
 
-    /// Runs `f` on the machine's buffer, creating it if `create` (within the fleet limit).
+    /// Runs `f` on the machine's buffer, creating it if `create` (within the fleet limit). The
+    /// only access that may change a buffer: it forgets the buffer's remembered scores.
     fn with_machine<T>(
         &self,
         spec: &FeatureSpec,
@@ -101,8 +125,9 @@ impl Fleet {
         f: impl FnOnce(&mut MachineState) -> T,
     ) -> Result<Option<T>, ApiError> {
         let mut shard = lock(self.shard(machine));
-        if let Some(state) = shard.get_mut(&machine) {
-            return Ok(Some(f(state)));
+        if let Some(entry) = shard.get_mut(&machine) {
+            entry.memo = None;
+            return Ok(Some(f(&mut entry.state)));
         }
         if !create {
             return Ok(None);
@@ -118,8 +143,10 @@ impl Fleet {
             .with_code("fleet_full"));
         }
         self.machines.fetch_add(1, Ordering::Relaxed);
-        let state = shard.entry(machine).or_insert_with(|| MachineState::with_retention(spec, self.retention_hours));
-        Ok(Some(f(state)))
+        let entry = shard
+            .entry(machine)
+            .or_insert_with(|| Entry { state: MachineState::with_retention(spec, self.retention_hours), memo: None });
+        Ok(Some(f(&mut entry.state)))
     }
 
     /// Applies a validated batch: machine descriptions first, then events, then readings in time
@@ -194,32 +221,42 @@ impl Fleet {
         }
     }
 
-    /// Computes the machine's features at its latest reading into `out`. Returns the reading's
-    /// time, the hours of readings buffered, and the machine's model/age if it was described.
-    /// `None` when the fleet has no buffer for the machine.
-    pub fn features(
+    /// The machine's features at its latest reading (into `out`), facts about them, and their
+    /// scores by `score` under model `model` (a [`crate::model::Loaded::id`]) — the remembered
+    /// ones if neither the buffer nor the model changed since they were computed. `fallback` is
+    /// the machine's model and age from the model's fleet table, remembered in the buffer if it
+    /// was not described. `None` when the fleet has no buffer for the machine.
+    pub fn scored(
         &self,
         spec: &FeatureSpec,
         machine: u32,
+        model: u64,
         fallback: Option<(u16, f64)>,
         out: &mut [f64],
-    ) -> Result<Option<Computed>, ApiError> {
-        self.with_machine(spec, machine, false, |s| {
-            if s.machine().is_none()
-                && let Some((model, age)) = fallback
-            {
-                // Described by the model's fleet table: remember it in the buffer.
-                s.set_machine(spec, model, age).map_err(online_error)?;
-            }
-            let time = s.features_latest(spec, machine, out).map_err(online_error)?;
-            Ok(Computed {
-                time,
-                oldest: s.oldest().unwrap_or(time),
-                readings: s.len(),
-                described: s.machine().is_some(),
-            })
-        })?
-        .transpose()
+        score: impl FnOnce(&[f64]) -> Scores,
+    ) -> Result<Option<(Computed, Scores)>, ApiError> {
+        let mut shard = lock(self.shard(machine));
+        let Some(entry) = shard.get_mut(&machine) else { return Ok(None) };
+        if let Some(m) = &entry.memo
+            && m.model == model
+            && m.row.len() == out.len()
+        {
+            out.copy_from_slice(&m.row);
+            return Ok(Some((m.computed, m.scores.clone())));
+        }
+        let s = &mut entry.state;
+        if s.machine().is_none()
+            && let Some((model_idx, age)) = fallback
+        {
+            // Described by the model's fleet table: remember it in the buffer.
+            s.set_machine(spec, model_idx, age).map_err(online_error)?;
+        }
+        let time = s.features_latest(spec, machine, out).map_err(online_error)?;
+        let computed =
+            Computed { time, oldest: s.oldest().unwrap_or(time), readings: s.len(), described: s.machine().is_some() };
+        let scores = score(out);
+        entry.memo = Some(Memo { model, row: out.to_vec(), computed, scores: scores.clone() });
+        Ok(Some((computed, scores)))
     }
 }
 

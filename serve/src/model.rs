@@ -101,6 +101,8 @@ pub struct InputRules {
 /// A model ready to serve.
 #[derive(Debug)]
 pub struct Loaded {
+    /// Unique to this load in this process: what the fleet's remembered scores are keyed by.
+    pub id: u64,
     /// Registry version (`v3`), or `bundle` for a model loaded from a bundle URI.
     pub version: String,
     pub bundle: ModelBundle,
@@ -125,7 +127,9 @@ impl Loaded {
             .iter()
             .filter_map(|m| vocab.model_index(&m.model).map(|idx| (m.id, (idx, m.age))))
             .collect();
+        static LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Loaded {
+            id: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             version,
             names: bundle.feature_spec.names(),
             flat: bundle.model.flatten(),

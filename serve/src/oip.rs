@@ -257,7 +257,7 @@ fn run_infer(
                 if let Some(j) = row.iter().position(|x| x.is_infinite()) {
                     return Err(bad(&format!("inputs[0].data[{}]", i * f + j), "not a finite number"));
                 }
-                rows.push(finish(st, &model, 0, row, None, "features", false));
+                rows.push(finish(st, &model, 0, row, None, None, "features"));
             }
         }
         other => {

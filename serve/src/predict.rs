@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
+use pm_core::model::Scores;
 use pm_core::online::MachineState;
 use pm_core::time::{HOUR, Timestamp};
 use serde::Serialize;
@@ -50,14 +51,15 @@ pub enum Item<'a> {
     Err { index: usize, error: ApiError },
 }
 
-/// Computes the feature row of a request into `x`.
+/// Computes the feature row of a request into `x`, and its scores when the fleet's buffer
+/// gave them (a window's are scored by the caller).
 fn features(
     st: &AppState,
     model: &Loaded,
     req: &PredictRequest,
     path: &str,
     x: &mut [f64],
-) -> Result<(Computed, &'static str), ApiError> {
+) -> Result<(Computed, &'static str, Option<Scores>), ApiError> {
     let spec = &model.bundle.feature_spec;
     let fallback = model.machines.get(&req.machine).copied();
     match &req.source {
@@ -65,8 +67,11 @@ fn features(
             if let Source::Reading(r) = &req.source {
                 st.fleet.push_reading(spec, req.machine, r.time, &r.values).map_err(|e| with_path(e, path))?;
             }
-            let computed = st.fleet.features(spec, req.machine, fallback, x).map_err(|e| with_path(e, path))?;
-            let computed = computed.ok_or_else(|| {
+            let scored = st
+                .fleet
+                .scored(spec, req.machine, model.id, fallback, x, |x| score(model, x))
+                .map_err(|e| with_path(e, path))?;
+            let (computed, scores) = scored.ok_or_else(|| {
                 ApiError::not_found(
                     "unknown_machine",
                     format!(
@@ -75,9 +80,9 @@ fn features(
                     ),
                 )
             })?;
-            Ok((computed, "state"))
+            Ok((computed, "state", Some(scores)))
         }
-        Source::Window(w) => Ok((window_features(model, req.machine, w, fallback, path, x)?, "window")),
+        Source::Window(w) => Ok((window_features(model, req.machine, w, fallback, path, x)?, "window", None)),
     }
 }
 
@@ -135,7 +140,7 @@ pub fn predict_one<'a>(
 ) -> Result<Prediction<'a>, ApiError> {
     let spec = &model.bundle.feature_spec;
     let mut x = vec![0.0f64; model.n_features()];
-    let (computed, mode) = features(st, model, req, path, &mut x)?;
+    let (computed, mode, scores) = features(st, model, req, path, &mut x)?;
     if spec.machine && !computed.described {
         return Err(ApiError::not_found(
             "unknown_machine",
@@ -145,20 +150,22 @@ pub fn predict_one<'a>(
             ),
         ));
     }
-    Ok(finish(st, model, req.machine, &x, Some(computed), mode, req.return_features))
+    let p = finish(st, model, req.machine, &x, scores, Some(computed), mode);
+    Ok(if req.return_features { with_features(p, model, &x) } else { p })
 }
 
-/// Scores a feature row (`computed`: facts about its history, when the server computed it).
+/// The prediction of a feature row: its `scores` (computed here when `None`); `computed`: facts
+/// about its history, when the server computed it. Without the row (see [`with_features`]).
 pub fn finish<'a>(
     st: &AppState,
     model: &'a Loaded,
     machine: u32,
     x: &[f64],
+    scores: Option<Scores>,
     computed: Option<Computed>,
     mode: &'static str,
-    return_features: bool,
 ) -> Prediction<'a> {
-    let scores = score(model, x);
+    let scores = scores.unwrap_or_else(|| score(model, x));
     model.drift.record(x);
     let threshold = model.bundle.threshold;
     let risk = st.cfg.risk.level(scores.failure, threshold);
@@ -198,15 +205,20 @@ pub fn finish<'a>(
         history_hours,
         prediction_timestamp: pm_core::time::now_rfc3339(),
         warnings,
-        features: return_features.then(|| {
-            model.names.iter().map(String::as_str).zip(x.iter().map(|v| (!v.is_nan()).then_some(*v))).collect()
-        }),
+        features: None,
     }
+}
+
+/// Adds the feature row `x` to a prediction (missing values as `null`).
+pub fn with_features<'a>(mut p: Prediction<'a>, model: &'a Loaded, x: &[f64]) -> Prediction<'a> {
+    p.features =
+        Some(model.names.iter().map(String::as_str).zip(x.iter().map(|v| (!v.is_nan()).then_some(*v))).collect());
+    p
 }
 
 /// The model's scores of a feature row: features are computed in f64 and rounded to f32 once,
 /// as the training table was.
-pub fn score(model: &Loaded, x: &[f64]) -> pm_core::model::Scores {
+pub fn score(model: &Loaded, x: &[f64]) -> Scores {
     // The model reads f32 features, as it was trained (on the stack for the usual widths).
     const STACK: usize = 128;
     if x.len() <= STACK {

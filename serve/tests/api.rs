@@ -931,10 +931,24 @@ async fn a_machine_is_rescored_from_its_current_buffer_and_model() {
     assert!(!same(&features_of(&p4, &names), &batch), "the error event must show in the row");
     // Another model: scored with its own model on the same row.
     assert!(st.offer("v2".into(), "sha-v2".into(), f.bundle2.clone(), "test"));
-    let p5 = call(&app, "POST", "/predict", Some(ask)).await.body;
+    let p5 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
     assert_eq!(p5["model_version"], "v2");
     let x4 = features_of(&p4, &names);
     assert!(same(&features_of(&p5, &names), &x4));
     let x32: Vec<f32> = x4.iter().map(|&v| v as f32).collect();
     assert_eq!(p5["failure_probability"].as_f64().unwrap(), f.bundle2.model.predict(&x32).failure);
+    // A replacement and a new description change the buffer: each shows in the next row.
+    let comp = &f.ds.contract.components[0];
+    let fix = json!({ "machineID": machine, "datetime": Timestamp(t - 900).rfc3339(), "comp": comp });
+    let a = call(&app, "POST", "/telemetry", Some(json!({ "maint": [fix] }))).await;
+    assert_eq!(a.body["accepted"]["maint"], 1, "{}", a.text);
+    let p6 = call(&app, "POST", "/predict", Some(ask.clone())).await.body;
+    let since = names.iter().position(|n| *n == format!("{comp}_hours_since_replacement")).unwrap();
+    assert_eq!(p6["features"][&names[since]], json!(0.25), "{}", p6["features"]);
+    let model = &f.ds.contract.models[0];
+    let described = json!({ "machineID": machine, "model": model, "age": 42 });
+    let a = call(&app, "POST", "/telemetry", Some(json!({ "machines": [described] }))).await;
+    assert_eq!(a.body["accepted"]["machines"], 1, "{}", a.text);
+    let p7 = call(&app, "POST", "/predict", Some(ask)).await.body;
+    assert_eq!(p7["features"]["age"], json!(42.0), "{}", p7["features"]);
 }
