@@ -74,6 +74,14 @@ impl MachineState {
         self.machine
     }
 
+    /// Makes room for `readings` more readings without reallocating.
+    pub fn reserve(&mut self, readings: usize) {
+        self.time.reserve(readings);
+        for col in &mut self.sensors {
+            col.reserve(readings);
+        }
+    }
+
     /// Number of buffered readings.
     pub fn len(&self) -> usize {
         self.time.len()
@@ -184,6 +192,12 @@ impl MachineState {
         // Keep, per component, the last replacement at or before the latest reading, and every
         // later one.
         let upto = self.maint_time.partition_point(|&x| x <= latest);
+        // Usually there is nothing to drop (a few events, one per component): checked without
+        // allocating, since this runs on every update.
+        let kinds = &self.maint_kind[..upto];
+        if !kinds.iter().enumerate().any(|(j, k)| kinds[j + 1..].contains(k)) {
+            return;
+        }
         let mut seen = vec![false; spec.contract.components.len()];
         let mut keep = vec![true; self.maint_time.len()];
         for j in (0..upto).rev() {

@@ -318,3 +318,37 @@ fn online_refuses_bad_updates_and_keeps_its_state() {
         "machine 3 has no readings yet"
     );
 }
+
+/// The buffer keeps only what features can still use: a machine fed for weeks holds the same
+/// state as one fed just its recent readings and errors and each component's last replacement.
+#[test]
+fn online_buffer_stays_bounded() {
+    let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
+    let hours = 500i64;
+    let values = |h: i64| [h as f64, 2.0, 3.0, 4.0];
+    let mut long = MachineState::new(&spec);
+    for h in 0..hours {
+        if h % 10 == 0 {
+            long.push_maint(&spec, T0 + h * HOUR, (h / 10 % 3) as u16).unwrap();
+        }
+        long.push_error(&spec, T0 + h * HOUR, (h % 5) as u16).unwrap();
+        long.push_reading(&spec, 7, T0 + h * HOUR, &values(h)).unwrap();
+    }
+    let last = hours - 1;
+    let mut recent = MachineState::new(&spec);
+    // The last replacement of components 0, 1, 2 (every 10 h, in turn), oldest first.
+    let mut fixes: Vec<i64> =
+        (0..3).map(|c| (0..hours).step_by(10).filter(|h| h / 10 % 3 == c).max().unwrap()).collect();
+    fixes.sort_unstable();
+    for h in fixes {
+        recent.push_maint(&spec, T0 + h * HOUR, (h / 10 % 3) as u16).unwrap();
+    }
+    for h in last - i64::from(spec.error_history_hours()) + 1..hours {
+        recent.push_error(&spec, T0 + h * HOUR, (h % 5) as u16).unwrap();
+    }
+    for h in last - i64::from(spec.telemetry_history_hours()) + 1..hours {
+        recent.push_reading(&spec, 7, T0 + h * HOUR, &values(h)).unwrap();
+    }
+    assert_eq!(long, recent);
+    assert_eq!(long.len(), spec.telemetry_history_hours() as usize);
+}

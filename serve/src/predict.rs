@@ -106,6 +106,7 @@ fn window_features(
     let spec = &model.bundle.feature_spec;
     let hp = join(path, "history");
     let mut s = MachineState::new(spec);
+    s.reserve(w.readings.len());
     let meta = w.machine.map(|m| (m.model, m.age)).or(fallback);
     if let Some((model_idx, age)) = meta {
         s.set_machine(spec, model_idx, age).map_err(|e| ApiError::invalid(join(&hp, "machine"), e.to_string()))?;
