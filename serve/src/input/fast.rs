@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use pm_core::time::Timestamp;
+use pm_core::time::{DAY, HOUR, Timestamp};
 
 use super::{Event, MachineMeta, PredictRequest, Reading, Source, Vocab, Window};
 
@@ -27,7 +27,7 @@ pub fn predict_request(vocab: &Vocab, body: &[u8]) -> Option<PredictRequest> {
     if vocab.sensors.len() > MAX_SENSORS {
         return None;
     }
-    let mut s = Scan { b: body, i: 0 };
+    let mut s = Scan { b: body, i: 0, day: None };
     let req = request(vocab, &mut s)?;
     s.ws();
     (s.i == body.len()).then_some(req)
@@ -89,6 +89,9 @@ fn all_sensors(vocab: &Vocab, seen: u64) -> bool {
 struct Scan<'b> {
     b: &'b [u8],
     i: usize,
+    /// The last ISO date read (`YYYY-MM-DD`) and its midnight: a window's readings share a few
+    /// days, so most times need only their clock read.
+    day: Option<([u8; 10], i64)>,
 }
 
 impl<'b> Scan<'b> {
@@ -121,9 +124,13 @@ impl<'b> Scan<'b> {
     }
 
     /// Skips digits; returns how many, with their value folded into `m` (wrapping: only
-    /// meaningful for at most 19 digits).
+    /// meaningful for at most 19 digits). Eight at a time while there are eight.
     fn digits(&mut self, m: &mut u64) -> u32 {
         let start = self.i;
+        while let Some(v) = self.b.get(self.i..self.i + 8).and_then(eight_digits) {
+            *m = m.wrapping_mul(100_000_000).wrapping_add(v);
+            self.i += 8;
+        }
         while let Some(&c @ b'0'..=b'9') = self.b.get(self.i) {
             *m = m.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
             self.i += 1;
@@ -204,8 +211,29 @@ impl<'b> Scan<'b> {
         None
     }
 
+    /// A datetime string, as `Timestamp::parse` reads it.
     fn time(&mut self) -> Option<i64> {
-        Timestamp::parse(self.string()?).ok().map(|t| t.0)
+        let text = self.string()?;
+        let iso = match text {
+            [body @ .., b'Z'] if body.len() == 19 => body,
+            _ => text,
+        };
+        if iso.len() != 19 || !matches!(iso[10], b' ' | b'T') || iso[13] != b':' || iso[16] != b':' {
+            return Timestamp::parse(text).ok().map(|t| t.0);
+        }
+        if let Some((date, midnight)) = self.day
+            && iso[..10] == date
+        {
+            let two = |i: usize| match (iso[i], iso[i + 1]) {
+                (a @ b'0'..=b'9', b @ b'0'..=b'9') => Some(i64::from(a - b'0') * 10 + i64::from(b - b'0')),
+                _ => None,
+            };
+            let (h, m, s) = (two(11)?, two(14)?, two(17)?);
+            return (h <= 23 && m <= 59 && s <= 59).then_some(midnight + h * HOUR + m * 60 + s);
+        }
+        let t = Timestamp::parse(text).ok()?.0;
+        self.day = Some((iso[..10].try_into().ok()?, t.div_euclid(DAY) * DAY));
+        Some(t)
     }
 
     fn label(&mut self, labels: &HashMap<String, u16>) -> Option<u16> {
@@ -265,6 +293,22 @@ impl<'b> Scan<'b> {
         values[i] = self.bounded(vocab.bounds[i])?;
         Some(())
     }
+}
+
+/// The value of eight ASCII digits, if they are all digits (one load, three multiplications).
+fn eight_digits(b: &[u8]) -> Option<u64> {
+    let v = u64::from_le_bytes(b.try_into().ok()?);
+    // Every byte in '0'..='9': its high nibble is 3, and adding 6 does not carry out of the nibble.
+    let all_digits = (v & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
+        && (v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030;
+    if !all_digits {
+        return None;
+    }
+    // Little-endian: the first digit is the lowest byte. Pairs, then quads, then the eight.
+    let d = v - 0x3030_3030_3030_3030;
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF)
 }
 
 /// Powers of ten that are exact in an f64.
@@ -499,6 +543,10 @@ mod tests {
             r#"{"machineID": 7, "history": {"errors": []}}"#.into(),
             r#"{"machineID": 7, "history": {"readings": null}}"#.into(),
             h(r#"{"machineID": 8, "datetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": 4}"#),
+            // A time of a day already read, out of range (the date is not parsed again).
+            h(&format!(
+                r#"{READING}, {{"datetime": "2015-01-01 24:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": 4}}"#
+            )),
             h(r#"{"datetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3}"#),
             h(r#"{"datetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": "4"}"#),
             format!(r#"{{"machineID": 7, "history": {{"readings": [{READING}], "errors": [{{"datetime": "2015-01-01 05:00:00", "errorID": "error9"}}]}}}}"#),
@@ -572,8 +620,19 @@ mod tests {
     fn request() -> BoxedStrategy<(String, bool)> {
         let id = || or_bad(one_of(&["1"]), &["2", "\"1\"", "-1", "1.0", "4294967296", "null"]);
         let time = || {
-            let good = (1u32..4, 0u32..24).prop_map(|(d, h)| (format!("\"2015-01-0{d} {h:02}:00:00\""), true));
-            or_bad(good.boxed(), &["\"2015-02-30 06:00:00\"", "5", "null", "\"yesterday\""])
+            let good = (1u32..4, 0u32..24).prop_map(|(d, h)| (format!("\"2015-01-0{d} {h:02}:00:00\""), true)).boxed();
+            let bad = [
+                "\"2015-02-30 06:00:00\"",
+                "\"2015-01-01 24:00:00\"",
+                "\"2015-01-02 23:60:00\"",
+                "\"2015-01-03 06:00:60\"",
+                "\"2015-01-01 6:00:00\"",
+                "\"2015-01-01 06:0a:00\"",
+                "5",
+                "null",
+                "\"yesterday\"",
+            ];
+            prop_oneof![20 => good, 1 => one_of(&["\"2015-01-02T05:00:00Z\"", "\"1/2/2015 5:00:00 AM\""]), 2 => one_of(&bad)].boxed()
         };
         let sensor = || {
             let good = prop_oneof![
