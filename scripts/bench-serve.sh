@@ -3,7 +3,8 @@
 # axum handler returning a constant (pm-bare) — the reference on this machine, since wrk and the
 # server share the cores and absolute tail latency swings between runs.
 #
-# Scenarios on POST /predict: stateful (score a machine's buffered state), window (the request
+# Scenarios on POST /predict: stateful (score a machine's buffered state), reading (the Python
+# service's request shape: a reading, appended, then the state scored), window (the request
 # carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve).
 set -euo pipefail
@@ -45,12 +46,23 @@ done
 curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "bench-serve: pm-serve did not become ready" >&2; exit 1; }
 
 # Request bodies: a window request (machine 1's last 48 h from the raw CSV) and a 100-item batch.
+# And each machine's latest reading, its numbers as written in the CSV: sent again, it is the same
+# reading (a retry, accepted as a no-op) but it re-enters the machine's buffer, so the row and
+# scores are computed again on every request.
 python3 - "$BUCKET/raw/PdM_telemetry.csv" "$WORK" <<'PY'
 import csv, json, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["machineID"] == "1"][-48:]
-hist = [{"datetime": r["datetime"], **{k: float(r[k]) for k in ("volt", "rotate", "pressure", "vibration")}} for r in rows]
+rows = list(csv.DictReader(open(sys.argv[1])))
+sensors = ("volt", "rotate", "pressure", "vibration")
+hist = [{"datetime": r["datetime"], **{k: float(r[k]) for k in sensors}} for r in rows if r["machineID"] == "1"][-48:]
 json.dump({"machineID": 1, "history": {"readings": hist}}, open(f"{sys.argv[2]}/window.json", "w"))
 json.dump({"predictions": [{"machineID": m} for m in range(1, 101)]}, open(f"{sys.argv[2]}/batch.json", "w"))
+latest = {}
+for r in rows:
+    latest[r["machineID"]] = r
+with open(f"{sys.argv[2]}/readings.txt", "w") as out:
+    for m, r in sorted(latest.items(), key=lambda kv: int(kv[0])):
+        values = ", ".join(f'"{k}": {r[k]}' for k in sensors)
+        out.write(f'{{"machineID": {m}, "datetime": "{r["datetime"]}", {values}}}\n')
 PY
 # Requests are built once in init(): a request() that formats strings costs wrk more than the
 # bare server's whole answer.
@@ -66,6 +78,21 @@ init = function(args)
 end
 request = function()
   n = n % 100 + 1
+  return reqs[n]
+end
+LUA
+cat > "$WORK/reading.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local reqs = {}
+local n = 0
+init = function(args)
+  for line in io.lines("$WORK/readings.txt") do
+    reqs[#reqs + 1] = wrk.format(nil, "/predict", nil, line)
+  end
+end
+request = function()
+  n = n % #reqs + 1
   return reqs[n]
 end
 LUA
@@ -95,6 +122,7 @@ for c in 1 32; do
   echo "bench-serve: c=$c ..." >&2
   run bare1 "$BARE_PORT" bare "$c"
   run stateful "$SERVE_PORT" stateful "$c"
+  run reading "$SERVE_PORT" reading "$c"
   run window "$SERVE_PORT" window "$c"
   run bare-window "$BARE_PORT" bare-window "$c"
   run batch "$SERVE_PORT" batch "$c"
