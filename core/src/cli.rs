@@ -31,6 +31,10 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
 /// steps it started).
 pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_signal: fn()) -> ExitCode {
     init_tracing();
+    if let Err(e) = stop_with_parent() {
+        eprintln!("{name}: {e}");
+        return ExitCode::from(143);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -54,6 +58,27 @@ pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_sign
             ExitCode::FAILURE
         }
     }
+}
+
+/// The environment variable through which a parent (the local orchestrator) gives a step its
+/// process id, asking the step to stop when it dies.
+pub const PARENT_PID_ENV: &str = "PM_PARENT_PID";
+
+/// A step started by the local orchestrator receives SIGTERM when the orchestrator dies, even by
+/// SIGKILL (which it cannot relay), so that no step outlives its run: Linux's parent-death signal.
+/// Refuses to start if the parent already died. Nothing when not started so (a container, a
+/// shell).
+fn stop_with_parent() -> Result<()> {
+    let Some(parent) = std::env::var(PARENT_PID_ENV).ok().and_then(|p| p.parse::<u32>().ok()) else {
+        return Ok(());
+    };
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .map_err(|e| anyhow::anyhow!("cannot ask for a signal at the orchestrator's exit: {e}"))?;
+    // The parent may have died before the request: then the step has been re-parented.
+    if std::os::unix::process::parent_id() != parent {
+        anyhow::bail!("the orchestrator that started this step ({PARENT_PID_ENV}={parent}) is gone; not starting");
+    }
+    Ok(())
 }
 
 /// The exit code a received SIGTERM/SIGINT calls for (0: none received).

@@ -824,6 +824,8 @@ async fn spawn_and_wait(launch: &Launch, log: &Path, timeout: Option<u64>, grace
     let mut cmd = tokio::process::Command::new(&launch.program);
     cmd.args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        // A step of ours stops if this process dies, even by SIGKILL (see `pm_core::cli`).
+        .env(pm_core::cli::PARENT_PID_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))

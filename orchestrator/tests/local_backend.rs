@@ -250,7 +250,8 @@ steps:
     assert!(!overlap(&go(yaml, one).await), "parallelism 1: one after the other");
 }
 
-/// The orchestrator itself is SIGKILLed mid-run; `--resume` keeps the finished step and finishes.
+/// The orchestrator itself is SIGKILLed mid-run: its running step stops too, and `--resume` keeps
+/// the finished step and finishes.
 #[tokio::test]
 async fn the_orchestrator_killed_mid_run_resumes() {
     let e = env();
@@ -313,8 +314,13 @@ steps:
     };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-    // The orphaned second step is still waiting for the gate; stop it, open the gate, resume.
-    let _ = std::process::Command::new("pkill").args(["-f", &format!("--wait-for {}", gate.display())]).status();
+    // The second step, waiting for the gate, does not outlive the orchestrator: it got SIGTERM.
+    let waiting = format!("--wait-for {}", gate.display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::process::Command::new("pgrep").args(["-f", "--", &waiting]).status().unwrap().success() {
+        assert!(Instant::now() < deadline, "the running step outlived the SIGKILLed orchestrator");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::fs::write(&gate, "open").unwrap();
     let out = std::process::Command::new(orch).args(args(&["--resume", &run_id])).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
