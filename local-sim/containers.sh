@@ -26,6 +26,7 @@ SERVE_NAME="pm-serve-sim-$$"
 cleanup() {
   if [[ ${PM_KEEP:-0} == 1 ]]; then return; fi
   podman rm --force --time 2 "$SERVE_NAME" >/dev/null 2>&1 || true
+  if [[ -n ${REG_PID:-} ]]; then kill "$REG_PID" 2>/dev/null || true; rm -rf "$REG_DIR"; fi
   if [[ $started_s3 == 1 ]]; then scripts/s3-server.sh stop || true; fi
 }
 trap cleanup EXIT
@@ -106,6 +107,36 @@ grep -q "retrain .*skipped" "$ROOT/.cache/containers-monitor-calm.txt" || fail "
 say "monitoring pipeline, every voltage 15 % higher: the alert runs the training pipeline in pm-pipeline"
 monitor drift --sensor-scale volt=1.15
 grep -q "retrain .*succeeded" "$ROOT/.cache/containers-monitor-drift.txt" || fail "retraining did not run on a drifted batch"
+
+say "push-images to a real registry (Debian's docker-registry on 127.0.0.1), then pull pm-serve back"
+command -v docker-registry >/dev/null || apt_install docker-registry
+REG_DIR="$(mktemp -d)"
+REG_PORT=$(free_port)
+cat > "$REG_DIR/config.yml" <<YML
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: $REG_DIR/data}}
+http: {addr: "127.0.0.1:$REG_PORT"}
+YML
+docker-registry serve "$REG_DIR/config.yml" > "$REG_DIR/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$REG_PORT/v2/" >/dev/null && break; sleep 0.1; done
+REG="127.0.0.1:$REG_PORT"
+PM_REGISTRY_TLS_VERIFY=false scripts/push-images.sh "$REG" > "$REG_DIR/push.log" 2>&1 \
+  || { cat "$REG_DIR/push.log" "$REG_DIR/registry.log" >&2; fail "push-images failed"; }
+for img in "${PM_IMAGES[@]}"; do
+  curl -sf "http://$REG/v2/pm/pm-$img/tags/list" | grep -q "\"$PM_VERSION\"" \
+    || fail "the registry has no pm/pm-$img:$PM_VERSION"
+done
+podman rmi --ignore "$REG/pm/pm-serve:$PM_VERSION" >/dev/null
+podman pull -q --tls-verify=false "$REG/pm/pm-serve:$PM_VERSION" >/dev/null || fail "pulling pm-serve back failed"
+[[ $(podman image inspect --format '{{.Id}}' "$REG/pm/pm-serve:$PM_VERSION") == \
+   $(podman image inspect --format '{{.Id}}' "localhost/pm/pm-serve:$PM_VERSION") ]] \
+  || fail "the pulled pm-serve is not the image pushed"
+pulled_version=$(podman run --rm "$REG/pm/pm-serve:$PM_VERSION" --version)
+podman rmi "$REG/pm/pm-serve:$PM_VERSION" >/dev/null
+kill "$REG_PID"; wait "$REG_PID" 2>/dev/null || true; rm -rf "$REG_DIR"; REG_PID=
+echo "registry: ${#PM_IMAGES[@]} images pushed as $REG/pm/<image>:$PM_VERSION; pm-serve pulled back, same image, prints: $pulled_version"
 
 say "SIGTERM: podman stop ends pm-serve cleanly"
 t=$SECONDS
