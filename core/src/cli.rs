@@ -43,6 +43,16 @@ pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_sign
         }
     };
     rt.spawn(exit_on_signal(name.to_string(), on_signal));
+    match step_timeout() {
+        Ok(Some(secs)) => {
+            rt.spawn(exit_at_timeout(name.to_string(), secs));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = rt.block_on(fut);
     let signalled = SIGNALLED.load(std::sync::atomic::Ordering::SeqCst);
     if signalled != 0 {
@@ -79,6 +89,32 @@ fn stop_with_parent() -> Result<()> {
         anyhow::bail!("the orchestrator that started this step ({PARENT_PID_ENV}={parent}) is gone; not starting");
     }
     Ok(())
+}
+
+/// The environment variable that gives a step its own time limit, in seconds: the Kubeflow and
+/// Vertex AI specs set it from the pipeline's `timeout_seconds` (their IR has no task timeout), so
+/// that a hung step fails there as it does under the local orchestrator.
+pub const STEP_TIMEOUT_ENV: &str = "PM_STEP_TIMEOUT_SECS";
+
+/// Exit code of a step that ran out of time (as `timeout(1)`'s).
+pub const TIMED_OUT: u8 = 124;
+
+fn step_timeout() -> Result<Option<u64>> {
+    match std::env::var(STEP_TIMEOUT_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Some(secs)),
+            _ => anyhow::bail!("{STEP_TIMEOUT_ENV}={v:?} is not a positive number of seconds"),
+        },
+    }
+}
+
+/// Ends the step with [`TIMED_OUT`] after `secs` (safe mid-step: artifact writes are atomic).
+async fn exit_at_timeout(name: String, secs: u64) {
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    tracing::error!("{name}: timed out after {secs} s ({STEP_TIMEOUT_ENV}); stopping");
+    eprintln!("{name}: timed out after {secs} s ({STEP_TIMEOUT_ENV})");
+    std::process::exit(i32::from(TIMED_OUT));
 }
 
 /// The exit code a received SIGTERM/SIGINT calls for (0: none received).

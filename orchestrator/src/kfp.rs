@@ -7,8 +7,9 @@
 //! `{{$.inputs.artifacts['x'].uri}}`, `{{outputs.y.uri}}` / `.path` → `{{$.outputs.artifacts['y'].uri}}` /
 //! `.path`, `{{outputs.p.file}}` → `{{$.outputs.parameters['p'].output_file}}`. A step with `when` is
 //! wrapped, as `dsl.If` compiles, in a DAG component `comp-condition-<n>` whose root task carries the
-//! condition as CEL over `pipelinechannel--…` inputs. Timeouts are local-only (the IR has no task
-//! timeout).
+//! condition as CEL over `pipelinechannel--…` inputs. The IR has no task timeout: a step's
+//! `timeout_seconds` becomes the `PM_STEP_TIMEOUT_SECS` variable of its container, which our step
+//! binaries enforce themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -189,8 +190,20 @@ fn executor(p: &Pipeline, step: &Step, errors: &mut Vec<SpecError>) -> Value {
         })
         .collect();
     let mut container = json!({"image": comp.image, "command": comp.command, "args": args});
-    if !step.env.is_empty() {
-        container["env"] = Value::Array(step.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect());
+    // The IR has no task timeout: the step enforces its own (see `pm_core::cli`).
+    let timeout = step
+        .timeout_seconds
+        .filter(|_| !step.env.contains_key(pm_core::cli::STEP_TIMEOUT_ENV))
+        .map(|t| (pm_core::cli::STEP_TIMEOUT_ENV.to_string(), t.to_string()));
+    let env: Vec<Value> = step
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(timeout)
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    if !env.is_empty() {
+        container["env"] = Value::Array(env);
     }
     if let Some(r) = resources(&step.resources, &format!("steps.{}.resources", step.name), errors) {
         container["resources"] = r;

@@ -396,3 +396,26 @@ fn the_podman_runner_refuses_a_root_containers_cannot_reach() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--runner podman needs a pipeline root that containers can reach"), "{err}");
 }
+
+/// On Kubeflow and Vertex AI, where the IR has no task timeout, a step enforces its own from
+/// `PM_STEP_TIMEOUT_SECS` (set by the emitted specs): a hung step exits 124 at its time.
+#[test]
+fn a_step_stops_itself_at_its_timeout() {
+    let fault = bin_dir().join("pm-fault");
+    let t = Instant::now();
+    let out = std::process::Command::new(&fault)
+        .args(["--sleep-secs", "60"])
+        .env(pm_core::cli::STEP_TIMEOUT_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::TIMED_OUT)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(30), "stopped only after {:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1 s (PM_STEP_TIMEOUT_SECS)"));
+    // A malformed limit is refused before any work.
+    let out = std::process::Command::new(&fault).env(pm_core::cli::STEP_TIMEOUT_ENV, "soon").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("PM_STEP_TIMEOUT_SECS=\"soon\" is not a positive number of seconds")
+    );
+}

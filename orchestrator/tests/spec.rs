@@ -266,6 +266,12 @@ fn the_training_spec_has_the_gate_as_a_condition_group() {
     );
     assert_eq!(spec["root"]["inputDefinitions"]["parameters"]["label_horizon_hours"]["defaultValue"], 24.0);
     assert_eq!(job["runtimeConfig"]["gcsOutputDirectory"], "gs://pm-example-bucket/pipeline-root");
+    // The IR has no task timeout: each step's `timeout_seconds` travels as its container's variable.
+    let env = &spec["deploymentSpec"]["executors"]["exec-train"]["container"]["env"];
+    assert!(
+        env.as_array().unwrap().contains(&serde_json::json!({"name": pm_core::cli::STEP_TIMEOUT_ENV, "value": "3600"})),
+        "{env}"
+    );
 }
 
 /// The JSON Schema in the repository is the one the parser implies.
