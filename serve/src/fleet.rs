@@ -9,7 +9,7 @@
 //! Beside each buffer, the fleet remembers the last feature row computed from it and that row's
 //! scores, under the model that scored it: a machine polled again before new telemetry arrives
 //! (dashboards poll far more often than machines report) is answered from them, with the same
-//! values. Every change to a buffer goes through [`Fleet::with_machine`], which forgets them.
+//! values. Every change to a buffer goes through `Fleet::with_machine`, which forgets them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
