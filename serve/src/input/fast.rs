@@ -354,7 +354,8 @@ impl Number<'_> {
 /// `{"machineID", "return_features"?}` with a reading, a history or neither.
 fn request(v: &Vocab, s: &mut Scan<'_>) -> Option<PredictRequest> {
     let (mut machine, mut time, mut history, mut flag) = (None, None, None, false);
-    let mut values = vec![0.0; v.sensors.len()];
+    // Allocated only for a request that carries a reading.
+    let mut values = Vec::new();
     let allowed = bits(&[MACHINE, DATETIME, HISTORY, RETURN_FEATURES]) | SENSORS;
     let seen = s.object(v, allowed, true, |s, code| {
         match code {
@@ -362,7 +363,10 @@ fn request(v: &Vocab, s: &mut Scan<'_>) -> Option<PredictRequest> {
             DATETIME => time = Some(s.time()?),
             HISTORY => history = Some(window(v, s)?),
             RETURN_FEATURES => flag = s.flag()?,
-            _ => s.sensor(v, code, &mut values)?,
+            _ => {
+                values.resize(v.sensors.len(), 0.0);
+                s.sensor(v, code, &mut values)?;
+            }
         }
         Some(())
     })?;
