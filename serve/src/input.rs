@@ -113,6 +113,20 @@ pub struct Window {
     pub machine: Option<MachineMeta>,
 }
 
+impl Window {
+    /// Items may repeat the machine id, which must be the request's: the first item about another
+    /// machine (its list, and that machine), if any.
+    pub fn foreign_item(&self, machine: u32) -> Option<(&'static str, u32)> {
+        self.readings
+            .iter()
+            .map(|r| ("readings", r.machine))
+            .chain(self.errors.iter().map(|e| ("errors", e.machine)))
+            .chain(self.maint.iter().map(|e| ("maint", e.machine)))
+            .chain(self.machine.iter().map(|m| ("machine", m.machine)))
+            .find_map(|(what, id)| id.filter(|&id| id != machine).map(|id| (what, id)))
+    }
+}
+
 /// What a prediction is computed from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
@@ -390,23 +404,11 @@ impl Vocab {
         if w.readings.is_empty() {
             return Err(ApiError::invalid(join(path, "readings"), "the history needs at least one reading"));
         }
-        // Items may repeat the machine id; it must be this machine's.
-        let ids = w
-            .readings
-            .iter()
-            .map(|r| ("readings", r.machine))
-            .chain(w.errors.iter().map(|e| ("errors", e.machine)))
-            .chain(w.maint.iter().map(|e| ("maint", e.machine)))
-            .chain(w.machine.iter().map(|m| ("machine", m.machine)));
-        for (what, id) in ids {
-            if let Some(id) = id
-                && id != machine
-            {
-                return Err(ApiError::invalid(
-                    join(path, what),
-                    format!("an item is about machine {id}, but the request is for machine {machine}"),
-                ));
-            }
+        if let Some((what, id)) = w.foreign_item(machine) {
+            return Err(ApiError::invalid(
+                join(path, what),
+                format!("an item is about machine {id}, but the request is for machine {machine}"),
+            ));
         }
         Ok(w)
     }

@@ -382,15 +382,7 @@ fn request(v: &Vocab, s: &mut Scan<'_>) -> Option<PredictRequest> {
 
 /// The window checks of the `Value` path: readings not empty, every item about `machine`.
 fn checked(w: Window, machine: u32) -> Option<Window> {
-    let mut ids = w
-        .readings
-        .iter()
-        .map(|r| r.machine)
-        .chain(w.errors.iter().map(|e| e.machine))
-        .chain(w.maint.iter().map(|e| e.machine))
-        .chain(w.machine.iter().map(|m| m.machine));
-    let foreign = ids.any(|id| id.is_some_and(|id| id != machine));
-    (!w.readings.is_empty() && !foreign).then_some(w)
+    (!w.readings.is_empty() && w.foreign_item(machine).is_none()).then_some(w)
 }
 
 /// `{"readings", "errors"?, "maint"?, "machine"?}`.
