@@ -42,43 +42,41 @@ impl Timestamp {
         if day == 0 || day > days_in_month(year, month) {
             return Err(TimeError::Day { year, month, day });
         }
-        if hour > 23 {
-            return Err(TimeError::Hour(hour));
-        }
-        if minute > 59 {
-            return Err(TimeError::Minute(minute));
-        }
-        if second > 59 {
-            return Err(TimeError::Second(second));
-        }
         let days = days_from_civil(year, month, day);
-        Ok(Timestamp(days * DAY + i64::from(hour) * HOUR + i64::from(minute) * 60 + i64::from(second)))
+        Ok(Timestamp(days * DAY + clock_seconds(hour, minute, second)?))
     }
 
     /// Parses either accepted text form.
     pub fn parse(text: &[u8]) -> Result<Self, TimeError> {
         // Fast path: the fixed-width ISO form, 19 bytes (+ optional 'Z').
-        let iso = match text {
-            [body @ .., b'Z'] if body.len() == 19 => Some(body),
-            _ if text.len() == 19 => Some(text),
-            _ => None,
-        };
-        if let Some(b) = iso
-            && b[4] == b'-'
-            && b[7] == b'-'
-            && (b[10] == b' ' || b[10] == b'T')
-            && b[13] == b':'
-            && b[16] == b':'
-        {
+        if let Some(b) = iso_body(text) {
             let year = digits(&b[0..4]).ok_or(TimeError::Format)?;
             let month = digits(&b[5..7]).ok_or(TimeError::Format)?;
             let day = digits(&b[8..10]).ok_or(TimeError::Format)?;
-            let hour = digits(&b[11..13]).ok_or(TimeError::Format)?;
-            let minute = digits(&b[14..16]).ok_or(TimeError::Format)?;
-            let second = digits(&b[17..19]).ok_or(TimeError::Format)?;
+            let (hour, minute, second) = iso_clock(b)?;
             return Self::from_civil(i64::from(year), month, day, hour, minute, second);
         }
         parse_us_12h(text)
+    }
+
+    /// [`Timestamp::parse`] for a run of texts that mostly share their days (a machine's hourly
+    /// readings): `day` remembers the last ISO date read and its midnight, so a text of that date
+    /// has only its clock read. Same results and errors as `parse`.
+    pub fn parse_in_day(text: &[u8], day: &mut Option<([u8; 10], i64)>) -> Result<Self, TimeError> {
+        let iso = iso_body(text);
+        if let (Some(b), Some((date, midnight))) = (iso, *day)
+            && b[..10] == date
+        {
+            let (hour, minute, second) = iso_clock(b)?;
+            return Ok(Timestamp(midnight + clock_seconds(hour, minute, second)?));
+        }
+        let t = Self::parse(text)?;
+        if let Some(b) = iso
+            && let Ok(date) = b[..10].try_into()
+        {
+            *day = Some((date, t.0.div_euclid(DAY) * DAY));
+        }
+        Ok(t)
     }
 
     /// Hours since the epoch, rounded down.
@@ -142,6 +140,37 @@ fn digits(b: &[u8]) -> Option<u32> {
         v = v * 10 + u32::from(c - b'0');
     }
     Some(v)
+}
+
+/// The 19 bytes `YYYY-MM-DD[ T]hh:mm:ss` of an ISO text (with an optional trailing `Z`), by the
+/// positions of its separators; the fields are read by the caller.
+fn iso_body(text: &[u8]) -> Option<&[u8]> {
+    let b = match text {
+        [body @ .., b'Z'] if body.len() == 19 => body,
+        _ if text.len() == 19 => text,
+        _ => return None,
+    };
+    (b[4] == b'-' && b[7] == b'-' && (b[10] == b' ' || b[10] == b'T') && b[13] == b':' && b[16] == b':').then_some(b)
+}
+
+/// Hour, minute and second of an ISO body.
+fn iso_clock(b: &[u8]) -> Result<(u32, u32, u32), TimeError> {
+    let field = |r: std::ops::Range<usize>| digits(&b[r]).ok_or(TimeError::Format);
+    Ok((field(11..13)?, field(14..16)?, field(17..19)?))
+}
+
+/// Seconds since midnight of a clock, each field range-checked.
+fn clock_seconds(hour: u32, minute: u32, second: u32) -> Result<i64, TimeError> {
+    if hour > 23 {
+        return Err(TimeError::Hour(hour));
+    }
+    if minute > 59 {
+        return Err(TimeError::Minute(minute));
+    }
+    if second > 59 {
+        return Err(TimeError::Second(second));
+    }
+    Ok(i64::from(hour) * HOUR + i64::from(minute) * 60 + i64::from(second))
 }
 
 /// `M/D/YYYY H:MM:SS AM|PM` (also `H:MM` without seconds).
@@ -249,6 +278,33 @@ mod tests {
         assert_eq!(ts("12/31/2015 12:00:00 AM").unwrap(), ts("2015-12-31 00:00:00").unwrap());
         assert_eq!(ts("12/31/2015 12:30:00 PM").unwrap(), ts("2015-12-31 12:30:00").unwrap());
         assert_eq!(ts("7/4/2015 11:00:00 PM").unwrap(), ts("2015-07-04 23:00:00").unwrap());
+    }
+
+    /// The day memo changes no result or error: texts of a remembered day, of another day, of
+    /// the other form, and broken clocks after a remembered date.
+    #[test]
+    fn parse_in_day_equals_parse() {
+        let texts = [
+            "2015-01-05 06:00:00",
+            "2015-01-05 07:30:59",
+            "2015-01-05T23:59:59Z",
+            "2015-01-05 24:00:00",
+            "2015-01-05 06:60:00",
+            "2015-01-05 06:00:60",
+            "2015-01-05 6:00:00x",
+            "2015-01-05 0a:00:00",
+            "1/6/2015 6:00:00 AM",
+            "2015-01-06 00:00:00",
+            "2015-02-30 06:00:00",
+            "2015-01-06 05:00:00",
+            "1969-12-31 23:00:00",
+            "1969-12-31 01:00:00",
+        ];
+        let mut day = None;
+        for t in texts {
+            assert_eq!(Timestamp::parse_in_day(t.as_bytes(), &mut day), ts(t), "{t}");
+        }
+        assert_eq!(day, Some((*b"1969-12-31", -DAY)));
     }
 
     #[test]

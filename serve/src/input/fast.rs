@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use pm_core::time::{DAY, HOUR, Timestamp};
+use pm_core::time::Timestamp;
 
 use super::{Event, MachineMeta, PredictRequest, Reading, Source, Vocab, Window};
 
@@ -211,26 +211,7 @@ impl<'b> Scan<'b> {
     /// A datetime string, as `Timestamp::parse` reads it.
     fn time(&mut self) -> Option<i64> {
         let text = self.string()?;
-        let iso = match text {
-            [body @ .., b'Z'] if body.len() == 19 => body,
-            _ => text,
-        };
-        if iso.len() != 19 || !matches!(iso[10], b' ' | b'T') || iso[13] != b':' || iso[16] != b':' {
-            return Timestamp::parse(text).ok().map(|t| t.0);
-        }
-        if let Some((date, midnight)) = self.day
-            && iso[..10] == date
-        {
-            let two = |i: usize| match (iso[i], iso[i + 1]) {
-                (a @ b'0'..=b'9', b @ b'0'..=b'9') => Some(i64::from(a - b'0') * 10 + i64::from(b - b'0')),
-                _ => None,
-            };
-            let (h, m, s) = (two(11)?, two(14)?, two(17)?);
-            return (h <= 23 && m <= 59 && s <= 59).then_some(midnight + h * HOUR + m * 60 + s);
-        }
-        let t = Timestamp::parse(text).ok()?.0;
-        self.day = Some((iso[..10].try_into().ok()?, t.div_euclid(DAY) * DAY));
-        Some(t)
+        Timestamp::parse_in_day(text, &mut self.day).ok().map(|t| t.0)
     }
 
     fn label(&mut self, labels: &HashMap<String, u16>) -> Option<u16> {
