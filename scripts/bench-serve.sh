@@ -59,35 +59,24 @@ json.dump({"predictions": [{"machineID": m} for m in range(1, 101)]}, open(f"{sy
 latest = {}
 for r in rows:
     latest[r["machineID"]] = r
-with open(f"{sys.argv[2]}/readings.txt", "w") as out:
+with open(f"{sys.argv[2]}/reading.txt", "w") as out:
     for m, r in sorted(latest.items(), key=lambda kv: int(kv[0])):
         values = ", ".join(f'"{k}": {r[k]}' for k in sensors)
         out.write(f'{{"machineID": {m}, "datetime": "{r["datetime"]}", {values}}}\n')
+with open(f"{sys.argv[2]}/stateful.txt", "w") as out:
+    out.writelines(f'{{"machineID":{m}}}\n' for m in range(1, 101))
 PY
-# Requests are built once in init(): a request() that formats strings costs wrk more than the
-# bare server's whole answer.
-cat > "$WORK/stateful.lua" <<'LUA'
+# Scenarios that cycle through one body per machine (a file of bodies, one per line). Requests are
+# built once in init(): a request() that formats strings costs wrk more than the bare server's
+# whole answer.
+for name in stateful reading; do
+  cat > "$WORK/$name.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local reqs = {}
 local n = 0
 init = function(args)
-  for m = 1, 100 do
-    reqs[m] = wrk.format(nil, "/predict", nil, '{"machineID":' .. m .. '}')
-  end
-end
-request = function()
-  n = n % 100 + 1
-  return reqs[n]
-end
-LUA
-cat > "$WORK/reading.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local reqs = {}
-local n = 0
-init = function(args)
-  for line in io.lines("$WORK/readings.txt") do
+  for line in io.lines("$WORK/$name.txt") do
     reqs[#reqs + 1] = wrk.format(nil, "/predict", nil, line)
   end
 end
@@ -96,6 +85,7 @@ request = function()
   return reqs[n]
 end
 LUA
+done
 for name in window batch; do
   path=/predict; [[ $name == batch ]] && path=/predict/batch
   body=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/$name.json")
