@@ -29,7 +29,16 @@ cleanup() {
   if [[ -n ${REG_PID:-} ]]; then kill "$REG_PID" 2>/dev/null || true; rm -rf "$REG_DIR"; fi
   if [[ $started_s3 == 1 ]]; then scripts/s3-server.sh stop || true; fi
 }
-trap cleanup EXIT
+on_exit cleanup
+# A run killed outright (SIGKILL) cannot clean up: remove the serving containers of runs whose
+# script is gone (the name carries its PID).
+for c in $(podman ps -a --format '{{.Names}}' | grep '^pm-serve-sim-[0-9]*$' || true); do
+  pid="${c##*-}"
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "containers: removing $c, left by a run that was killed" >&2
+    podman rm --force --time 2 "$c" >/dev/null 2>&1 || true
+  fi
+done
 if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
   eval "$(scripts/s3-server.sh start)"
   started_s3=1

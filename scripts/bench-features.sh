@@ -14,7 +14,7 @@ fi
 
 cargo build --locked -q --bin pm-datagen --bin pm-ingest --bin pm-features
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
 ./target/debug/pm-datagen --output-uri "$WORK/raw" >/dev/null 2>&1
 # Best of 3 for pandas too.
 best=""

@@ -32,7 +32,7 @@ cargo build --release --locked -q -p pm-serve --bins
 WORK="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+on_exit cleanup
 
 target/release/pm-bare "$BARE_PORT" &
 pids+=($!)

@@ -85,6 +85,9 @@ build() { # image containerfile
   podman build -q --format docker --layers --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$1" -f "$2" "$CTX" >/dev/null
   printf '  %-40s %s\n' "$1" "$(podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1/1e6}')"
 }
+# The images these tags name now: each rebuild leaves them untagged (~1 GB a time), so they are
+# removed below once replaced (only ours, and only if nothing uses them any more).
+OLD_IDS="$(podman images --quiet --filter reference='localhost/pm/*' 2>/dev/null | sort -u || true)"
 echo "images: building (podman, CONTAINERS_CONF=$CONTAINERS_CONF)" >&2
 build "localhost/pm/runtime-base:$PM_VERSION" deploy/images/base.Containerfile
 for s in "${PM_STEP_IMAGES[@]}"; do build "localhost/pm/pm-$s:$PM_VERSION" "deploy/images/pm-$s.Containerfile"; done
@@ -97,5 +100,11 @@ for img in "${PM_IMAGES[@]}"; do
   out=$(podman run --rm --network host "$name" --version 2>&1) || { echo "images: $name does not start: $out" >&2; exit 1; }
   [[ $out == *"$PM_VERSION"* ]] || { echo "images: $name --version printed: $out" >&2; exit 1; }
   [[ $(podman image inspect --format '{{.Config.User}}' "$name") == 65534:65534 ]] || { echo "images: $name is not non-root" >&2; exit 1; }
+done
+NEW_IDS="$(podman images --quiet --filter reference='localhost/pm/*' | sort -u)"
+for id in $(comm -23 <(echo "$OLD_IDS") <(echo "$NEW_IDS")); do
+  if [[ -z $(podman image inspect --format '{{join .RepoTags ","}}' "$id" 2>/dev/null) ]]; then
+    podman rmi "$id" >/dev/null 2>&1 || true
+  fi
 done
 echo "images: done ($((${#PM_STEP_IMAGES[@]} + 3)) images, tag $PM_VERSION; each started and printed its version as 65534)"

@@ -7,3 +7,13 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/podman/containers.conf}"
 
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 apt_install() { as_root apt-get install -y -q --no-install-recommends "$@" >&2; }
+
+# Runs `$1` when the script ends, also when it is interrupted or terminated (bash runs an EXIT trap
+# on a signal only if the signal is trapped): a CI timeout or Ctrl-C must not leave servers or
+# containers running.
+on_exit() {
+  trap "$1" EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}

@@ -14,7 +14,7 @@ started_s3=0
 cleanup() {
   if [[ $started_s3 == 1 ]]; then scripts/s3-server.sh stop || true; fi
 }
-trap cleanup EXIT
+on_exit cleanup
 
 if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
   eval "$(scripts/s3-server.sh start)"
