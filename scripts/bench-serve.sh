@@ -6,7 +6,10 @@
 # Scenarios on POST /predict: stateful (score a machine's buffered state), reading (the Python
 # service's request shape: a reading, appended, then the state scored), window (the request
 # carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
-# Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve).
+# Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
+# PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
+# its wake-ups stop preempting the servers (as if the clients were on other machines; README,
+# "Serving benchmark" says what it shows).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -104,9 +107,11 @@ LUA
 # The window scenario's reference: the bare handler receiving the same 48 h body.
 sed 's|^wrk.path = .*||' "$WORK/window.lua" > "$WORK/bare-window.lua"
 
+LOADGEN=()
+if [[ ${PM_BENCH_LOADGEN:-} == batch ]]; then LOADGEN=(chrt --batch 0); fi
 run() { # name port script conns
   local threads=2; [[ $4 == 1 ]] && threads=1
-  wrk -t"$threads" -c"$4" -d"${SECS}s" --latency -s "$WORK/$3.lua" "http://127.0.0.1:$2/predict" > "$WORK/$1-c$4.txt"
+  "${LOADGEN[@]}" wrk -t"$threads" -c"$4" -d"${SECS}s" --latency -s "$WORK/$3.lua" "http://127.0.0.1:$2/predict" > "$WORK/$1-c$4.txt"
 }
 for c in 1 32; do
   echo "bench-serve: c=$c ..." >&2
@@ -118,4 +123,4 @@ for c in 1 32; do
   run batch "$SERVE_PORT" batch "$c"
   run bare2 "$BARE_PORT" bare "$c"
 done
-python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"
+PM_BENCH_LOADGEN="${PM_BENCH_LOADGEN:-}" python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

@@ -1,4 +1,5 @@
 """Reads the wrk outputs of scripts/bench-serve.sh and prints the table and the target checks."""
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,9 @@ def parse(name):
 
 print("bench-serve: wrk on the same 2 cores as the server; bare = axum handler returning a constant,")
 print("measured before and after the pm-serve runs at each concurrency (the reference is their mean)")
+if os.environ.get("PM_BENCH_LOADGEN") == "batch":
+    print("DIAGNOSTIC RUN: wrk as SCHED_BATCH (its wake-ups do not preempt the servers); the targets")
+    print("are judged on the default run (make bench-serve), where wrk is an ordinary process")
 print()
 print("| scenario | c | req/s | p50 ms | p99 ms | non-2xx |")
 print("|---|---|---|---|---|---|")
