@@ -376,6 +376,18 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     for k in pipeline.steps.keys() {
         record.steps.entry(k.clone()).or_insert_with(StepRecord::pending);
     }
+    if let (Some(_), Runner::Container { engine }) = (&opts.resume, &opts.runner) {
+        // A killed orchestrator cannot stop its `podman run`s: their containers may still run,
+        // and would write beside the steps this run starts again.
+        match remove_leftover_containers(engine, &run_id, pipeline.steps.keys().map(String::as_str)).await {
+            Ok(gone) => {
+                for name in gone {
+                    tracing::warn!(container = %name, "Removed a container left running by this run's killed orchestrator.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not look for containers left by this run."),
+        }
+    }
     let run_dir = opts.root.join(&format!("runs/{run_id}"));
     let progress = opts.show_progress.then(indicatif::MultiProgress::new);
     let shared = Arc::new(Shared { record: Mutex::new(record), opts: opts.clone(), pipeline, run_dir, progress });
@@ -715,7 +727,7 @@ async fn execute(
                 container: None,
             },
             Runner::Container { engine } => {
-                let name = format!("pm-{}-{}-{attempt}", sanitize_name(run_id), sanitize_name(&step.name));
+                let name = container_name(run_id, &step.name, attempt);
                 container_launch(engine, &name, comp, step, &shared.opts.env, &local, &args)?
             }
         };
@@ -761,6 +773,58 @@ struct Launch {
     env: Vec<(String, String)>,
     /// `(engine, container name)`: removed by force if the step times out.
     container: Option<(String, String)>,
+}
+
+/// The name of a step attempt's container: `pm-<run>-<step>-<attempt>`.
+fn container_name(run_id: &str, step: &str, attempt: u32) -> String {
+    format!("{}{attempt}", container_prefix(run_id, step))
+}
+
+fn container_prefix(run_id: &str, step: &str) -> String {
+    format!("pm-{}-{}-", sanitize_name(run_id), sanitize_name(step))
+}
+
+/// Removes (by force) the containers of `run_id`'s step attempts, running or not; returns their
+/// names. Only names this runner gives (`pm-<run>-<step>-<attempt>` for a step of the pipeline).
+async fn remove_leftover_containers(
+    engine: &str,
+    run_id: &str,
+    steps: impl Iterator<Item = &str>,
+) -> Result<Vec<String>> {
+    let prefixes: Vec<String> = steps.map(|s| container_prefix(run_id, s)).collect();
+    let out = tokio::process::Command::new(engine)
+        .args(["ps", "--all", "--format", "{{.Names}}"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {engine} ps"))?;
+    if !out.status.success() {
+        anyhow::bail!("{engine} ps: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|n| {
+            prefixes.iter().any(|p| {
+                n.strip_prefix(p.as_str()).is_some_and(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .map(String::from)
+        .collect();
+    if !ours.is_empty() {
+        let st = tokio::process::Command::new(engine)
+            .args(["rm", "--force", "--time", "0"])
+            .args(&ours)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .with_context(|| format!("running {engine} rm"))?;
+        if !st.success() {
+            anyhow::bail!("{engine} rm {} failed ({st})", ours.join(" "));
+        }
+    }
+    Ok(ours)
 }
 
 fn sanitize_name(s: &str) -> String {
@@ -993,6 +1057,40 @@ steps:
         for d in [&local, &local.join("artifacts/out")] {
             assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o777, "{}", d.display());
         }
+    }
+
+    #[tokio::test]
+    async fn a_resumed_run_removes_only_its_own_step_containers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let engine = dir.path().join("engine");
+        // A stand-in engine: `ps` lists containers of this run, of another run whose id starts
+        // like this one's, and others; every call is logged.
+        std::fs::write(
+            &engine,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\nif [ \"$1\" = ps ]; then printf '%s\\n' pm-train-1-features-1 pm-train-1-train-2 \\\n  pm-train-1-train-x pm-train-1-other-1 pm-train-10-train-1 pm-serve-sim-7 pm-train-1-features-; fi\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&engine, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let engine = engine.to_str().unwrap();
+        let gone = remove_leftover_containers(engine, "train-1", ["features", "train"].into_iter()).await.unwrap();
+        assert_eq!(gone, ["pm-train-1-features-1", "pm-train-1-train-2"]);
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            ["ps --all --format {{.Names}}", "rm --force --time 0 pm-train-1-features-1 pm-train-1-train-2"]
+        );
+        // Nothing of the run left: no `rm` at all.
+        std::fs::remove_file(&log).unwrap();
+        assert!(remove_leftover_containers(engine, "train-2", ["train"].into_iter()).await.unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+        // An engine that fails is an error, not an empty list.
+        let err = remove_leftover_containers("/bin/false", "train-1", ["train"].into_iter()).await.unwrap_err();
+        assert!(format!("{err:#}").contains("/bin/false ps"), "{err:#}");
     }
 
     #[test]
