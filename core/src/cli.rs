@@ -9,12 +9,23 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Logs to stderr through `tracing`; `RUST_LOG` overrides the default `info`.
+/// Logs to stderr through `tracing`; `RUST_LOG` overrides the default `info`. Colours only on a
+/// terminal (and not under `NO_COLOR`): a log file, CI output, `podman logs` or Cloud Logging get
+/// plain text.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR")))
+        .try_init();
+}
+
+/// Colours on a terminal unless `NO_COLOR` is set to something (<https://no-color.org>).
+fn use_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Runs a step's main future: prints the full error chain and exits 1 on failure.

@@ -1,4 +1,5 @@
-//! `pm-datagen --sensor-scale`: a drifted batch for monitoring drills, and its refusals.
+//! `pm-datagen --sensor-scale`: a drifted batch for monitoring drills, and its refusals; the log
+//! of a step binary writing to a pipe.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,4 +55,21 @@ fn sensor_scale_refuses_unknown_sensors_and_bad_factors() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains(msg), "{arg}: {}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// Logs to a pipe (a file, CI, `podman logs`, Cloud Logging) are plain text: no terminal colour
+/// codes, even with colours not turned off.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pm-datagen"))
+        .args(["--machines", "2", "--hours", "48", "--output-uri", dir.path().to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INFO") && err.contains("Generated the data set."), "{err}");
+    assert!(!err.contains('\x1b'), "colour codes in a piped log: {err:?}");
 }
