@@ -49,9 +49,23 @@ say "data: $MACHINES machines x 8,761 hours -> $BUCKET/raw"
 target/debug/pm-datagen --machines "$MACHINES" --output-uri "$BUCKET/raw" >/dev/null
 
 say "training pipeline, every step in its image (runner podman)"
-target/debug/pm-orchestrator run pipelines/training.yaml --runner podman --root "$BUCKET" \
-  --param "data_uri=$BUCKET/raw" --param "registry_uri=$BUCKET/registry" | tee "$ROOT/.cache/containers-train.txt"
+train() { # extra orchestrator args...
+  target/debug/pm-orchestrator run pipelines/training.yaml --runner podman --root "$BUCKET" \
+    --param "data_uri=$BUCKET/raw" --param "registry_uri=$BUCKET/registry" "$@"
+}
+train --run-id-output-file "$ROOT/.cache/containers-run-id" | tee "$ROOT/.cache/containers-train.txt"
 grep -q "deploy .*succeeded" "$ROOT/.cache/containers-train.txt" || fail "the deploy step did not run (model not blessed?)"
+
+# A container of this run that a killed orchestrator would have left running (a stand-in under
+# the name the runner gives the train step's first attempt): resuming the run removes it.
+RUN_ID="$(cat "$ROOT/.cache/containers-run-id")"
+ORPHAN="pm-$(echo "$RUN_ID" | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9-]/-/g')-train-1"
+say "resume $RUN_ID: removes $ORPHAN, left running"
+podman run -d --name "$ORPHAN" --network host "localhost/pm/pm-serve:$PM_VERSION" \
+  --registry-uri memory://none --host 127.0.0.1 --port "$(free_port)" >/dev/null
+train --resume "$RUN_ID" > "$ROOT/.cache/containers-resume.txt" 2>&1 || { cat "$ROOT/.cache/containers-resume.txt" >&2; fail "resume"; }
+if podman container exists "$ORPHAN"; then podman rm --force --time 0 "$ORPHAN" >/dev/null; fail "resume left $ORPHAN running"; fi
+grep -q "Removed a container left running" "$ROOT/.cache/containers-resume.txt" || fail "resume did not say it removed $ORPHAN"
 
 PORT=$(free_port)
 say "pm-serve in its image on 127.0.0.1:$PORT (registry $BUCKET/registry)"
