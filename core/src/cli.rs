@@ -9,18 +9,95 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Logs to stderr through `tracing`; `RUST_LOG` overrides the default `info`. Colours only on a
-/// terminal (and not under `NO_COLOR`): a log file, CI output, `podman logs` or Cloud Logging get
-/// plain text.
-pub fn init_tracing() {
+/// Chooses the log format: `text` (the default) or `json`.
+pub const LOG_FORMAT_ENV: &str = "PM_LOG_FORMAT";
+
+/// Logs to stderr through `tracing`; `RUST_LOG` overrides the default `info`. Text, in colour only
+/// on a terminal (and not under `NO_COLOR`): a log file, CI output or `podman logs` get plain
+/// text. With `PM_LOG_FORMAT=json`, one JSON object per line with `severity`, `message` and `time`
+/// (the fields Cloud Logging reads from a container's output on Vertex AI or GKE) and the event's
+/// own fields. Refuses any other format.
+pub fn init_tracing() -> Result<()> {
+    let json = match std::env::var(LOG_FORMAT_ENV) {
+        Err(std::env::VarError::NotPresent) => false,
+        Ok(v) if v.is_empty() || v == "text" => false,
+        Ok(v) if v == "json" => true,
+        Ok(v) => anyhow::bail!("{LOG_FORMAT_ENV}={v:?}: expected text or json"),
+        Err(e) => anyhow::bail!("{LOG_FORMAT_ENV}: {e}"),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR")))
-        .try_init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        fmt.event_format(JsonLine).try_init()
+    } else {
+        fmt.with_target(false)
+            .with_ansi(use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR")))
+            .try_init()
+    };
+    Ok(())
+}
+
+/// One event as one JSON line (see [`init_tracing`]).
+struct JsonLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let severity = match *meta.level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            _ => "DEBUG",
+        };
+        let mut fields = JsonFields(serde_json::Map::new());
+        event.record(&mut fields);
+        let mut line = serde_json::Map::new();
+        line.insert("severity".into(), severity.into());
+        line.insert("time".into(), crate::time::now_rfc3339_micros().into());
+        line.insert("message".into(), fields.0.remove("message").unwrap_or_else(|| "".into()));
+        line.insert("target".into(), meta.target().into());
+        for (k, v) in fields.0 {
+            // An event field never hides one of the four above.
+            line.entry(k).or_insert(v);
+        }
+        writeln!(w, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// An event's fields as JSON values (numbers and booleans stay typed; the rest as text).
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().into(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        // A non-finite number is not JSON: as text.
+        let v = serde_json::Number::from_f64(value).map_or_else(|| value.to_string().into(), serde_json::Value::Number);
+        self.0.insert(field.name().into(), v);
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
 }
 
 /// Colours on a terminal unless `NO_COLOR` is set to something (<https://no-color.org>).
@@ -41,7 +118,10 @@ pub fn run_main<F: Future<Output = Result<()>>>(name: &str, fut: F) -> ExitCode 
 /// [`run_main`], calling `on_signal` before exiting on SIGTERM/SIGINT (the orchestrator stops the
 /// steps it started).
 pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_signal: fn()) -> ExitCode {
-    init_tracing();
+    if let Err(e) = init_tracing() {
+        eprintln!("{name}: {e:#}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = stop_with_parent() {
         eprintln!("{name}: {e}");
         return ExitCode::from(143);

@@ -260,6 +260,14 @@ pub fn now_rfc3339() -> String {
     now().rfc3339()
 }
 
+/// The current time in RFC 3339 (UTC) with microseconds, e.g. `2026-11-26T07:26:16.123456Z`
+/// (log lines, which several may share a second).
+pub fn now_rfc3339_micros() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let whole = Timestamp(d.as_secs() as i64).rfc3339();
+    format!("{}.{:06}Z", whole.trim_end_matches('Z'), d.subsec_micros())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,3 +73,33 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(err.contains("INFO") && err.contains("Generated the data set."), "{err}");
     assert!(!err.contains('\x1b'), "colour codes in a piped log: {err:?}");
 }
+
+/// `PM_LOG_FORMAT=json`: every log line is one JSON object with Cloud Logging's `severity`,
+/// `message` and `time`, and the event's fields typed; another format is refused.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pm-datagen"))
+            .args(["--machines", "2", "--hours", "48", "--output-uri", dir.path().to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .env("PM_LOG_FORMAT", format)
+            .output()
+            .unwrap()
+    };
+    let out = run("json");
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let done = lines.iter().find(|l| l["message"] == "Generated the data set.").expect("the generator's log line");
+    assert_eq!(done["severity"], "INFO");
+    assert_eq!(done["machines"], 2);
+    assert_eq!(done["hours"], 48);
+    let time = done["time"].as_str().unwrap();
+    assert!(time.len() == 27 && time.ends_with('Z') && time.as_bytes()[19] == b'.', "{time}");
+    let out = run("xml");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"PM_LOG_FORMAT="xml": expected text or json"#));
+}

@@ -195,11 +195,15 @@ fn executor(p: &Pipeline, step: &Step, errors: &mut Vec<SpecError>) -> Value {
         .timeout_seconds
         .filter(|_| !step.env.contains_key(pm_core::cli::STEP_TIMEOUT_ENV))
         .map(|t| (pm_core::cli::STEP_TIMEOUT_ENV.to_string(), t.to_string()));
+    // Cloud Logging reads `severity` and `message` from JSON lines (see `pm_core::cli`).
+    let log_format = (!step.env.contains_key(pm_core::cli::LOG_FORMAT_ENV))
+        .then(|| (pm_core::cli::LOG_FORMAT_ENV.to_string(), "json".to_string()));
     let env: Vec<Value> = step
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .chain(timeout)
+        .chain(log_format)
         .map(|(k, v)| json!({"name": k, "value": v}))
         .collect();
     if !env.is_empty() {

@@ -272,6 +272,14 @@ fn the_training_spec_has_the_gate_as_a_condition_group() {
         env.as_array().unwrap().contains(&serde_json::json!({"name": pm_core::cli::STEP_TIMEOUT_ENV, "value": "3600"})),
         "{env}"
     );
+    // Every step logs JSON lines for Cloud Logging.
+    for (name, exec) in spec["deploymentSpec"]["executors"].as_object().unwrap() {
+        let env = exec["container"]["env"].as_array().unwrap();
+        assert!(
+            env.contains(&serde_json::json!({"name": pm_core::cli::LOG_FORMAT_ENV, "value": "json"})),
+            "{name}: {env:?}"
+        );
+    }
 }
 
 /// The JSON Schema in the repository is the one the parser implies.

@@ -19,7 +19,13 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// rollback), with features computed from each machine's buffered telemetry exactly as in
 /// training.
 #[derive(Debug, Parser)]
-#[command(name = "pm-serve", version, subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "pm-serve",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    after_help = "Logging: RUST_LOG (default info); PM_LOG_FORMAT=text (default) or json (one object per line with severity, message and time, for Cloud Logging)."
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -205,7 +211,10 @@ fn main() -> ExitCode {
     if let Some(Command::Healthcheck { port, path, timeout_ms }) = &args.command {
         return healthcheck(*port, path, *timeout_ms);
     }
-    pm_core::cli::init_tracing();
+    if let Err(e) = pm_core::cli::init_tracing() {
+        eprintln!("pm-serve: {e:#}");
+        return ExitCode::from(2);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         rt.worker_threads(n.max(1));

@@ -34,8 +34,14 @@ fn env_of(container: &Value) -> Vec<(String, String)> {
 fn assert_env_is_read(env: &[(String, String)], what: &str) {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_pm-serve")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for (name, _) in env {
+    for (name, value) in env {
         if name == "RUST_LOG" {
+            continue;
+        }
+        if name == pm_core::cli::LOG_FORMAT_ENV {
+            // Read by every binary at start (pm_core::cli), named in --help's epilogue.
+            assert!(help.contains(&format!("{name}=text (default) or json")), "{what}: --help does not name {name}");
+            assert!(value == "json" || value == "text", "{what}: {name}={value}");
             continue;
         }
         assert!(help.contains(&format!("[env: {name}")), "{what}: pm-serve reads no {name}");
