@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. scripts/lib.sh
 VENV="${PM_CACHE_DIR:-$ROOT/.cache}/bench-venv"
 PANDAS_VERSION="2.2.3"
 
@@ -14,7 +15,7 @@ fi
 
 cargo build --locked -q --bin pm-datagen --bin pm-ingest --bin pm-features
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
+on_exit 'rm -rf "$WORK"'
 ./target/debug/pm-datagen --output-uri "$WORK/raw" >/dev/null 2>&1
 # Best of 3 for pandas too.
 best=""

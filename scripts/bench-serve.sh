@@ -9,7 +9,7 @@
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
 # PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
 # its wake-ups stop preempting the servers (as if the clients were on other machines; README,
-# "Serving benchmark" says what it shows).
+# "Benchmarks", says what it shows).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -123,4 +123,4 @@ for c in 1 32; do
   run batch "$SERVE_PORT" batch "$c"
   run bare2 "$BARE_PORT" bare "$c"
 done
-PM_BENCH_LOADGEN="${PM_BENCH_LOADGEN:-}" python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"
+python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

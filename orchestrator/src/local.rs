@@ -812,19 +812,26 @@ async fn remove_leftover_containers(
         .map(String::from)
         .collect();
     if !ours.is_empty() {
-        let st = tokio::process::Command::new(engine)
-            .args(["rm", "--force", "--time", "0"])
-            .args(&ours)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .await
-            .with_context(|| format!("running {engine} rm"))?;
-        if !st.success() {
-            anyhow::bail!("{engine} rm {} failed ({st})", ours.join(" "));
-        }
+        force_remove(engine, &ours).await?;
     }
     Ok(ours)
+}
+
+/// `<engine> rm --force --time 0 <names>`: stops and removes the containers at once.
+async fn force_remove(engine: &str, names: &[String]) -> Result<()> {
+    let st = tokio::process::Command::new(engine)
+        .args(["rm", "--force", "--time", "0"])
+        .args(names)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .with_context(|| format!("running {engine} rm"))?;
+    if !st.success() {
+        anyhow::bail!("{engine} rm {} failed ({st})", names.join(" "));
+    }
+    Ok(())
 }
 
 fn sanitize_name(s: &str) -> String {
@@ -912,12 +919,7 @@ async fn spawn_and_wait(launch: &Launch, log: &Path, timeout: Option<u64>, grace
                     kill_group(pid, nix::sys::signal::Signal::SIGKILL);
                 }
                 if let Some((engine, name)) = &launch.container {
-                    let _ = tokio::process::Command::new(engine)
-                        .args(["rm", "--force", "--time", "0", name])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .await;
+                    let _ = force_remove(engine, std::slice::from_ref(name)).await;
                 }
                 anyhow::bail!("timed out after {secs} s; process group {pid} killed");
             }
