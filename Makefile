@@ -62,7 +62,7 @@ datagen: build ## Generate the default data set into ./local-bucket/raw and comp
 bench-train: ## Benchmark training against scikit-learn RandomForest and LightGBM (same features, same split)
 	scripts/bench-train.sh
 
-bench-serve: ## Benchmark pm-serve (release) with wrk against a bare axum handler, alternately: /predict stateful, with a reading, and window; /predict/batch; c=1 and c=32
+bench-serve: ## Benchmark pm-serve (release) with wrk against a bare axum handler, alternately: /predict stateful, with a reading, and window; /predict/batch; c=1 and c=32; a busy-handler yardstick and the window request's isolated cost
 	scripts/bench-serve.sh
 
 bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code

@@ -6,6 +6,9 @@
 # Scenarios on POST /predict: stateful (score a machine's buffered state), reading (the Python
 # service's request shape: a reading, appended, then the state scored), window (the request
 # carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
+# A yardstick beside them: the bare handler spinning 4 and 8 µs per window request (what a given
+# amount of work per request costs in throughput here), and the window request's CPU cost measured
+# in isolation (examples/window-cost.rs).
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
 # PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
 # its wake-ups stop preempting the servers (as if the clients were on other machines; README,
@@ -30,7 +33,7 @@ if ! ls "$BUCKET"/registry/pm-failure/log/*.json >/dev/null 2>&1; then
   echo "bench-serve: training a model into $BUCKET (the default pipeline)" >&2
   local-sim/vertex-simulate.sh "$BUCKET" >/dev/null
 fi
-cargo build --release --locked -q -p pm-serve --bins
+cargo build --release --locked -q -p pm-serve --bins --example window-cost
 
 WORK="$(mktemp -d)"
 pids=()
@@ -39,6 +42,11 @@ on_exit cleanup
 
 target/release/pm-bare "$BARE_PORT" &
 pids+=($!)
+# The yardstick: the bare handler, made to spin 4 or 8 µs per request before answering.
+for us in 4 8; do
+  target/release/pm-bare "$((BARE_PORT + us))" "$us" &
+  pids+=($!)
+done
 RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
   --host 127.0.0.1 --port "$SERVE_PORT" &
 pids+=($!)
@@ -120,7 +128,13 @@ for c in 1 32; do
   run reading "$SERVE_PORT" reading "$c"
   run window "$SERVE_PORT" window "$c"
   run bare-window "$BARE_PORT" bare-window "$c"
+  if [[ $c == 32 ]]; then
+    run busy4 "$((BARE_PORT + 4))" bare-window "$c"
+    run busy8 "$((BARE_PORT + 8))" bare-window "$c"
+  fi
   run batch "$SERVE_PORT" batch "$c"
   run bare2 "$BARE_PORT" bare "$c"
 done
+# pm-serve's own work per window request, without HTTP and without wrk beside it.
+target/release/examples/window-cost "$BUCKET/registry" "$WORK/window.json" > "$WORK/window-cost.txt"
 python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

@@ -1,6 +1,10 @@
 //! The benchmark's reference: an axum server whose handler receives the request body and returns a
 //! constant (no parsing, no model). `make bench-serve` measures pm-serve against it, alternately,
 //! in the same run — with the same request bodies, so the reference pays the same transfer costs.
+//!
+//! `pm-bare <port> [busy-µs]`: with `busy-µs`, each `/predict` first keeps its worker busy that
+//! long (a spin, no sleep) — the benchmark's yardstick for what a given amount of work per request
+//! costs in throughput when the load generator shares the cores.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -13,6 +17,7 @@ const ANSWER: &str = r#"{"machineID":1,"failure_probability":0.01}"#;
 
 fn main() -> std::process::ExitCode {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8081);
+    let busy = std::time::Duration::from_micros(std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -22,7 +27,18 @@ fn main() -> std::process::ExitCode {
     };
     let res: std::io::Result<()> = rt.block_on(async move {
         let app = Router::new()
-            .route("/predict", post(|_body: axum::body::Bytes| async { ANSWER }))
+            .route(
+                "/predict",
+                post(move |_body: axum::body::Bytes| async move {
+                    if !busy.is_zero() {
+                        let start = std::time::Instant::now();
+                        while start.elapsed() < busy {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    ANSWER
+                }),
+            )
             .route("/health", get(|| async { "ok" }));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(listener, app).await

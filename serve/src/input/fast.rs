@@ -24,7 +24,7 @@ pub fn predict_request(vocab: &Vocab, body: &[u8]) -> Option<PredictRequest> {
     if vocab.sensors.len() > MAX_SENSORS {
         return None;
     }
-    let mut s = Scan { b: body, i: 0, day: None };
+    let mut s = Scan { b: body, i: 0, day: None, layout: None };
     let req = request(vocab, &mut s)?;
     s.ws();
     (s.i == body.len()).then_some(req)
@@ -89,6 +89,17 @@ struct Scan<'b> {
     /// The last ISO date read (`YYYY-MM-DD`) and its midnight: a window's readings share a few
     /// days, so most times need only their clock read.
     day: Option<([u8; 10], i64)>,
+    /// The last reading read field by field, as the text before each of its values and the text
+    /// after the last: the readings of a window are written alike, so the next one is first
+    /// matched against it (see [`reading`]).
+    layout: Option<Layout<'b>>,
+}
+
+/// A reading's text between its values: `(text up to the value, field)` per field, then the text
+/// that closes the object.
+struct Layout<'b> {
+    fields: Vec<(&'b [u8], u8)>,
+    close: &'b [u8],
 }
 
 impl<'b> Scan<'b> {
@@ -104,6 +115,11 @@ impl<'b> Scan<'b> {
         let hit = self.b.get(self.i) == Some(&c);
         self.i += usize::from(hit);
         hit
+    }
+
+    /// Consumes `text` if it comes next, byte for byte.
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(text).then(|| self.i += text.len())
     }
 
     /// A string of printable ASCII without escapes (anything else gives up).
@@ -382,18 +398,66 @@ fn window(v: &Vocab, s: &mut Scan<'_>) -> Option<Window> {
 }
 
 /// `{"machineID"?, "datetime", <sensors>}`.
+///
+/// A reading written exactly as the last one, up to its values — same fields in the same order,
+/// same spacing — is read by matching that text and reading only the values; the tokens matched
+/// are the ones the field-by-field reading accepted, so the result is the same. Anything else is
+/// read field by field, and becomes the layout the next reading is matched against.
 fn reading(v: &Vocab, s: &mut Scan<'_>) -> Option<Reading> {
+    if let Some(r) = like_last(v, s) {
+        return Some(r);
+    }
+    // The layout starts at the `{`: the first reading of an array often follows `[` directly and
+    // the next ones `, `.
+    s.ws();
+    let start = s.i;
     let (mut machine, mut time) = (None, 0);
     let mut values = vec![0.0; v.sensors.len()];
+    let (mut fields, mut end) = (Vec::with_capacity(v.sensors.len() + 2), start);
     let seen = s.object(v, bits(&[MACHINE, DATETIME]) | SENSORS, true, |s, code| {
+        fields.push((&s.b[end..s.i], code));
         match code {
             MACHINE => machine = Some(s.machine_id()?),
             DATETIME => time = s.time()?,
             _ => s.sensor(v, code, &mut values)?,
         }
+        end = s.i;
         Some(())
     })?;
-    (seen & bits(&[DATETIME]) != 0 && all_sensors(v, seen)).then_some(Reading { machine, time, values })
+    if seen & bits(&[DATETIME]) == 0 || !all_sensors(v, seen) {
+        return None;
+    }
+    s.layout = Some(Layout { fields, close: &s.b[end..s.i] });
+    Some(Reading { machine, time, values })
+}
+
+/// A reading laid out as the last one read field by field; `None` (and the cursor where it was)
+/// when it is not, or a value is not valid.
+fn like_last(v: &Vocab, s: &mut Scan<'_>) -> Option<Reading> {
+    let layout = s.layout.take()?;
+    let start = s.i;
+    s.ws();
+    let r = matching(v, s, &layout);
+    if r.is_none() {
+        s.i = start;
+    }
+    s.layout = Some(layout);
+    r
+}
+
+fn matching(v: &Vocab, s: &mut Scan<'_>, layout: &Layout<'_>) -> Option<Reading> {
+    let (mut machine, mut time) = (None, 0);
+    let mut values = vec![0.0; v.sensors.len()];
+    for &(text, code) in &layout.fields {
+        s.literal(text)?;
+        match code {
+            MACHINE => machine = Some(s.machine_id()?),
+            DATETIME => time = s.time()?,
+            _ => s.sensor(v, code, &mut values)?,
+        }
+    }
+    s.literal(layout.close)?;
+    Some(Reading { machine, time, values })
 }
 
 /// An error (`kind_code` `ERROR_ID`) or maintenance (`COMP`) event.
@@ -475,6 +539,29 @@ mod tests {
             assert!(fast.is_some(), "the fast path gave up on a valid request: {b}");
             assert_eq!(bitwise(slow(&v, b)), bitwise(fast.map(Ok::<_, crate::error::ApiError>)), "{b}");
         }
+    }
+
+    #[test]
+    fn a_reading_laid_out_as_the_last_is_matched_not_scanned() {
+        let v = vocab();
+        let second =
+            r#", {"datetime": "2015-01-01 07:00:00", "volt": 171.5, "rotate": 451, "pressure": 99.5, "vibration": 41}"#;
+        let other = r#", {"volt": 1, "datetime": "2015-01-01 08:00:00", "rotate": 2, "pressure": 3, "vibration": 4}"#;
+        let text = format!("{READING}{second}{other}");
+        let mut s = super::Scan { b: text.as_bytes(), i: 0, day: None, layout: None };
+        assert!(super::like_last(&v, &mut s).is_none(), "no layout yet");
+        let first = super::reading(&v, &mut s).expect("the first reading");
+        assert!(s.eat(b','));
+        // The second, by its layout: the values read, the cursor after its `}`.
+        let r = super::like_last(&v, &mut s).expect("the second reading matches the first's layout");
+        assert_eq!((r.time - first.time, r.values), (3600, vec![171.5, 451.0, 99.5, 41.0]));
+        assert_eq!(s.i, READING.len() + second.len());
+        // Fields in another order: not matched, the cursor left where it was; read field by field.
+        assert!(s.eat(b','));
+        assert!(super::like_last(&v, &mut s).is_none());
+        assert_eq!(s.i, READING.len() + second.len() + 1);
+        assert!(super::reading(&v, &mut s).is_some());
+        assert_eq!(s.i, text.len());
     }
 
     /// Debug text, which tells `-0.0` from `0.0` (`==` does not).
@@ -640,8 +727,38 @@ mod tests {
             ("model", or_bad(one_of(&["\"model3\""]), &["\"modelX\"", "3"])),
             ("age", or_bad(one_of(&["3", "18.5"]), &["-1", "101", "\"3\""])),
         ]);
+        // Readings written alike (same fields, order and spacing; values vary), as a window
+        // usually is: read by matching the first one's layout.
+        let alike = (
+            Just(["\"machineID\"", "\"datetime\"", "\"volt\"", "\"rotate\"", "\"pressure\"", "\"vibration\""])
+                .prop_shuffle(),
+            any::<bool>(),
+            prop::sample::select(vec![",", ", ", " ,\n\t"]),
+        )
+            .prop_flat_map(move |(names, with_id, sep)| {
+                let values = move |name: &str| match name {
+                    "\"machineID\"" => id(),
+                    "\"datetime\"" => time(),
+                    _ => sensor(),
+                };
+                let names: Vec<&'static str> = names.into_iter().filter(|n| with_id || *n != "\"machineID\"").collect();
+                let item = names.iter().map(|n| values(n)).collect::<Vec<_>>();
+                prop::collection::vec(item, 1..6).prop_map(move |rows| {
+                    let clean = rows.iter().flatten().all(|v| v.1);
+                    let objects: Vec<String> = rows
+                        .iter()
+                        .map(|row| {
+                            let fields: Vec<String> =
+                                names.iter().zip(row).map(|(n, v)| format!("{n}:{}", v.0)).collect();
+                            format!("{{{}}}", fields.join(sep))
+                        })
+                        .collect();
+                    (format!("[{}]", objects.join(sep)), clean)
+                })
+            })
+            .boxed();
         let history = object(vec![
-            ("readings", list(reading(), 4)),
+            ("readings", prop_oneof![list(reading(), 4), alike].boxed()),
             ("errors", list(event("errorID", or_bad(one_of(&["\"error1\"", "\"error5\""]), &["\"error9\"", "3"])), 3)),
             ("maint", list(event("comp", or_bad(one_of(&["\"comp1\"", "\"comp4\""]), &["\"compX\""])), 3)),
             ("machine", meta),

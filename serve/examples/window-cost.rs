@@ -1,0 +1,64 @@
+//! CPU cost of one window-mode `/predict` request, in isolation (no HTTP, no other process): how
+//! long pm-serve's own work takes for a given body — reading it, replaying its history into a
+//! fresh buffer and scoring the row, writing the answer. `make bench-serve` prints it beside the
+//! wrk numbers, to tell the server's work from the cost of sharing two cores with the load
+//! generator.
+//!
+//! Usage: `window-cost <registry-url> <body.json>` (the active model of `pm-failure`).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use pm_core::registry::Registry;
+use pm_core::store::Store;
+use pm_serve::predict::{predict_one, score};
+use pm_serve::state::{AppState, ServeConfig};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// µs per call of `f`: the median of nine rounds of `n` calls (after one round not counted), as
+/// this machine's neighbours make single rounds vary by half.
+fn per_call<T>(n: u32, mut f: impl FnMut() -> T) -> f64 {
+    let mut round = || {
+        let t = Instant::now();
+        for _ in 0..n {
+            black_box(f());
+        }
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    };
+    round();
+    let mut rounds: Vec<f64> = (0..9).map(|_| round()).collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[4]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [registry, body] = args.as_slice() else { bail!("usage: window-cost <registry-url> <body.json>") };
+    let body = std::fs::read(body).with_context(|| format!("reading {body}"))?;
+    let (version, bundle) = Registry::new(&Store::open(registry)?, "pm-failure")
+        .active()
+        .await?
+        .with_context(|| format!("no active model in {registry}"))?;
+    let st = AppState::new(ServeConfig::default(), registry)?;
+    if !st.offer(version.clone(), String::new(), bundle, registry) {
+        bail!("model {version} refused");
+    }
+    let model = st.slot.get().context("no model loaded")?;
+    let req = model.vocab.predict_request_fast(&body).context("the body does not take the fast path")?;
+    let n = 5_000;
+    let parse = per_call(n, || model.vocab.predict_request_fast(&body));
+    let predict = per_call(n, || predict_one(&st, &model, &req, "").map(|_| ()));
+    let answer = predict_one(&st, &model, &req, "").map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let write = per_call(n, || serde_json::to_vec(&answer));
+    let x = vec![0.0; model.n_features()];
+    let scoring = per_call(n, || score(&model, &x));
+    println!(
+        "window request, in isolation (µs): read the body {parse:.1}, replay + row + score {predict:.1} (of which scoring {scoring:.1}), write the answer {write:.1}; total {:.1}",
+        parse + predict + write
+    );
+    Ok(())
+}
