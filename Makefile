@@ -7,7 +7,7 @@ BUCKET ?= $(CURDIR)/local-bucket
 
 CONTAINERS ?= 0
 
-.PHONY: help build test test-real-data test-containers images push-images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench-features bench-train bench-serve clean
+.PHONY: help build test test-real-data test-containers images push-images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,8 @@ compile-specs: build ## Compile every pipeline in pipelines/ to Kubeflow v2 and 
 
 datagen: build ## Generate the default data set into ./local-bucket/raw and compare it with the real data's facts
 	./target/debug/pm-datagen --output-uri "$(BUCKET)/raw" --stats
+
+bench: bench-features bench-train bench-serve ## All three benchmarks below, one after the other (each prints its numbers and ratios)
 
 bench-train: ## Benchmark training against scikit-learn RandomForest and LightGBM (same features, same split)
 	scripts/bench-train.sh

@@ -51,10 +51,16 @@ RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-
   --host 127.0.0.1 --port "$SERVE_PORT" &
 pids+=($!)
 for _ in $(seq 1 200); do
-  if curl -sf "localhost:$SERVE_PORT/ready" >/dev/null && curl -sf "localhost:$BARE_PORT/health" >/dev/null; then break; fi
+  if curl -sf "localhost:$SERVE_PORT/ready" >/dev/null && curl -sf "localhost:$BARE_PORT/health" >/dev/null \
+    && curl -sf "localhost:$((BARE_PORT + 4))/health" >/dev/null && curl -sf "localhost:$((BARE_PORT + 8))/health" >/dev/null; then
+    break
+  fi
   sleep 0.1
 done
 curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "bench-serve: pm-serve did not become ready" >&2; exit 1; }
+for port in "$BARE_PORT" "$((BARE_PORT + 4))" "$((BARE_PORT + 8))"; do
+  curl -sf "localhost:$port/health" >/dev/null || { echo "bench-serve: pm-bare on port $port did not start" >&2; exit 1; }
+done
 
 # Request bodies: a window request (machine 1's last 48 h from the raw CSV) and a 100-item batch.
 # And each machine's latest reading, its numbers as written in the CSV: sent again, it is the same
