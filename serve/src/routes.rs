@@ -6,16 +6,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::error_handling::HandleErrorLayer;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::{BoxError, Router};
 use serde_json::{Value, json};
-use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::error::{ApiError, JsonBody, JsonBytes};
 use crate::predict::{Item, check_batch, predict_many, predict_one};
@@ -37,11 +34,11 @@ pub fn check_route(path: &str) -> Result<(), String> {
 /// telemetry, inference) are limited in concurrency, shed when overloaded (503 + Retry-After)
 /// and timed out; probes, metrics and documents are never shed.
 pub fn app(st: AppState) -> Router {
-    let work_layers = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(overload_error))
-        .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(st.cfg.max_inflight.max(1)))
-        .layer(middleware::from_fn_with_state(st.cfg.request_timeout, deadline));
+    let guard = Guard {
+        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(st.cfg.max_inflight.max(1))),
+        timeout: st.cfg.request_timeout,
+    };
+    let work_layers = middleware::from_fn_with_state(guard, guarded);
 
     // Routes by path, so that a Vertex route equal to a built-in one replaces it instead of
     // clashing (e.g. AIP_PREDICT_ROUTE=/predict).
@@ -81,27 +78,30 @@ pub fn app(st: AppState) -> Router {
         .with_state(st)
 }
 
-async fn overload_error(err: BoxError) -> Response {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::unavailable("overloaded", "the server is at its concurrency limit; retry shortly", 1).into_response()
-    } else {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected failure: {err}"))
-            .into_response()
-    }
+/// What guards the work routes: a permit per request in flight, and the timeout.
+#[derive(Clone)]
+struct Guard {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    timeout: Duration,
 }
 
-/// The request timeout, counted from the request's arrival here. The handler is polled once
-/// first: a request that completes then (most: the body came in one read, the work is
-/// synchronous) never registers a timer — a timer per request cost ~10 % of the stateful
-/// `/predict` throughput (measured). One that waits gets the rest of its time as a timer.
-async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+/// Sheds a request when all permits are taken (503 + Retry-After, at once: a queue would only
+/// add latency to an overloaded server), and times it out, counted from its arrival here. The
+/// handler is polled once first: a request that completes then (most: the body came in one read,
+/// the work is synchronous) never registers a timer — a timer per request cost ~10 % of the
+/// stateful `/predict` throughput (measured). One that waits gets the rest of its time as a timer.
+async fn guarded(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let start = tokio::time::Instant::now();
+    let Ok(_permit) = guard.permits.try_acquire() else {
+        return ApiError::unavailable("overloaded", "the server is at its concurrency limit; retry shortly", 1)
+            .into_response();
+    };
     let mut answer = std::pin::pin!(next.run(req));
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(answer.as_mut().poll(cx))).await;
     if let std::task::Poll::Ready(resp) = first {
         return resp;
     }
-    match tokio::time::timeout_at(start + timeout, answer).await {
+    match tokio::time::timeout_at(start + guard.timeout, answer).await {
         Ok(resp) => resp,
         Err(_) => {
             ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the server's timeout")
