@@ -8,7 +8,7 @@
 # carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
 # A yardstick beside them: the bare handler spinning 4 and 8 µs per window request (what a given
 # amount of work per request costs in throughput here), and the window request's CPU cost measured
-# in isolation (examples/window-cost.rs).
+# in isolation (serve/examples/window-cost.rs).
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
 # PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
 # its wake-ups stop preempting the servers (as if the clients were on other machines; README,
@@ -50,17 +50,14 @@ done
 RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
   --host 127.0.0.1 --port "$SERVE_PORT" &
 pids+=($!)
-for _ in $(seq 1 200); do
-  if curl -sf "localhost:$SERVE_PORT/ready" >/dev/null && curl -sf "localhost:$BARE_PORT/health" >/dev/null \
-    && curl -sf "localhost:$((BARE_PORT + 4))/health" >/dev/null && curl -sf "localhost:$((BARE_PORT + 8))/health" >/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "bench-serve: pm-serve did not become ready" >&2; exit 1; }
-for port in "$BARE_PORT" "$((BARE_PORT + 4))" "$((BARE_PORT + 8))"; do
-  curl -sf "localhost:$port/health" >/dev/null || { echo "bench-serve: pm-bare on port $port did not start" >&2; exit 1; }
-done
+up() { # pm-serve ready and every pm-bare answering; names the first that is not
+  curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "pm-serve (port $SERVE_PORT)"; return 1; }
+  for port in "$BARE_PORT" "$((BARE_PORT + 4))" "$((BARE_PORT + 8))"; do
+    curl -sf "localhost:$port/health" >/dev/null || { echo "pm-bare (port $port)"; return 1; }
+  done
+}
+for _ in $(seq 1 200); do up >/dev/null && break; sleep 0.1; done
+if ! down=$(up); then echo "bench-serve: $down did not become ready" >&2; exit 1; fi
 
 # Request bodies: a window request (machine 1's last 48 h from the raw CSV) and a 100-item batch.
 # And each machine's latest reading, its numbers as written in the CSV: sent again, it is the same

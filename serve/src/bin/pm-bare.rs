@@ -15,9 +15,25 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ANSWER: &str = r#"{"machineID":1,"failure_probability":0.01}"#;
 
+/// Argument `n` parsed, `default` when absent; an unreadable value is an error naming it.
+fn arg<T: std::str::FromStr>(n: usize, name: &str, default: T) -> Result<T, String> {
+    match std::env::args().nth(n) {
+        None => Ok(default),
+        Some(v) => {
+            v.parse().map_err(|_| format!("pm-bare: {name} {v:?} is not a number (usage: pm-bare <port> [busy-µs])"))
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8081);
-    let busy = std::time::Duration::from_micros(std::env::args().nth(2).and_then(|p| p.parse().ok()).unwrap_or(0));
+    let (port, busy_us) = match (arg::<u16>(1, "port", 8081), arg::<u64>(2, "busy-µs", 0)) {
+        (Ok(p), Ok(b)) => (p, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let busy = std::time::Duration::from_micros(busy_us);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
