@@ -6,9 +6,9 @@
 # Scenarios on POST /predict: stateful (score a machine's buffered state), reading (the Python
 # service's request shape: a reading, appended, then the state scored), window (the request
 # carries 48 h of history), and POST /predict/batch (100 machines); c=1 and c=32, 15 s each.
-# A yardstick beside them: the bare handler spinning 4 and 8 µs per window request (what a given
-# amount of work per request costs in throughput here), and the window request's CPU cost measured
-# in isolation (serve/examples/window-cost.rs).
+# A yardstick beside them: the bare handler doing 4, 8 and 12 µs of CPU work per window request
+# (what a given amount of work per request costs in throughput here), and the window request's CPU
+# cost measured in isolation (serve/examples/window-cost.rs).
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
 # PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
 # its wake-ups stop preempting the servers (as if the clients were on other machines; README,
@@ -42,8 +42,9 @@ on_exit cleanup
 
 target/release/pm-bare "$BARE_PORT" &
 pids+=($!)
-# The yardstick: the bare handler, made to spin 4 or 8 µs per request before answering.
-for us in 4 8; do
+# The yardstick: the bare handler doing 4, 8 or 12 µs of CPU work per request before answering.
+YARDSTICK=(4 8 12)
+for us in "${YARDSTICK[@]}"; do
   target/release/pm-bare "$((BARE_PORT + us))" "$us" &
   pids+=($!)
 done
@@ -52,7 +53,8 @@ RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-
 pids+=($!)
 up() { # pm-serve ready and every pm-bare answering; names the first that is not
   curl -sf "localhost:$SERVE_PORT/ready" >/dev/null || { echo "pm-serve (port $SERVE_PORT)"; return 1; }
-  for port in "$BARE_PORT" "$((BARE_PORT + 4))" "$((BARE_PORT + 8))"; do
+  for us in 0 "${YARDSTICK[@]}"; do
+    local port=$((BARE_PORT + us))
     curl -sf "localhost:$port/health" >/dev/null || { echo "pm-bare (port $port)"; return 1; }
   done
 }
@@ -132,8 +134,7 @@ for c in 1 32; do
   run window "$SERVE_PORT" window "$c"
   run bare-window "$BARE_PORT" bare-window "$c"
   if [[ $c == 32 ]]; then
-    run busy4 "$((BARE_PORT + 4))" bare-window "$c"
-    run busy8 "$((BARE_PORT + 8))" bare-window "$c"
+    for us in "${YARDSTICK[@]}"; do run "busy$us" "$((BARE_PORT + us))" bare-window "$c"; done
   fi
   run batch "$SERVE_PORT" batch "$c"
   run bare2 "$BARE_PORT" bare "$c"

@@ -63,12 +63,12 @@ b = results[("batch", 32)]
 print(f"| /predict/batch: predictions/s at c=32 | {100 * b['rps']:,.0f} | (100 per request) | |")
 print(f"| the Python service (measured here) | 36 req/s, p99 958 ms at c=32 | | |")
 print(f"| /predict stateful vs the Python service, c=32 | {results[('stateful', 32)]['rps'] / 36:,.0f}x req/s | | |")
-# The yardstick: throughput lost to a known amount of work per request, on the same body.
-for us in (4, 8):
-    results[(f"busy{us}", 32)] = parse(f"busy{us}-c32")
+# The yardstick: throughput lost to a known amount of CPU work per request, on the same body.
 ref = bare(32, "rps", "window")
-spent = lambda us: results[(f"busy{us}", 32)]["rps"] / ref
-print(f"| yardstick: bare handler spinning 4 / 8 µs per window request: req/s / bare, c=32 | {spent(4):.2f} / {spent(8):.2f} | | |")
+yard = {us: parse(f"busy{us}-c32") for us in (4, 8, 12)}
+results.update({(f"busy{us}", 32): r for us, r in yard.items()})
+ratios = " / ".join(f"{r['rps'] / ref:.2f}" for r in yard.values())
+print(f"| yardstick: bare handler doing 4 / 8 / 12 µs of CPU work per window request: req/s / bare, c=32 | {ratios} | | |")
 cost = (work / "window-cost.txt").read_text().strip()
 print(f"| {cost} | | | |")
 failed = sum(r["non2xx"] for r in results.values())

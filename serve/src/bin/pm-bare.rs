@@ -2,9 +2,11 @@
 //! constant (no parsing, no model). `make bench-serve` measures pm-serve against it, alternately,
 //! in the same run — with the same request bodies, so the reference pays the same transfer costs.
 //!
-//! `pm-bare <port> [busy-µs]`: with `busy-µs`, each `/predict` first keeps its worker busy that
-//! long (a spin, no sleep) — the benchmark's yardstick for what a given amount of work per request
-//! costs in throughput when the load generator shares the cores.
+//! `pm-bare <port> [busy-µs]`: with `busy-µs`, each `/predict` first does that much CPU work — a
+//! fixed number of steps of a dependent arithmetic chain, calibrated at start to take `busy-µs`
+//! on an idle machine, so that a preempted request still does all of it (as pm-serve's work
+//! would, and as `serve/examples/window-cost.rs` measures it). The benchmark's yardstick for what
+//! a given amount of work per request costs in throughput when the load generator shares the cores.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -25,6 +27,31 @@ fn arg<T: std::str::FromStr>(n: usize, name: &str, default: T) -> Result<T, Stri
     }
 }
 
+/// `steps` rounds of xorshift: each depends on the last, so they cannot overlap or be skipped.
+fn work(steps: u64) -> u64 {
+    let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// Steps of [`work`] per µs here: the fastest of a few timed runs (the least disturbed).
+fn steps_per_us() -> u64 {
+    const STEPS: u64 = 4_000_000;
+    let fastest = (0..5)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::hint::black_box(work(STEPS));
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    (STEPS as f64 / fastest.as_secs_f64().max(1e-9) / 1e6).max(1.0) as u64
+}
+
 fn main() -> std::process::ExitCode {
     let (port, busy_us) = match (arg::<u16>(1, "port", 8081), arg::<u64>(2, "busy-µs", 0)) {
         (Ok(p), Ok(b)) => (p, b),
@@ -33,7 +60,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let busy = std::time::Duration::from_micros(busy_us);
+    let steps = busy_us * steps_per_us();
+    if steps > 0 {
+        eprintln!("pm-bare: {busy_us} µs of work per request = {steps} steps");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -46,11 +76,8 @@ fn main() -> std::process::ExitCode {
             .route(
                 "/predict",
                 post(move |_body: axum::body::Bytes| async move {
-                    if !busy.is_zero() {
-                        let start = std::time::Instant::now();
-                        while start.elapsed() < busy {
-                            std::hint::spin_loop();
-                        }
+                    if steps > 0 {
+                        std::hint::black_box(work(steps));
                     }
                     ANSWER
                 }),
