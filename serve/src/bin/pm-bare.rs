@@ -60,7 +60,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let steps = busy_us * steps_per_us();
+    let steps = if busy_us == 0 { 0 } else { busy_us.saturating_mul(steps_per_us()) };
     if steps > 0 {
         eprintln!("pm-bare: {busy_us} µs of work per request = {steps} steps");
     }
