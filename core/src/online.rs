@@ -106,13 +106,7 @@ impl MachineState {
         time: i64,
         values: &[f64],
     ) -> Result<bool, OnlineError> {
-        let names = &spec.contract.sensors;
-        if values.len() != names.len() {
-            return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
-        }
-        if let Some((name, &v)) = names.iter().zip(values).find(|(_, v)| !v.is_finite()) {
-            return Err(OnlineError::NonFinite { sensor: name.clone(), value: v });
-        }
+        check_values(spec, values)?;
         let pos = self.time.partition_point(|&x| x < time);
         if self.time.get(pos) == Some(&time) {
             if self.sensors.iter().zip(values).all(|(col, v)| col[pos].to_bits() == v.to_bits()) {
@@ -138,6 +132,42 @@ impl MachineState {
         }
         self.prune(spec);
         Ok(true)
+    }
+
+    /// Adds readings `(time, values)` as [`push_reading`](Self::push_reading) one by one would —
+    /// same state, same first error, with the index of the reading it is about — but drops what
+    /// the windows no longer need once at the end rather than after every reading: a reading
+    /// later than every buffered one is appended after only the checks of its values. (Dropping
+    /// depends only on the latest time, which only grows, so dropping late drops the same.)
+    /// Readings in time order, as a request's history is, take that path throughout. After an
+    /// error the state holds the readings before it, as after one-by-one pushing.
+    pub fn push_readings<'v>(
+        &mut self,
+        spec: &FeatureSpec,
+        machine_id: u32,
+        readings: impl IntoIterator<Item = (i64, &'v [f64])>,
+    ) -> Result<(), (usize, OnlineError)> {
+        let mut result = Ok(());
+        for (i, (time, values)) in readings.into_iter().enumerate() {
+            let pushed = if self.latest().is_none_or(|latest| time > latest) {
+                check_values(spec, values).map(|()| {
+                    self.time.push(time);
+                    for (col, &v) in self.sensors.iter_mut().zip(values) {
+                        col.push(v);
+                    }
+                })
+            } else {
+                // The state one-by-one pushing would have reached, then the general path.
+                self.prune(spec);
+                self.push_reading(spec, machine_id, time, values).map(drop)
+            };
+            if let Err(e) = pushed {
+                result = Err((i, e));
+                break;
+            }
+        }
+        self.prune(spec);
+        result
     }
 
     /// Adds an error event (`kind` indexes the contract's error types). An event already present
@@ -237,6 +267,18 @@ impl MachineState {
         compute_row(spec, &h, last, out);
         Ok(self.time[last])
     }
+}
+
+/// A reading's values: one per contract sensor, each finite.
+fn check_values(spec: &FeatureSpec, values: &[f64]) -> Result<(), OnlineError> {
+    let names = &spec.contract.sensors;
+    if values.len() != names.len() {
+        return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
+    }
+    if let Some((name, &v)) = names.iter().zip(values).find(|(_, v)| !v.is_finite()) {
+        return Err(OnlineError::NonFinite { sensor: name.clone(), value: v });
+    }
+    Ok(())
 }
 
 /// Inserts `(time, kind)` into time-sorted parallel vectors unless it is already there.

@@ -352,3 +352,48 @@ fn online_buffer_stays_bounded() {
     assert_eq!(long, recent);
     assert_eq!(long.len(), spec.telemetry_history_hours() as usize);
 }
+
+/// A reading for [`push_readings_equals_pushing_one_by_one`]: mostly in time order (as a
+/// request's history is), sometimes late, repeated, changed or not finite.
+fn readings() -> impl Strategy<Value = Vec<(i64, [f64; 4])>> {
+    let step = prop_oneof![30 => 1i64..3, 1 => -150i64..0, 1 => Just(0i64)];
+    let value = prop_oneof![60 => Just(1.0f64), 1 => Just(2.0), 1 => Just(f64::NAN)];
+    prop::collection::vec((step, value), 0..160).prop_map(|steps| {
+        let mut h = 0;
+        steps
+            .into_iter()
+            .map(|(step, v)| {
+                h += step;
+                (T0 + h * HOUR, [v, (h % 7) as f64, 3.0, 4.0])
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The window path's bulk push leaves the state one-by-one pushing leaves, and stops at the
+    /// same first error.
+    #[test]
+    fn push_readings_equals_pushing_one_by_one(
+        rs in readings(),
+        errors in prop::collection::vec((0i64..200, 0u16..5), 0..20),
+    ) {
+        let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);
+        let mut start = MachineState::new(&spec);
+        for (h, k) in errors {
+            start.push_error(&spec, T0 + h * HOUR, k).unwrap();
+        }
+        let mut one = start.clone();
+        let first_error = rs
+            .iter()
+            .enumerate()
+            .find_map(|(i, (t, v))| one.push_reading(&spec, 3, *t, v).err().map(|e| (i, e.to_string())));
+        let mut bulk = start;
+        let got = bulk.push_readings(&spec, 3, rs.iter().map(|(t, v)| (*t, &v[..])));
+        prop_assert_eq!(got.map_err(|(i, e)| (i, e.to_string())).err(), first_error);
+        // Bit for bit (NaN never gets in, so `==` on the values is exact).
+        prop_assert_eq!(bulk, one);
+    }
+}
