@@ -66,8 +66,12 @@ pub struct Reading {
     pub machine: Option<u32>,
     pub time: i64,
     /// One value per contract sensor, in contract order.
-    pub values: Vec<f64>,
+    pub values: Values,
 }
+
+/// A reading's sensor values: inline up to eight sensors (the schema has four), so that a window
+/// of readings is not one allocation per reading.
+pub type Values = smallvec::SmallVec<[f64; 8]>;
 
 /// A validated error or maintenance event (`kind` indexes the contract's vocabulary).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -268,8 +272,8 @@ fn keys_of(map: &HashMap<String, u16>) -> Vec<&str> {
 
 impl Vocab {
     /// The sensor values of an object, all required, finite and within bounds.
-    fn sensor_values(&self, map: &Map<String, Value>, path: &str) -> Result<Vec<f64>, ApiError> {
-        let mut values = Vec::with_capacity(self.sensors.len());
+    fn sensor_values(&self, map: &Map<String, Value>, path: &str) -> Result<Values, ApiError> {
+        let mut values = Values::with_capacity(self.sensors.len());
         for (i, name) in self.sensors.iter().enumerate() {
             // The common case without building the field's path; the error path below names it.
             let (lo, hi) = self.bounds[i];
