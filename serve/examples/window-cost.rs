@@ -2,7 +2,7 @@
 //! long pm-serve's own work takes for a given body — reading it, replaying its history into a
 //! fresh buffer and scoring the row, writing the answer. `make bench-serve` prints it beside the
 //! wrk numbers, to tell the server's work from the cost of sharing two cores with the load
-//! generator.
+//! generator. It also times reading the same history as the instances of a Vertex AI body.
 //!
 //! Usage: `window-cost <registry-url> <body.json>` (the active model of `pm-failure`).
 
@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use pm_core::registry::Registry;
 use pm_core::store::Store;
+use pm_serve::error::parse_json;
 use pm_serve::predict::{predict_one, score};
 use pm_serve::state::{AppState, ServeConfig};
 
@@ -59,6 +60,22 @@ async fn main() -> Result<()> {
     println!(
         "window request, in isolation (µs): read the body {parse:.1}, replay + row + score {predict:.1} (of which scoring {scoring:.1}), write the answer {write:.1}; total {:.1}",
         parse + predict + write
+    );
+    // The same history as the instances of a Vertex AI request (`/predict` or `/predict/batch`):
+    // read straight from the bytes, or through a `serde_json::Value` tree (any list the fast
+    // path does not take).
+    let k = 10;
+    let list = format!("{{\"instances\": [{}]}}", vec![String::from_utf8_lossy(&body); k].join(", "));
+    let list = list.as_bytes();
+    model.vocab.request_list_fast(list, &["instances"]).context("the Vertex body does not take the fast path")?;
+    let fast = per_call(n / 10, || model.vocab.request_list_fast(list, &["instances"])) / k as f64;
+    let tree = per_call(n / 50, || -> Option<usize> {
+        let v = parse_json(list).ok()?;
+        let items = v.get("instances")?.as_array()?;
+        Some(items.iter().filter_map(|item| model.vocab.predict_request(item, "").ok()).count())
+    }) / k as f64;
+    println!(
+        "Vertex body of {k} such instances, in isolation (µs per instance): read straight from the bytes {fast:.1}, through a JSON value tree {tree:.1}"
     );
     Ok(())
 }

@@ -424,6 +424,17 @@ impl Vocab {
         fast::predict_request(self, body)
     }
 
+    /// [`Self::predict_request`] for every item of a list body `{"<field>": [...]}` (`field` one
+    /// of `fields`) straight from its bytes, when the list is not empty and every item is valid;
+    /// `None` for anything else — then parse the body as a `Value`, which answers item by item.
+    pub fn request_list_fast(
+        &self,
+        body: &[u8],
+        fields: &[&'static str],
+    ) -> Option<(&'static str, Vec<PredictRequest>)> {
+        fast::request_list(self, body, fields)
+    }
+
     /// One prediction request: `{"machineID"}`, `{"machineID", "datetime", <sensors>}` or
     /// `{"machineID", "history": {...}}`, each with an optional `"return_features": true`.
     pub fn predict_request(&self, v: &Value, path: &str) -> Result<PredictRequest, ApiError> {

@@ -234,22 +234,43 @@ pub fn score(model: &Loaded, x: &[f64]) -> Scores {
     }
 }
 
-/// Scores a list of requests in order; each item succeeds or carries its error.
-pub fn predict_many<'a>(st: &AppState, model: &'a Loaded, items: &[serde_json::Value], list: &str) -> Vec<Item<'a>> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let path = at(list, i);
-            match model.vocab.predict_request(v, &path).and_then(|req| predict_one(st, model, &req, &path)) {
+/// The items of a list body (`/predict/batch`, Vertex `instances`): read by the fast path, or
+/// JSON values the `Value` path reads item by item.
+pub enum List {
+    Parsed(Vec<PredictRequest>),
+    Values(Vec<serde_json::Value>),
+}
+
+impl List {
+    pub fn len(&self) -> usize {
+        match self {
+            List::Parsed(l) => l.len(),
+            List::Values(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every item's prediction or error, in order (an item's errors name `list[i]`).
+    pub fn predict<'a>(&self, st: &AppState, model: &'a Loaded, list: &str) -> Vec<Item<'a>> {
+        let one = |i: usize, path: &str| match self {
+            List::Parsed(l) => predict_one(st, model, &l[i], path),
+            List::Values(l) => {
+                model.vocab.predict_request(&l[i], path).and_then(|req| predict_one(st, model, &req, path))
+            }
+        };
+        (0..self.len())
+            .map(|i| match one(i, &at(list, i)) {
                 Ok(p) => Item::Ok(Box::new(p)),
                 Err(error) => {
                     st.metrics.prediction_failures.with_label_values(&[error.code]).inc();
                     Item::Err { index: i, error }
                 }
-            }
-        })
-        .collect()
+            })
+            .collect()
+    }
 }
 
 /// Refuses a list over the batch limit, naming the limit.

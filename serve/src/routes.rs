@@ -15,7 +15,7 @@ use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, JsonBody, JsonBytes};
-use crate::predict::{Item, check_batch, predict_many, predict_one};
+use crate::predict::{Item, List, check_batch, predict_one};
 use crate::state::AppState;
 
 /// Checks a route given from outside (Vertex's `AIP_*_ROUTE`): the router would refuse
@@ -161,16 +161,27 @@ async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Resul
 const INLINE_ITEMS: usize = 8;
 
 /// `POST /predict`: one prediction; a body with `instances` is a Vertex AI / KServe V1 request.
-/// A valid native request is read straight from the bytes; any other body is parsed as a JSON
-/// value, which words what is wrong with it.
+/// A valid native request (or list of them) is read straight from the bytes; any other body is
+/// parsed as a JSON value, which words what is wrong with it.
 async fn predict(State(st): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
     let model = model_or_503(&st)?;
     let req = match model.vocab.predict_request_fast(&body.0) {
         Some(req) => req,
         None => {
+            if let Some((_, items)) = model.vocab.request_list_fast(&body.0, &["instances"]) {
+                return vertex_predict(st, model, List::Parsed(items)).await;
+            }
             let v = body.parse()?;
             if let Some(instances) = v.get("instances") {
-                return vertex_predict(st, model, v.clone(), instances.clone()).await;
+                let map = crate::input::object(&v, "")?;
+                if let Some(k) = map.keys().find(|k| *k != "instances" && *k != "parameters") {
+                    return Err(ApiError::invalid(
+                        k.as_str(),
+                        "unknown field; expected instances and optional parameters",
+                    ));
+                }
+                let list = crate::input::array(instances, "instances")?.clone();
+                return vertex_predict(st, model, List::Values(list)).await;
             }
             model.vocab.predict_request(&v, "").inspect_err(|e| count_failure(&st, e))?
         }
@@ -188,14 +199,8 @@ fn count_failure(st: &AppState, e: &ApiError) {
 async fn vertex_predict(
     st: AppState,
     model: std::sync::Arc<crate::model::Loaded>,
-    body: Value,
-    instances: Value,
+    list: List,
 ) -> Result<Response, ApiError> {
-    let map = crate::input::object(&body, "")?;
-    if let Some(k) = map.keys().find(|k| *k != "instances" && *k != "parameters") {
-        return Err(ApiError::invalid(k.as_str(), "unknown field; expected instances and optional parameters"));
-    }
-    let list = crate::input::array(&instances, "instances")?.clone();
     if list.is_empty() {
         return Err(ApiError::invalid("instances", "must not be empty"));
     }
@@ -215,16 +220,19 @@ async fn vertex_predict(
 async fn score_list(
     st: AppState,
     model: std::sync::Arc<crate::model::Loaded>,
-    list: Vec<Value>,
+    list: List,
     field: &'static str,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
+    if list.len() <= INLINE_ITEMS {
+        return Ok(batch_answer(&st, &model, &list, field, started));
+    }
     cpu(move || batch_answer(&st, &model, &list, field, started)).await
 }
 
 /// The `/predict/batch` answer: every item in order, with counts.
-fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &[Value], field: &str, started: Instant) -> Value {
-    let items = predict_many(st, model, list, field);
+fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &List, field: &str, started: Instant) -> Value {
+    let items = list.predict(st, model, field);
     let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
     json!({
         "predictions": items,
@@ -236,9 +244,16 @@ fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &[Value], fie
 }
 
 /// `POST /predict/batch`: `{"predictions": [...]}` (the Python service's shape) or
-/// `{"instances": [...]}`; at most `--max-batch` items; every item answered, in order.
-async fn predict_batch(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<Response, ApiError> {
+/// `{"instances": [...]}`; at most `--max-batch` items; every item answered, in order. A list
+/// of valid native requests is read straight from the bytes, as `/predict` reads one.
+async fn predict_batch(State(st): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
     let model = model_or_503(&st)?;
+    if let Some((field, items)) = model.vocab.request_list_fast(&body.0, &["predictions", "instances"]) {
+        check_batch(&st, items.len(), field)?;
+        let body = score_list(st, model, List::Parsed(items), field).await?;
+        return Ok(Json(body).into_response());
+    }
+    let v = body.parse()?;
     let map = crate::input::object(&v, "")?;
     let (field, list) = match (map.get("predictions"), map.get("instances")) {
         (Some(l), None) => ("predictions", l),
@@ -251,12 +266,7 @@ async fn predict_batch(State(st): State<AppState>, JsonBody(v): JsonBody) -> Res
     }
     let list = crate::input::array(list, field)?;
     check_batch(&st, list.len(), field)?;
-    let body = if list.len() <= INLINE_ITEMS {
-        batch_answer(&st, &model, list, field, Instant::now())
-    } else {
-        let list = list.clone();
-        score_list(st, model, list, field).await?
-    };
+    let body = score_list(st, model, List::Values(list.clone()), field).await?;
     Ok(Json(body).into_response())
 }
 

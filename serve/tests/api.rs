@@ -518,6 +518,32 @@ async fn vertex_ai_routes_from_the_environment_and_the_instances_contract() {
         let b = call(&app, "POST", path, Some(body.clone())).await;
         assert_eq!(b.body["predictions"][0]["failure_probability"], p[0]["failure_probability"], "{path}");
     }
+    // Instances that carry their history too. Without "parameters" a list of valid requests is
+    // read straight from the bytes (the fast path); with it, through a JSON value: the same
+    // answers, item errors included, on both routes that take lists.
+    let history = json!({ "readings": readings, "machine": { "model": "model3", "age": 18 } });
+    let instances = json!([{ "machineID": 4 }, { "machineID": 77 }, { "machineID": 4, "history": history }]);
+    let answers = |b: Value| {
+        let mut list = b["predictions"].as_array().unwrap().clone();
+        for p in &mut list {
+            p.as_object_mut().unwrap().remove("prediction_timestamp");
+        }
+        list
+    };
+    let slow = call(&app, "POST", "/predict", Some(json!({ "instances": instances, "parameters": {} }))).await;
+    assert_eq!(slow.status, StatusCode::OK, "{}", slow.text);
+    let slow = answers(slow.body);
+    assert_eq!(
+        (slow.len(), &slow[2]["mode"], &slow[1]["error"]["code"]),
+        (3, &json!("window"), &json!("unknown_machine"))
+    );
+    for (path, body) in
+        [("/predict", json!({ "instances": instances })), ("/predict/batch", json!({ "instances": instances }))]
+    {
+        let fast = call(&app, "POST", path, Some(body)).await;
+        assert_eq!(fast.status, StatusCode::OK, "{path}: {}", fast.text);
+        assert_eq!(answers(fast.body), slow, "{path}");
+    }
     // AIP_PREDICT_ROUTE may be /predict itself (Google's local runs use it): no clash.
     let clash = ServeConfig {
         vertex_predict_route: Some("/predict".into()),

@@ -31,6 +31,36 @@ pub fn predict_request(vocab: &Vocab, body: &[u8]) -> Option<PredictRequest> {
     (s.i == body.len()).then_some(req)
 }
 
+/// Parses a list body `{"<field>": [<request>, ...]}`, `field` one of `fields`: `None` unless
+/// the list is not empty and every item is a valid request of the native shape (then the
+/// `Value` path answers, item by item, and words what is wrong with each).
+pub fn request_list(
+    vocab: &Vocab,
+    body: &[u8],
+    fields: &[&'static str],
+) -> Option<(&'static str, Vec<PredictRequest>)> {
+    if vocab.sensors.len() > MAX_SENSORS {
+        return None;
+    }
+    let mut s = Scan { b: body, i: 0, day: None, layout: None };
+    if !s.eat(b'{') {
+        return None;
+    }
+    let name = s.string()?;
+    let field = *fields.iter().find(|f| f.as_bytes() == name)?;
+    if !s.eat(b':') {
+        return None;
+    }
+    // The readings of every item's history are matched against the last layout read, across
+    // items too: instances are written alike.
+    let items = s.array(|s| request(vocab, s))?;
+    if items.is_empty() || !s.eat(b'}') {
+        return None;
+    }
+    s.ws();
+    (s.i == body.len()).then_some((field, items))
+}
+
 /// Sensors are tracked in a bit set; a contract with more takes the `Value` path.
 const MAX_SENSORS: usize = 64 - SENSOR as usize;
 
@@ -810,8 +840,52 @@ mod tests {
         Ok((fast.is_some(), matches!(spec, Some(Ok(_)))))
     }
 
+    /// A list body agrees with the `Value` path item by item; returns whether the fast path took
+    /// it and whether every item is valid in a list field the fast path reads.
+    fn agree_list(v: &Vocab, body: &str) -> Result<(bool, bool), TestCaseError> {
+        const FIELDS: [&str; 2] = ["instances", "predictions"];
+        let fast = super::request_list(v, body.as_bytes(), &FIELDS);
+        // The `Value` path's reading: one known field holding a non-empty array of valid items.
+        let spec = parse_json(body.as_bytes()).ok().and_then(|j| {
+            let map = j.as_object()?;
+            let (field, list) = map.iter().next().filter(|_| map.len() == 1)?;
+            let field = FIELDS.into_iter().find(|f| f == field)?;
+            let items = list.as_array().filter(|l| !l.is_empty())?;
+            items.iter().map(|item| v.predict_request(item, "").ok()).collect::<Option<Vec<_>>>().map(|l| (field, l))
+        });
+        if let Some((field, items)) = &fast {
+            let Some((f, s)) = &spec else {
+                return Err(TestCaseError::fail(format!("the fast path took a list the Value path refuses: {body}")));
+            };
+            prop_assert_eq!(field, f);
+            prop_assert_eq!(bitwise(items), bitwise(s), "{}", body);
+        }
+        Ok((fast.is_some(), spec.is_some()))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Lists (`/predict/batch`, Vertex `instances`) of requests written alike or not, valid
+        /// and not, whole and cut short, under the fields the fast path reads and others: the
+        /// fast path agrees with the `Value` path item by item (a reading layout learnt in one
+        /// item is only a guess for the next), and takes every list of valid items.
+        #[test]
+        fn the_fast_list_path_agrees_with_the_value_path(
+            items in prop::collection::vec(request(), 0..4),
+            field in prop::sample::select(vec!["instances", "predictions", "parameters"]),
+            sep in prop::sample::select(vec![",", ", ", " ,\n\t"]),
+            ws in prop::sample::select(vec!["", " ", "\n\t "]),
+            cut in 0.0f64..1.0,
+        ) {
+            let v = vocab();
+            let clean = items.iter().all(|(_, c)| *c);
+            let texts: Vec<&str> = items.iter().map(|(t, _)| t.as_str()).collect();
+            let body = format!("{{{ws}\"{field}\":{ws}[{}]{ws}}}{ws}", texts.join(sep));
+            let (taken, valid) = agree_list(&v, &body)?;
+            prop_assert!(taken || !valid || !clean, "the fast path gave up on a valid list: {}", body);
+            agree_list(&v, &body[..(body.len() as f64 * cut) as usize])?;
+        }
 
         /// Over generated bodies, valid and not, whole and cut short: the fast path agrees with
         /// the `Value` path, and takes every body the `Value` path accepts unless a field was
