@@ -112,9 +112,8 @@ fn window_features(
         s.set_machine(spec, model_idx, age).map_err(|e| ApiError::invalid(join(&hp, "machine"), e.to_string()))?;
     }
     // Readings in time order, so that none is "older than the buffer" (a client sends them so).
-    let sorted = w.readings.is_sorted_by_key(|r| r.time);
     let mut order: Vec<usize> = (0..w.readings.len()).collect();
-    if !sorted {
+    if !w.readings.is_sorted_by_key(|r| r.time) {
         order.sort_by_key(|&i| w.readings[i].time);
     }
     // Events first: a reading prunes only what its windows no longer need.

@@ -22,13 +22,7 @@ use super::{Event, MachineMeta, PredictRequest, Reading, Source, Values, Vocab, 
 
 /// Parses a `/predict` body; `None` when the body is not a valid request of the native shape.
 pub fn predict_request(vocab: &Vocab, body: &[u8]) -> Option<PredictRequest> {
-    if vocab.sensors.len() > MAX_SENSORS {
-        return None;
-    }
-    let mut s = Scan { b: body, i: 0, day: None, layout: None };
-    let req = request(vocab, &mut s)?;
-    s.ws();
-    (s.i == body.len()).then_some(req)
+    whole(vocab, body, |s| request(vocab, s))
 }
 
 /// Parses a list body `{"<field>": [<request>, ...]}`, `field` one of `fields`: `None` unless
@@ -39,26 +33,31 @@ pub fn request_list(
     body: &[u8],
     fields: &[&'static str],
 ) -> Option<(&'static str, Vec<PredictRequest>)> {
+    whole(vocab, body, |s| {
+        if !s.eat(b'{') {
+            return None;
+        }
+        let name = s.string()?;
+        let field = *fields.iter().find(|f| f.as_bytes() == name)?;
+        if !s.eat(b':') {
+            return None;
+        }
+        // The readings of every item's history are matched against the last layout read,
+        // across items too: instances are written alike.
+        let items = s.array(|s| request(vocab, s))?;
+        (!items.is_empty() && s.eat(b'}')).then_some((field, items))
+    })
+}
+
+/// What `read` reads from the body, when nothing but whitespace follows it.
+fn whole<T>(vocab: &Vocab, body: &[u8], read: impl FnOnce(&mut Scan<'_>) -> Option<T>) -> Option<T> {
     if vocab.sensors.len() > MAX_SENSORS {
         return None;
     }
     let mut s = Scan { b: body, i: 0, day: None, layout: None };
-    if !s.eat(b'{') {
-        return None;
-    }
-    let name = s.string()?;
-    let field = *fields.iter().find(|f| f.as_bytes() == name)?;
-    if !s.eat(b':') {
-        return None;
-    }
-    // The readings of every item's history are matched against the last layout read, across
-    // items too: instances are written alike.
-    let items = s.array(|s| request(vocab, s))?;
-    if items.is_empty() || !s.eat(b'}') {
-        return None;
-    }
+    let out = read(&mut s)?;
     s.ws();
-    (s.i == body.len()).then_some((field, items))
+    (s.i == body.len()).then_some(out)
 }
 
 /// Sensors are tracked in a bit set; a contract with more takes the `Value` path.
