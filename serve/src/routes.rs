@@ -248,25 +248,27 @@ fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &List, field:
 /// of valid native requests is read straight from the bytes, as `/predict` reads one.
 async fn predict_batch(State(st): State<AppState>, body: JsonBytes) -> Result<Response, ApiError> {
     let model = model_or_503(&st)?;
-    if let Some((field, items)) = model.vocab.request_list_fast(&body.0, &["predictions", "instances"]) {
-        check_batch(&st, items.len(), field)?;
-        let body = score_list(st, model, List::Parsed(items), field).await?;
-        return Ok(Json(body).into_response());
-    }
-    let v = body.parse()?;
-    let map = crate::input::object(&v, "")?;
-    let (field, list) = match (map.get("predictions"), map.get("instances")) {
-        (Some(l), None) => ("predictions", l),
-        (None, Some(l)) => ("instances", l),
-        (Some(_), Some(_)) => return Err(ApiError::invalid("", "send either predictions or instances, not both")),
-        (None, None) => return Err(ApiError::invalid("predictions", "required field is missing")),
+    let (field, list) = match model.vocab.request_list_fast(&body.0, &["predictions", "instances"]) {
+        Some((field, items)) => (field, List::Parsed(items)),
+        None => {
+            let v = body.parse()?;
+            let map = crate::input::object(&v, "")?;
+            let (field, list) = match (map.get("predictions"), map.get("instances")) {
+                (Some(l), None) => ("predictions", l),
+                (None, Some(l)) => ("instances", l),
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid("", "send either predictions or instances, not both"));
+                }
+                (None, None) => return Err(ApiError::invalid("predictions", "required field is missing")),
+            };
+            if let Some(k) = map.keys().find(|k| k.as_str() != field) {
+                return Err(ApiError::invalid(k.as_str(), format!("unknown field; expected {field}")));
+            }
+            (field, List::Values(crate::input::array(list, field)?.clone()))
+        }
     };
-    if let Some(k) = map.keys().find(|k| k.as_str() != field) {
-        return Err(ApiError::invalid(k.as_str(), format!("unknown field; expected {field}")));
-    }
-    let list = crate::input::array(list, field)?;
     check_batch(&st, list.len(), field)?;
-    let body = score_list(st, model, List::Values(list.clone()), field).await?;
+    let body = score_list(st, model, list, field).await?;
     Ok(Json(body).into_response())
 }
 
