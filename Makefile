@@ -1,6 +1,7 @@
 # Predictive maintenance: pipeline steps, orchestrator and serving in Rust.
 # `make help` lists the targets. Everything builds with the tuned `dev` profile (see
-# ARCHITECTURE.md, "Build") except container images and the serving benchmark (release).
+# ARCHITECTURE.md, "Build") except pm-serve's image and the serving benchmark (the `serving`
+# profile: release + LTO).
 
 CARGO ?= cargo
 BUCKET ?= $(CURDIR)/local-bucket
@@ -64,7 +65,7 @@ bench: bench-features bench-train bench-serve ## All three benchmarks below, one
 bench-train: ## Benchmark training against scikit-learn RandomForest and LightGBM (same features, same split)
 	scripts/bench-train.sh
 
-bench-serve: ## Benchmark pm-serve (release) with wrk against a bare axum handler, alternately: /predict stateful, with a reading, and window; /predict/batch; c=1 and c=32; a busy-handler yardstick and the window request's isolated cost
+bench-serve: ## Benchmark pm-serve (serving profile: release + LTO) with wrk against a bare axum handler, alternately: /predict stateful, with a reading, and window; /predict/batch; c=1 and c=32; a busy-handler yardstick and the window request's isolated cost
 	scripts/bench-serve.sh
 
 bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code

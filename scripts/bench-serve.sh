@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench-serve`: wrk against pm-serve (release build) and, alternately in the same run, a bare
-# axum handler returning a constant (pm-bare) — the reference on this machine, since wrk and the
-# server share the cores and absolute tail latency swings between runs.
+# `make bench-serve`: wrk against pm-serve (`serving` profile: release + LTO) and, alternately in
+# the same run, a bare axum handler returning a constant (pm-bare, same profile) — the reference
+# on this machine, since wrk and the server share the cores and absolute tail latency swings
+# between runs.
 #
 # Scenarios on POST /predict: stateful (score a machine's buffered state), reading (the Python
 # service's request shape: a reading, appended, then the state scored), window (the request
@@ -33,22 +34,22 @@ if ! ls "$BUCKET"/registry/pm-failure/log/*.json >/dev/null 2>&1; then
   echo "bench-serve: training a model into $BUCKET (the default pipeline)" >&2
   local-sim/vertex-simulate.sh "$BUCKET" >/dev/null
 fi
-cargo build --release --locked -q -p pm-serve --bins --example window-cost
+cargo build --profile serving --locked -q -p pm-serve --bins --example window-cost
 
 WORK="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 on_exit cleanup
 
-target/release/pm-bare "$BARE_PORT" &
+target/serving/pm-bare "$BARE_PORT" &
 pids+=($!)
 # The yardstick: the bare handler doing 4, 8 or 12 µs of CPU work per request before answering.
 YARDSTICK=(4 8 12)
 for us in "${YARDSTICK[@]}"; do
-  target/release/pm-bare "$((BARE_PORT + us))" "$us" &
+  target/serving/pm-bare "$((BARE_PORT + us))" "$us" &
   pids+=($!)
 done
-RUST_LOG=warn target/release/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
+RUST_LOG=warn target/serving/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
   --host 127.0.0.1 --port "$SERVE_PORT" &
 pids+=($!)
 up() { # pm-serve ready and every pm-bare answering; names the first that is not
@@ -140,5 +141,5 @@ for c in 1 32; do
   run bare2 "$BARE_PORT" bare "$c"
 done
 # pm-serve's own work per window request, without HTTP and without wrk beside it.
-target/release/examples/window-cost "$BUCKET/registry" "$WORK/window.json" > "$WORK/window-cost.txt"
+target/serving/examples/window-cost "$BUCKET/registry" "$WORK/window.json" > "$WORK/window-cost.txt"
 python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

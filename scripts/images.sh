@@ -9,7 +9,7 @@
 #                                         deploy, registry, monitor)
 #   localhost/pm/pm-pipeline:<version>    the orchestrator + every step binary + pipelines/ (a
 #                                         whole pipeline as one job: the monitoring pipeline's retrain)
-#   localhost/pm/pm-serve:<version>       the serving container (release build)
+#   localhost/pm/pm-serve:<version>       the serving container (`serving` profile: release + LTO)
 #
 # Step binaries come from the `dev` profile — the ones `make vertex-simulate` runs: our crates
 # optimised, polars' hot crates at opt-level 2 (a full release build of polars costs 30-45 min on
@@ -40,7 +40,7 @@ fi
 echo "images: hadolint deploy/images/*.Containerfile" >&2
 "$HADOLINT" deploy/images/*.Containerfile
 
-echo "images: building the binaries (steps: $PROFILE profile, pm-serve: release)" >&2
+echo "images: building the binaries (steps: $PROFILE profile, pm-serve: serving)" >&2
 if [[ $PROFILE == release ]]; then
   cargo build --release --locked -q "${PM_STEP_IMAGES[@]/#/--bin=pm-}" --bin=pm-orchestrator
   STEP_DIR=target/release
@@ -48,13 +48,13 @@ else
   cargo build --locked -q "${PM_STEP_IMAGES[@]/#/--bin=pm-}" --bin=pm-orchestrator
   STEP_DIR=target/debug
 fi
-cargo build --release --locked -q -p pm-serve --bin pm-serve
+cargo build --profile serving --locked -q -p pm-serve --bin pm-serve
 
 CTX="$ROOT/.cache/images/context"
 rm -rf "$CTX"
 mkdir -p "$CTX/bin" "$CTX/pipelines"
 for s in "${PM_STEP_IMAGES[@]}" orchestrator; do strip -o "$CTX/bin/pm-$s" "$STEP_DIR/pm-$s"; done
-strip -o "$CTX/bin/pm-serve" target/release/pm-serve
+strip -o "$CTX/bin/pm-serve" target/serving/pm-serve
 cp pipelines/*.yaml "$CTX/pipelines/"
 
 # The base provides exactly these shared objects (deploy/images/base.Containerfile): refuse a
