@@ -176,12 +176,28 @@ fn kind_of(v: &Value) -> String {
     }
 }
 
-pub fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
     v.as_object().ok_or_else(|| ApiError::invalid(path, format!("expected an object, got {}", kind_of(v))))
 }
 
-pub fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
+fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
     v.as_array().ok_or_else(|| ApiError::invalid(path, format!("expected an array, got {}", kind_of(v))))
+}
+
+/// The object itself, taken out of `v`.
+pub fn into_object(v: Value, path: &str) -> Result<Map<String, Value>, ApiError> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => Err(ApiError::invalid(path, format!("expected an object, got {}", kind_of(&other)))),
+    }
+}
+
+/// The array itself, taken out of `v`.
+pub fn into_array(v: Value, path: &str) -> Result<Vec<Value>, ApiError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        other => Err(ApiError::invalid(path, format!("expected an array, got {}", kind_of(&other)))),
+    }
 }
 
 /// Refuses keys outside `allowed` (and the sensors, when `sensors` is given).

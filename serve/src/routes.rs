@@ -172,15 +172,15 @@ async fn predict(State(st): State<AppState>, body: JsonBytes) -> Result<Response
                 return vertex_predict(st, model, List::Parsed(items)).await;
             }
             let v = body.parse()?;
-            if let Some(instances) = v.get("instances") {
-                let map = crate::input::object(&v, "")?;
+            if v.get("instances").is_some() {
+                let mut map = crate::input::into_object(v, "")?;
                 if let Some(k) = map.keys().find(|k| *k != "instances" && *k != "parameters") {
                     return Err(ApiError::invalid(
                         k.as_str(),
                         "unknown field; expected instances and optional parameters",
                     ));
                 }
-                let list = crate::input::array(instances, "instances")?.clone();
+                let list = crate::input::into_array(map.remove("instances").unwrap_or_default(), "instances")?;
                 return vertex_predict(st, model, List::Values(list)).await;
             }
             model.vocab.predict_request(&v, "").inspect_err(|e| count_failure(&st, e))?
@@ -205,34 +205,47 @@ async fn vertex_predict(
         return Err(ApiError::invalid("instances", "must not be empty"));
     }
     check_batch(&st, list.len(), "instances")?;
-    let body = score_list(st, model, list, "instances").await?;
-    let preds: Vec<Value> = match body {
-        Value::Object(mut m) => match m.remove("predictions") {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    };
-    Ok(Json(json!({ "predictions": preds })).into_response())
+    let body = score_list(st, model, list, "instances", Shape::Vertex).await?;
+    Ok(Json(body).into_response())
 }
 
-/// Scores a list, on the blocking pool when it is long; returns the batch answer.
+/// How a scored list is answered.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// `/predict/batch`: every item, with counts and timing.
+    Batch,
+    /// Vertex AI: `{"predictions": [...]}` only.
+    Vertex,
+}
+
+/// Scores a list, on the blocking pool when it is long; returns its answer in `shape`.
 async fn score_list(
     st: AppState,
     model: std::sync::Arc<crate::model::Loaded>,
     list: List,
     field: &'static str,
+    shape: Shape,
 ) -> Result<Value, ApiError> {
     let started = Instant::now();
     if list.len() <= INLINE_ITEMS {
-        return Ok(batch_answer(&st, &model, &list, field, started));
+        return Ok(list_answer(&st, &model, &list, field, started, shape));
     }
-    cpu(move || batch_answer(&st, &model, &list, field, started)).await
+    cpu(move || list_answer(&st, &model, &list, field, started, shape)).await
 }
 
-/// The `/predict/batch` answer: every item in order, with counts.
-fn batch_answer(st: &AppState, model: &crate::model::Loaded, list: &List, field: &str, started: Instant) -> Value {
+/// Every item's answer in order; for `/predict/batch`, with counts.
+fn list_answer(
+    st: &AppState,
+    model: &crate::model::Loaded,
+    list: &List,
+    field: &str,
+    started: Instant,
+    shape: Shape,
+) -> Value {
     let items = list.predict(st, model, field);
+    if let Shape::Vertex = shape {
+        return json!({ "predictions": items });
+    }
     let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
     json!({
         "predictions": items,
@@ -251,24 +264,23 @@ async fn predict_batch(State(st): State<AppState>, body: JsonBytes) -> Result<Re
     let (field, list) = match model.vocab.request_list_fast(&body.0, &["predictions", "instances"]) {
         Some((field, items)) => (field, List::Parsed(items)),
         None => {
-            let v = body.parse()?;
-            let map = crate::input::object(&v, "")?;
-            let (field, list) = match (map.get("predictions"), map.get("instances")) {
-                (Some(l), None) => ("predictions", l),
-                (None, Some(l)) => ("instances", l),
-                (Some(_), Some(_)) => {
+            let mut map = crate::input::into_object(body.parse()?, "")?;
+            let field = match (map.contains_key("predictions"), map.contains_key("instances")) {
+                (true, false) => "predictions",
+                (false, true) => "instances",
+                (true, true) => {
                     return Err(ApiError::invalid("", "send either predictions or instances, not both"));
                 }
-                (None, None) => return Err(ApiError::invalid("predictions", "required field is missing")),
+                (false, false) => return Err(ApiError::invalid("predictions", "required field is missing")),
             };
             if let Some(k) = map.keys().find(|k| k.as_str() != field) {
                 return Err(ApiError::invalid(k.as_str(), format!("unknown field; expected {field}")));
             }
-            (field, List::Values(crate::input::array(list, field)?.clone()))
+            (field, List::Values(crate::input::into_array(map.remove(field).unwrap_or_default(), field)?))
         }
     };
     check_batch(&st, list.len(), field)?;
-    let body = score_list(st, model, list, field).await?;
+    let body = score_list(st, model, list, field, Shape::Batch).await?;
     Ok(Json(body).into_response())
 }
 
