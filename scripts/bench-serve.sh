@@ -41,12 +41,14 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 on_exit cleanup
 
+STEPS_PER_US="$(target/serving/pm-bare calibrate)"
 target/serving/pm-bare "$BARE_PORT" &
 pids+=($!)
-# The yardstick: the bare handler doing 4, 8 or 12 µs of CPU work per request before answering.
+# The yardstick: the bare handler doing 4, 8 or 12 µs of CPU work per request before answering,
+# at a rate of work measured once, before the servers start (an idle machine).
 YARDSTICK=(4 8 12)
 for us in "${YARDSTICK[@]}"; do
-  target/serving/pm-bare "$((BARE_PORT + us))" "$us" &
+  target/serving/pm-bare "$((BARE_PORT + us))" "$us" "$STEPS_PER_US" &
   pids+=($!)
 done
 RUST_LOG=warn target/serving/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \

@@ -2,11 +2,14 @@
 //! constant (no parsing, no model). `make bench-serve` measures pm-serve against it, alternately,
 //! in the same run — with the same request bodies, so the reference pays the same transfer costs.
 //!
-//! `pm-bare <port> [busy-µs]`: with `busy-µs`, each `/predict` first does that much CPU work — a
-//! fixed number of steps of a dependent arithmetic chain, calibrated at start to take `busy-µs`
-//! on an idle machine, so that a preempted request still does all of it (as pm-serve's work
-//! would, and as `serve/examples/window-cost.rs` measures it). The benchmark's yardstick for what
-//! a given amount of work per request costs in throughput when the load generator shares the cores.
+//! `pm-bare <port> [busy-µs [steps-per-µs]]`: with `busy-µs`, each `/predict` first does that
+//! much CPU work — a fixed number of steps of a dependent arithmetic chain, so that a preempted
+//! request still does all of it (as pm-serve's work would, and as `serve/examples/window-cost.rs`
+//! measures it). The benchmark's yardstick for what a given amount of work per request costs in
+//! throughput when the load generator shares the cores. `pm-bare calibrate` prints the steps per
+//! µs of an idle machine: the benchmark measures it once, before anything else starts, and gives
+//! it to every busy instance (an instance calibrating itself while the others start measured up
+//! to 30 % slow, and its "12 µs" did the work of 9).
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -22,7 +25,7 @@ fn arg<T: std::str::FromStr>(n: usize, name: &str, default: T) -> Result<T, Stri
     match std::env::args().nth(n) {
         None => Ok(default),
         Some(v) => {
-            v.parse().map_err(|_| format!("pm-bare: {name} {v:?} is not a number (usage: pm-bare <port> [busy-µs])"))
+            v.parse().map_err(|_| format!("pm-bare: {name} {v:?} is not a number (usage: pm-bare <port> [busy-µs [steps-per-µs]] | pm-bare calibrate)"))
         }
     }
 }
@@ -38,10 +41,10 @@ fn work(steps: u64) -> u64 {
     x
 }
 
-/// Steps of [`work`] per µs here: the fastest of a few timed runs (the least disturbed).
+/// Steps of [`work`] per µs here: the fastest of several timed runs (the least disturbed).
 fn steps_per_us() -> u64 {
     const STEPS: u64 = 4_000_000;
-    let fastest = (0..5)
+    let fastest = (0..20)
         .map(|_| {
             let t = std::time::Instant::now();
             std::hint::black_box(work(STEPS));
@@ -53,14 +56,23 @@ fn steps_per_us() -> u64 {
 }
 
 fn main() -> std::process::ExitCode {
-    let (port, busy_us) = match (arg::<u16>(1, "port", 8081), arg::<u64>(2, "busy-µs", 0)) {
-        (Ok(p), Ok(b)) => (p, b),
-        (Err(e), _) | (_, Err(e)) => {
+    if std::env::args().nth(1).as_deref() == Some("calibrate") {
+        println!("{}", steps_per_us());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let args = (arg::<u16>(1, "port", 8081), arg::<u64>(2, "busy-µs", 0), arg::<u64>(3, "steps-per-µs", 0));
+    let (port, busy_us, rate) = match args {
+        (Ok(p), Ok(b), Ok(r)) => (p, b, r),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
-    let steps = if busy_us == 0 { 0 } else { busy_us.saturating_mul(steps_per_us()) };
+    let steps = match (busy_us, rate) {
+        (0, _) => 0,
+        (_, 0) => busy_us.saturating_mul(steps_per_us()),
+        _ => busy_us.saturating_mul(rate),
+    };
     if steps > 0 {
         eprintln!("pm-bare: {busy_us} µs of work per request = {steps} steps");
     }
