@@ -514,6 +514,34 @@ fn read_machines(
     Ok((out, report))
 }
 
+/// The line of the next record of a small file (machines, events) that tokenizes and has the
+/// header's number of fields, each record counted in `rows_read`. A record that does not is a bad
+/// row under `policy`: an error, or dropped (recorded) and the next one read.
+fn next_row<'a>(
+    tok: &mut Tokenizer<'a>,
+    fields: &mut Vec<Cow<'a, [u8]>>,
+    header: &Header,
+    rows_read: &mut u64,
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+    file: &InputFile<'_>,
+) -> Result<Option<u64>, DataError> {
+    while let Some(rec) = tok.next_record(fields) {
+        *rows_read += 1;
+        match rec {
+            Err(e) => {
+                let name = field_name(header, e.column);
+                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
+            }
+            Ok(rec) => match shape_problem(fields, header) {
+                Some(msg) => bad_row(policy, dropped, file, rec.line, None, msg)?,
+                None => return Ok(Some(rec.line)),
+            },
+        }
+    }
+    Ok(None)
+}
+
 fn parse_machines(
     file: &InputFile<'_>,
     contract: &Contract,
@@ -528,25 +556,12 @@ fn parse_machines(
     let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let mut age_missing = 0;
     let mut fields = Vec::new();
-    while let Some(rec) = tok.next_record(&mut fields) {
-        report.rows_read += 1;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let name = field_name(&header, e.column);
-                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
-                continue;
-            }
-        };
-        if let Some(msg) = shape_problem(&fields, &header) {
-            bad_row(policy, dropped, file, rec.line, None, msg)?;
-            continue;
-        }
+    while let Some(line) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
         let id = match parse_machine_id(f(0)) {
             Ok(v) => v,
             Err(m) => {
-                bad_row(policy, dropped, file, rec.line, Some(header.col(0)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(0)), m)?;
                 continue;
             }
         };
@@ -556,7 +571,7 @@ fn parse_machines(
                 if let Some(l) = label {
                     *report.unknown_labels.entry(l).or_default() += 1;
                 }
-                bad_row(policy, dropped, file, rec.line, Some(header.col(1)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(1)), m)?;
                 continue;
             }
         };
@@ -564,21 +579,21 @@ fn parse_machines(
             Ok(v) if v >= 0.0 => v,
             Ok(v) => {
                 let m = format!("age must not be negative, found {v}");
-                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
                 continue;
             }
             Err(m) => {
                 if is_missing(f(2)) {
                     age_missing += 1;
                 }
-                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
                 continue;
             }
         };
         out.id.push(id);
         out.model.push(model);
         out.age.push(age);
-        lines.push(rec.line);
+        lines.push(line);
     }
     report.blank_lines = tok.blank_lines;
     if report.rows_read == 0 {
@@ -851,32 +866,19 @@ fn read_events(
     let mut ev = Events::default();
     let mut lines = Vec::new();
     let mut fields = Vec::new();
-    while let Some(rec) = tok.next_record(&mut fields) {
-        report.rows_read += 1;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let name = field_name(&header, e.column);
-                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
-                continue;
-            }
-        };
-        if let Some(msg) = shape_problem(&fields, &header) {
-            bad_row(policy, dropped, file, rec.line, None, msg)?;
-            continue;
-        }
+    while let Some(line) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
         let time = match parse_time(f(0)) {
             Ok(t) => t,
             Err(m) => {
-                bad_row(policy, dropped, file, rec.line, Some(header.col(0)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(0)), m)?;
                 continue;
             }
         };
         let machine = match parse_machine_id(f(1)) {
             Ok(m) => m,
             Err(m) => {
-                bad_row(policy, dropped, file, rec.line, Some(header.col(1)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(1)), m)?;
                 continue;
             }
         };
@@ -886,12 +888,12 @@ fn read_events(
                 if let Some(l) = label {
                     *report.unknown_labels.entry(l).or_default() += 1;
                 }
-                bad_row(policy, dropped, file, rec.line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
                 continue;
             }
         };
         ev.push(machine, time, label);
-        lines.push(rec.line);
+        lines.push(line);
     }
     report.blank_lines = tok.blank_lines;
     report.out_of_order_rows = count_out_of_order(&ev.machine, |i| (ev.machine[i], ev.time[i]));
