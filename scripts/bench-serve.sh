@@ -35,23 +35,24 @@ if ! ls "$BUCKET"/registry/pm-failure/log/*.json >/dev/null 2>&1; then
   local-sim/vertex-simulate.sh "$BUCKET" >/dev/null
 fi
 cargo build --profile serving --locked -q -p pm-serve --bins --example window-cost
+BIN=target/serving
 
 WORK="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 on_exit cleanup
 
-STEPS_PER_US="$(target/serving/pm-bare calibrate)"
-target/serving/pm-bare "$BARE_PORT" &
+STEPS_PER_US="$($BIN/pm-bare calibrate)"
+$BIN/pm-bare "$BARE_PORT" &
 pids+=($!)
 # The yardstick: the bare handler doing 4, 8 or 12 µs of CPU work per request before answering,
 # at a rate of work measured once, before the servers start (an idle machine).
 YARDSTICK=(4 8 12)
 for us in "${YARDSTICK[@]}"; do
-  target/serving/pm-bare "$((BARE_PORT + us))" "$us" "$STEPS_PER_US" &
+  $BIN/pm-bare "$((BARE_PORT + us))" "$us" "$STEPS_PER_US" &
   pids+=($!)
 done
-RUST_LOG=warn target/serving/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
+RUST_LOG=warn $BIN/pm-serve --registry-uri "$BUCKET/registry" --prime-from "$BUCKET/raw" \
   --host 127.0.0.1 --port "$SERVE_PORT" &
 pids+=($!)
 up() { # pm-serve ready and every pm-bare answering; names the first that is not
@@ -143,5 +144,5 @@ for c in 1 32; do
   run bare2 "$BARE_PORT" bare "$c"
 done
 # pm-serve's own work per window request, without HTTP and without wrk beside it.
-target/serving/examples/window-cost "$BUCKET/registry" "$WORK/window.json" > "$WORK/window-cost.txt"
+$BIN/examples/window-cost "$BUCKET/registry" "$WORK/window.json" > "$WORK/window-cost.txt"
 python3 "$ROOT/scripts/bench/serve_report.py" "$WORK"

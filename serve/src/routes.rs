@@ -212,8 +212,8 @@ async fn vertex_predict(
 /// How a scored list is answered.
 #[derive(Clone, Copy)]
 enum Shape {
-    /// `/predict/batch`: every item, with counts and timing.
-    Batch,
+    /// `/predict/batch`: every item, with counts and the time taken since `started`.
+    Batch { started: Instant },
     /// Vertex AI: `{"predictions": [...]}` only.
     Vertex,
 }
@@ -226,26 +226,18 @@ async fn score_list(
     field: &'static str,
     shape: Shape,
 ) -> Result<Value, ApiError> {
-    let started = Instant::now();
     if list.len() <= INLINE_ITEMS {
-        return Ok(list_answer(&st, &model, &list, field, started, shape));
+        return Ok(list_answer(&st, &model, &list, field, shape));
     }
-    cpu(move || list_answer(&st, &model, &list, field, started, shape)).await
+    cpu(move || list_answer(&st, &model, &list, field, shape)).await
 }
 
 /// Every item's answer in order; for `/predict/batch`, with counts.
-fn list_answer(
-    st: &AppState,
-    model: &crate::model::Loaded,
-    list: &List,
-    field: &str,
-    started: Instant,
-    shape: Shape,
-) -> Value {
+fn list_answer(st: &AppState, model: &crate::model::Loaded, list: &List, field: &str, shape: Shape) -> Value {
     let items = list.predict(st, model, field);
-    if let Shape::Vertex = shape {
+    let Shape::Batch { started } = shape else {
         return json!({ "predictions": items });
-    }
+    };
     let failed = items.iter().filter(|i| matches!(i, Item::Err { .. })).count();
     json!({
         "predictions": items,
@@ -280,7 +272,7 @@ async fn predict_batch(State(st): State<AppState>, body: JsonBytes) -> Result<Re
         }
     };
     check_batch(&st, list.len(), field)?;
-    let body = score_list(st, model, list, field, Shape::Batch).await?;
+    let body = score_list(st, model, list, field, Shape::Batch { started: Instant::now() }).await?;
     Ok(Json(body).into_response())
 }
 
