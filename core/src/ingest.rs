@@ -262,6 +262,21 @@ pub fn read_dataset(
     Ok((dataset, report))
 }
 
+/// A row about machine `m`, which the machines file does not list: counted in `count`, then
+/// refused as `policy` says (`column` is the machine id's).
+fn unknown_machine(
+    count: &mut u64,
+    policy: BadRowPolicy,
+    dropped: &mut Vec<DroppedRow>,
+    file: &InputFile<'_>,
+    line: u64,
+    column: (usize, &str),
+    m: u32,
+) -> Result<(), DataError> {
+    *count += 1;
+    bad_row(policy, dropped, file, line, Some(column), format!("machine {m} is not in the machines file"))
+}
+
 fn bad_row(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
@@ -777,16 +792,8 @@ fn read_telemetry(
         let i = order.as_ref().map_or(pos, |o| o[pos]);
         let (m, t) = (tel.machine[i], tel.time[i]);
         if machines.position(m).is_none() {
-            report.unknown_machine_rows += 1;
             keep[i] = false;
-            bad_row(
-                policy,
-                dropped,
-                file,
-                lines[i],
-                Some(header.col(1)),
-                format!("machine {m} is not in the machines file"),
-            )?;
+            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, lines[i], header.col(1), m)?;
             continue;
         }
         if let Some(p) = prev
@@ -910,15 +917,7 @@ fn read_events(
     for i in order {
         let (m, t, k) = (ev.machine[i], ev.time[i], ev.kind[i]);
         if machines.position(m).is_none() {
-            report.unknown_machine_rows += 1;
-            bad_row(
-                policy,
-                dropped,
-                file,
-                lines[i],
-                Some(header.col(1)),
-                format!("machine {m} is not in the machines file"),
-            )?;
+            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, lines[i], header.col(1), m)?;
             continue;
         }
         if let Some(p) = prev
