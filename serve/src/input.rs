@@ -162,6 +162,11 @@ pub fn at(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// The refusal of `v` at `path` where `what` is expected: "expected `what`, got <v's kind>".
+fn wrong_type(path: impl Into<String>, what: &str, v: &Value) -> ApiError {
+    ApiError::invalid(path, format!("expected {what}, got {}", kind_of(v)))
+}
+
 fn kind_of(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
@@ -177,18 +182,18 @@ fn kind_of(v: &Value) -> String {
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    v.as_object().ok_or_else(|| ApiError::invalid(path, format!("expected an object, got {}", kind_of(v))))
+    v.as_object().ok_or_else(|| wrong_type(path, "an object", v))
 }
 
 fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, ApiError> {
-    v.as_array().ok_or_else(|| ApiError::invalid(path, format!("expected an array, got {}", kind_of(v))))
+    v.as_array().ok_or_else(|| wrong_type(path, "an array", v))
 }
 
 /// The object itself, taken out of `v`.
 pub fn into_object(v: Value, path: &str) -> Result<Map<String, Value>, ApiError> {
     match v {
         Value::Object(m) => Ok(m),
-        other => Err(ApiError::invalid(path, format!("expected an object, got {}", kind_of(&other)))),
+        other => Err(wrong_type(path, "an object", &other)),
     }
 }
 
@@ -196,7 +201,7 @@ pub fn into_object(v: Value, path: &str) -> Result<Map<String, Value>, ApiError>
 pub fn into_array(v: Value, path: &str) -> Result<Vec<Value>, ApiError> {
     match v {
         Value::Array(a) => Ok(a),
-        other => Err(ApiError::invalid(path, format!("expected an array, got {}", kind_of(&other)))),
+        other => Err(wrong_type(path, "an array", &other)),
     }
 }
 
@@ -231,7 +236,7 @@ pub fn machine_id(v: &Value, path: &str) -> Result<u32, ApiError> {
     match v.as_u64() {
         Some(id) => u32::try_from(id)
             .map_err(|_| ApiError::invalid(path, format!("machine id {id} is larger than {}", u32::MAX))),
-        None => Err(ApiError::invalid(path, format!("expected a non-negative integer machine id, got {}", kind_of(v)))),
+        None => Err(wrong_type(path, "a non-negative integer machine id", v)),
     }
 }
 
@@ -253,15 +258,14 @@ fn datetime(map: &Map<String, Value>, path: &str) -> Result<i64, ApiError> {
     }
     let p = join(path, "datetime");
     let v = map.get("datetime").ok_or_else(|| ApiError::invalid(&p, "required field is missing"))?;
-    let s =
-        v.as_str().ok_or_else(|| ApiError::invalid(&p, format!("expected a datetime string, got {}", kind_of(v))))?;
+    let s = v.as_str().ok_or_else(|| wrong_type(&p, "a datetime string", v))?;
     Timestamp::parse(s.as_bytes())
         .map(|t| t.0)
         .map_err(|e| ApiError::invalid(&p, format!("{s:?} is not a datetime: {e}")))
 }
 
 fn number(v: &Value, path: &str) -> Result<f64, ApiError> {
-    let x = v.as_f64().ok_or_else(|| ApiError::invalid(path, format!("expected a number, got {}", kind_of(v))))?;
+    let x = v.as_f64().ok_or_else(|| wrong_type(path, "a number", v))?;
     if x.is_finite() { Ok(x) } else { Err(ApiError::invalid(path, format!("{x} is not a finite number"))) }
 }
 
@@ -274,7 +278,7 @@ fn bounded(x: f64, (lo, hi): (f64, f64), path: &str) -> Result<f64, ApiError> {
 }
 
 fn label(map: &HashMap<String, u16>, v: &Value, path: &str, what: &str, names: &[&str]) -> Result<u16, ApiError> {
-    let s = v.as_str().ok_or_else(|| ApiError::invalid(path, format!("expected a {what} name, got {}", kind_of(v))))?;
+    let s = v.as_str().ok_or_else(|| wrong_type(path, &format!("a {what} name"), v))?;
     map.get(s).copied().ok_or_else(|| {
         let mut known: Vec<&str> = names.to_vec();
         known.sort_unstable();
@@ -461,10 +465,7 @@ impl Vocab {
             None => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                return Err(ApiError::invalid(
-                    join(path, "return_features"),
-                    format!("expected true or false, got {}", kind_of(other)),
-                ));
+                return Err(wrong_type(join(path, "return_features"), "true or false", other));
             }
         };
         let has_reading = self.has_sensor(map) || map.contains_key("datetime");
