@@ -192,12 +192,27 @@ pub fn openapi(st: &AppState) -> Value {
         paths.insert(format!("/v2/models/{{name}}{suffix}"), json!({ "get": { "summary": summary, "parameters": [name_param], "responses": { "200": { "description": "OK" }, "404": { "description": "Unknown model" } } } }));
         paths.insert(format!("/v2/models/{{name}}/versions/{{version}}{suffix}"), json!({ "get": { "summary": summary, "parameters": [name_param, version_param], "responses": { "200": { "description": "OK" }, "404": { "description": "Unknown model or version" } } } }));
     }
+    // The binary tensor data extension: the JSON, then the tensors' bytes.
+    let binary = json!({
+        "schema": { "type": "string", "contentMediaType": "application/octet-stream",
+        "description": "The JSON (Inference-Header-Content-Length bytes), then each binary tensor's bytes in order: little-endian numbers, one byte per BOOL, BYTES as a 4-byte length and the bytes." },
+    });
+    let length_header = json!({ "name": "Inference-Header-Content-Length", "in": "header", "required": false, "description": "Binary tensor data extension: the length of the JSON that starts the body.", "schema": { "type": "integer", "minimum": 0 } });
     let infer_op = |params: Value, examples: Value| {
+        let mut params = params;
+        if let Some(p) = params.as_array_mut() {
+            p.push(length_header.clone());
+        }
+        let mut body = json_body(r("InferRequest"), examples);
+        body["content"]["application/octet-stream"] = binary.clone();
+        let mut answer = ok("Inference response", r("InferResponse"));
+        answer["content"]["application/octet-stream"] = binary.clone();
+        answer["headers"] = json!({ "Inference-Header-Content-Length": { "description": "With binary outputs: the length of the JSON that starts the body.", "schema": { "type": "integer" } } });
         json!({ "post": {
-        "summary": "OIP v2 inference: input `machine_id` (INT64 [N]: score buffered states) or `features` (FP32/FP64 [N, F]); outputs failure_probability, failure_prediction, risk_level (and component_probabilities)",
+        "summary": "OIP v2 inference: input `machine_id` (INT64 [N]: score buffered states) or `features` (FP32/FP64 [N, F]); outputs failure_probability, failure_prediction, risk_level (and component_probabilities); JSON tensors, or binary ones after the JSON (Inference-Header-Content-Length, the binary tensor data extension)",
         "parameters": params,
-        "requestBody": json_body(r("InferRequest"), examples),
-        "responses": { "200": ok("Inference response", r("InferResponse")), "400": { "description": "Bad tensor: {\"error\": \"message\"}" }, "404": { "description": "Unknown model, version or machine" } },
+        "requestBody": body,
+        "responses": { "200": answer, "400": { "description": "Bad tensor: {\"error\": \"message\"}" }, "404": { "description": "Unknown model, version or machine" } },
     } })
     };
     paths.insert(

@@ -99,15 +99,21 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// Refuses a body declared as something other than JSON (415); no Content-Type is taken as JSON.
-fn check_content_type(content_type: Option<&HeaderValue>) -> Result<(), ApiError> {
+/// `also`: one more media type accepted beside JSON.
+pub fn check_content_type(content_type: Option<&HeaderValue>, also: Option<&str>) -> Result<(), ApiError> {
     if let Some(ct) = content_type {
         let ct = ct.to_str().unwrap_or("");
         let mime = ct.split(';').next().unwrap_or("").trim();
-        if !(mime.eq_ignore_ascii_case("application/json") || mime.to_ascii_lowercase().ends_with("+json")) {
+        let json = mime.eq_ignore_ascii_case("application/json") || mime.to_ascii_lowercase().ends_with("+json");
+        if !json && !also.is_some_and(|a| mime.eq_ignore_ascii_case(a)) {
+            let expected = match also {
+                Some(a) => format!("application/json or {a}"),
+                None => "application/json".to_string(),
+            };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                format!("expected Content-Type: application/json, got {ct:?}"),
+                format!("expected Content-Type: {expected}, got {ct:?}"),
             ));
         }
     }
@@ -124,12 +130,38 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
+        let hint = match non_json_number(body, e.line(), e.column()) {
+            Some(token) => format!(
+                " ({token} is not a JSON number: send null for a missing value, or the Open Inference Protocol's binary tensors)"
+            ),
+            None => String::new(),
+        };
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
-            format!("the body is not valid JSON (line {}, column {}): {}", e.line(), e.column(), strip_position(&e)),
+            format!(
+                "the body is not valid JSON (line {}, column {}): {}{hint}",
+                e.line(),
+                e.column(),
+                strip_position(&e)
+            ),
         )
     })
+}
+
+/// `NaN`, `Infinity` or `-Infinity` where the parser stopped at `line`, `column` (1-based): what
+/// Python's `json.dumps` writes for such floats, and the likely cause of the error there.
+fn non_json_number(body: &[u8], line: usize, column: usize) -> Option<&'static str> {
+    let start = if line <= 1 {
+        0
+    } else {
+        body.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    let at = (start + column).saturating_sub(1);
+    let near = body.get(at.saturating_sub(1)..)?;
+    ["-Infinity", "Infinity", "NaN"]
+        .into_iter()
+        .find(|t| [near, near.get(1..).unwrap_or_default()].iter().any(|n| n.starts_with(t.as_bytes())))
 }
 
 /// serde_json's message without its trailing " at line L column C" (we say it first).
@@ -157,20 +189,25 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        check_content_type(req.headers().get(header::CONTENT_TYPE))?;
-        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than this server accepts (--body-limit-bytes)",
-                )
-            } else {
-                ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
-            }
-        })?;
-        Ok(JsonBytes(bytes))
+        check_content_type(req.headers().get(header::CONTENT_TYPE), None)?;
+        read_body(req, state).await.map(JsonBytes)
     }
+}
+
+/// The whole request body, within the server's body limit (413 beyond it).
+pub async fn read_body<S: Send + Sync>(req: axum::extract::Request, state: &S) -> Result<bytes::Bytes, ApiError> {
+    use axum::extract::FromRequest;
+    bytes::Bytes::from_request(req, state).await.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than this server accepts (--body-limit-bytes)",
+            )
+        } else {
+            ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
+        }
+    })
 }
 
 /// A JSON request body, read by [`JsonBytes`] and parsed with [`parse_json`]; rejections are
@@ -183,5 +220,33 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         JsonBytes::from_request(req, state).await?.parse().map(JsonBody)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_json;
+
+    /// Python's `json.dumps` writes NaN and ±Infinity as bare words: the error says so, on any
+    /// line; other broken JSON gets no such hint.
+    #[test]
+    fn a_non_json_number_is_named() {
+        let cases = [
+            (&b"{\"a\": [1.0, NaN]}"[..], Some("NaN")),
+            (b"{\"a\": NaN}", Some("NaN")),
+            (b"{\"a\": [Infinity]}", Some("Infinity")),
+            (b"{\"a\":\n [1,\n -Infinity]}", Some("-Infinity")),
+            (b"{\"a\": [1, 2", None),
+            (b"{\"a\": Nope}", None),
+            (b"{\"NaN\": x}", None),
+        ];
+        for (body, token) in cases {
+            let e = parse_json(body).unwrap_err();
+            let hinted = e.message.contains("is not a JSON number");
+            assert_eq!(hinted, token.is_some(), "{}: {}", String::from_utf8_lossy(body), e.message);
+            if let Some(t) = token {
+                assert!(e.message.contains(&format!("({t} is not a JSON number")), "{}", e.message);
+            }
+        }
     }
 }

@@ -9,17 +9,25 @@
 //! Outputs: `failure_probability` (FP64 `[N]`), `failure_prediction` (BOOL `[N]`), `risk_level`
 //! (BYTES `[N]`), and `component_probabilities` (FP64 `[N, C]`) when the model is per-component.
 //! A request may name the outputs it wants.
+//!
+//! Tensors travel as JSON or, with the binary tensor data extension that Triton's clients use by
+//! default, as bytes after the request's JSON (`Inference-Header-Content-Length` says where the
+//! JSON ends; an input's `parameters.binary_data_size` says how many bytes are its own). An output
+//! comes back as bytes when its `parameters.binary_data` (else the request's
+//! `parameters.binary_data_output`) is true.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, JsonBody};
+use bytes::Bytes;
+
+use crate::error::{ApiError, JsonBody, check_content_type, parse_json, read_body};
 use crate::input::{PredictRequest, Source};
 use crate::model::Loaded;
 use crate::predict::{finish, predict_one};
@@ -41,7 +49,7 @@ pub fn routes(
 }
 
 async fn server_metadata() -> Json<Value> {
-    Json(json!({ "name": "pm-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }))
+    Json(json!({ "name": "pm-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] }))
 }
 
 async fn live() -> Json<Value> {
@@ -130,16 +138,51 @@ async fn model_ready_v(State(st): State<AppState>, Path((name, version)): Path<(
     ready_answer(&st, &name, Some(&version))
 }
 
-async fn infer(State(st): State<AppState>, Path(name): Path<String>, body: Result<JsonBody, ApiError>) -> Response {
+async fn infer(State(st): State<AppState>, Path(name): Path<String>, body: Result<InferBody, ApiError>) -> Response {
     run_infer(&st, &name, None, body).unwrap_or_else(ApiError::into_oip)
 }
 
 async fn infer_v(
     State(st): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-    body: Result<JsonBody, ApiError>,
+    body: Result<InferBody, ApiError>,
 ) -> Response {
     run_infer(&st, &name, Some(&version), body).unwrap_or_else(ApiError::into_oip)
+}
+
+/// The header of the binary tensor data extension: the length of the JSON that starts the body.
+const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// An inference request: its JSON, and the tensor bytes after it when the client uses the binary
+/// tensor data extension (header `Inference-Header-Content-Length`, as Triton's clients do by
+/// default). Without that header the body is JSON alone.
+pub struct InferBody {
+    json: Value,
+    binary: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for InferBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Some(length) = req.headers().get(HEADER_LENGTH) else {
+            let JsonBody(json) = JsonBody::from_request(req, state).await?;
+            return Ok(InferBody { json, binary: Bytes::new() });
+        };
+        let text = String::from_utf8_lossy(length.as_bytes()).into_owned();
+        let n: usize = text.trim().parse().map_err(|_| {
+            bad("Inference-Header-Content-Length", format!("expected the JSON header's length in bytes, got {text:?}"))
+        })?;
+        check_content_type(req.headers().get(header::CONTENT_TYPE), Some("application/octet-stream"))?;
+        let body = read_body(req, state).await?;
+        if n > body.len() {
+            return Err(bad(
+                "Inference-Header-Content-Length",
+                format!("the JSON header is said to be {n} bytes long, but the body has {} bytes", body.len()),
+            ));
+        }
+        Ok(InferBody { json: parse_json(&body[..n])?, binary: body.slice(n..) })
+    }
 }
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
@@ -167,6 +210,80 @@ fn flatten(v: &Value, path: &str, out: &mut Vec<f64>, nulls_are_nan: bool) -> Re
     }
 }
 
+/// Little-endian elements of `N` bytes, each converted by `f` (the length is a multiple of `N`).
+fn elements<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+    bytes.as_chunks::<N>().0.iter().map(|c| f(*c)).collect()
+}
+
+/// The bytes of one element of a numeric datatype the inputs take.
+fn width(dtype: &str) -> Option<usize> {
+    match dtype {
+        "INT64" | "UINT64" | "FP64" => Some(8),
+        "INT32" | "UINT32" | "FP32" => Some(4),
+        _ => None,
+    }
+}
+
+/// A run of `dtype` elements (its length a multiple of [`width`]).
+fn decode(dtype: &str, bytes: &[u8]) -> Vec<f64> {
+    match dtype {
+        "INT64" => elements(bytes, |c| i64::from_le_bytes(c) as f64),
+        "UINT64" => elements(bytes, |c| u64::from_le_bytes(c) as f64),
+        "INT32" => elements(bytes, |c| f64::from(i32::from_le_bytes(c))),
+        "UINT32" => elements(bytes, |c| f64::from(u32::from_le_bytes(c))),
+        "FP64" => elements(bytes, f64::from_le_bytes),
+        _ => elements(bytes, |c| f64::from(f32::from_le_bytes(c))),
+    }
+}
+
+/// The values of input tensor `path` (of a datatype already checked): its `data`, or — binary
+/// tensor data extension — the `parameters.binary_data_size` bytes it takes off the front of
+/// `binary`.
+fn tensor_values(
+    input: &serde_json::Map<String, Value>,
+    path: &str,
+    dtype: &str,
+    binary: &mut &[u8],
+    nulls_are_nan: bool,
+) -> Result<Vec<f64>, ApiError> {
+    let size = input.get("parameters").and_then(|p| p.get("binary_data_size"));
+    match (input.get("data"), size) {
+        (Some(_), Some(_)) => {
+            Err(bad(path, "carries both data and parameters.binary_data_size; send the values one way"))
+        }
+        (Some(data), None) => {
+            let mut out = Vec::new();
+            flatten(data, &format!("{path}.data"), &mut out, nulls_are_nan)?;
+            Ok(out)
+        }
+        (None, Some(size)) => {
+            let field = format!("{path}.parameters.binary_data_size");
+            let n = size.as_u64().ok_or_else(|| bad(&field, format!("expected a byte count, got {size}")))?;
+            let width = width(dtype).ok_or_else(|| bad(&field, format!("{dtype} is not sent as binary data here")))?;
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > binary.len() {
+                return Err(bad(
+                    &field,
+                    format!("{n} bytes, but {} bytes of binary data follow the JSON header", binary.len()),
+                ));
+            }
+            if n % width != 0 {
+                return Err(bad(
+                    &field,
+                    format!("{n} bytes is not a whole number of {dtype} values ({width} bytes each)"),
+                ));
+            }
+            let (mine, rest) = binary.split_at(n);
+            *binary = rest;
+            Ok(decode(dtype, mine))
+        }
+        (None, None) => Err(bad(
+            &format!("{path}.data"),
+            "required (or parameters.binary_data_size, with the tensor's bytes after the JSON header)",
+        )),
+    }
+}
+
 fn shape(input: &serde_json::Map<String, Value>, path: &str) -> Result<Vec<usize>, ApiError> {
     let p = format!("{path}.shape");
     let arr = input.get("shape").and_then(Value::as_array).ok_or_else(|| bad(&p, "required array of dimensions"))?;
@@ -179,14 +296,95 @@ fn shape(input: &serde_json::Map<String, Value>, path: &str) -> Result<Vec<usize
         .collect()
 }
 
+/// `true`/`false` at `field` of `parameters` (absent: `None`).
+fn flag(parameters: Option<&Value>, key: &str, path: &str) -> Result<Option<bool>, ApiError> {
+    match parameters.and_then(|p| p.get(key)) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(bad(&format!("{path}.{key}"), format!("expected true or false, got {other}"))),
+    }
+}
+
+/// The model's output tensors.
+const OUTPUTS: [&str; 4] = ["failure_probability", "failure_prediction", "risk_level", "component_probabilities"];
+
+/// The outputs a request asks for, in the model's order, each with whether it wants binary data
+/// (`outputs[i].parameters.binary_data`, else the request's `parameters.binary_data_output`,
+/// else JSON). No `outputs`: all of them.
+fn requested_outputs(
+    req: &serde_json::Map<String, Value>,
+    model: &Loaded,
+) -> Result<Vec<(&'static str, bool)>, ApiError> {
+    let all_binary = flag(req.get("parameters"), "binary_data_output", "parameters")?.unwrap_or(false);
+    let available = |name: &str| name != "component_probabilities" || model.per_component();
+    let Some(list) = req.get("outputs") else {
+        return Ok(OUTPUTS.iter().filter(|o| available(o)).map(|&o| (o, all_binary)).collect());
+    };
+    let list = list.as_array().ok_or_else(|| bad("outputs", format!("expected an array of outputs, got {list}")))?;
+    let mut wanted: Vec<(&'static str, bool)> = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        let path = format!("outputs[{i}]");
+        let name = o.get("name").and_then(Value::as_str).ok_or_else(|| bad(&format!("{path}.name"), "required"))?;
+        let Some(&known) = OUTPUTS.iter().find(|&&k| k == name && available(k)) else {
+            return Err(bad(&format!("{path}.name"), format!("unknown output {name:?}; see the model metadata")));
+        };
+        let binary = flag(o.get("parameters"), "binary_data", &format!("{path}.parameters"))?.unwrap_or(all_binary);
+        wanted.push((known, binary));
+    }
+    wanted.sort_by_key(|(name, _)| OUTPUTS.iter().position(|o| o == name));
+    wanted.dedup_by_key(|(name, _)| *name);
+    Ok(wanted)
+}
+
+/// An output tensor's values.
+enum Data {
+    Fp64(Vec<f64>),
+    Bool(Vec<bool>),
+    Bytes(Vec<&'static str>),
+}
+
+impl Data {
+    fn datatype(&self) -> &'static str {
+        match self {
+            Data::Fp64(_) => "FP64",
+            Data::Bool(_) => "BOOL",
+            Data::Bytes(_) => "BYTES",
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Data::Fp64(v) => json!(v),
+            Data::Bool(v) => json!(v),
+            Data::Bytes(v) => json!(v),
+        }
+    }
+
+    /// The binary tensor data extension's encoding: little-endian numbers, one byte per BOOL,
+    /// each BYTES element as its 4-byte little-endian length and then its bytes.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Data::Fp64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Data::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+            Data::Bytes(v) => {
+                for s in v {
+                    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+    }
+}
+
 fn run_infer(
     st: &AppState,
     name: &str,
     version: Option<&str>,
-    body: Result<JsonBody, ApiError>,
+    body: Result<InferBody, ApiError>,
 ) -> Result<Response, ApiError> {
     let model = resolve(st, name, version)?;
-    let JsonBody(v) = body?;
+    let InferBody { json: v, binary } = body?;
+    let mut binary = &binary[..];
     let req = v.as_object().ok_or_else(|| bad("", "expected an inference request object"))?;
     if let Some(k) = req.keys().find(|k| !["id", "parameters", "inputs", "outputs"].contains(&k.as_str())) {
         return Err(bad(k, "unknown field; expected id, parameters, inputs, outputs"));
@@ -203,7 +401,7 @@ fn run_infer(
     let iname = input.get("name").and_then(Value::as_str).unwrap_or("");
     let dtype = input.get("datatype").and_then(Value::as_str).unwrap_or("");
     let dims = shape(input, "inputs[0]")?;
-    let data = input.get("data").ok_or_else(|| bad("inputs[0].data", "required"))?;
+    let outputs_wanted = requested_outputs(req, &model)?;
     let f = model.n_features();
     let started = std::time::Instant::now();
     let mut rows: Vec<crate::predict::Prediction<'_>> = Vec::new();
@@ -212,8 +410,7 @@ fn run_infer(
             if !["INT64", "INT32", "UINT32", "UINT64"].contains(&dtype) {
                 return Err(bad("inputs[0].datatype", format!("machine_id must be an integer tensor, got {dtype:?}")));
             }
-            let mut ids = Vec::new();
-            flatten(data, "inputs[0].data", &mut ids, false)?;
+            let ids = tensor_values(input, "inputs[0]", dtype, &mut binary, false)?;
             let n = match dims.as_slice() {
                 [n] | [n, 1] => *n,
                 _ => return Err(bad("inputs[0].shape", format!("expected [N] or [N, 1], got {dims:?}"))),
@@ -245,8 +442,7 @@ fn run_infer(
                 }
             };
             crate::predict::check_batch(st, n, "inputs[0]")?;
-            let mut values = Vec::with_capacity(n * f);
-            flatten(data, "inputs[0].data", &mut values, true)?;
+            let values = tensor_values(input, "inputs[0]", dtype, &mut binary, true)?;
             if values.len() != n * f {
                 return Err(bad(
                     "inputs[0].data",
@@ -264,43 +460,49 @@ fn run_infer(
             return Err(bad("inputs[0].name", format!("unknown input {other:?}; expected machine_id or features")));
         }
     }
+    if !binary.is_empty() {
+        return Err(bad(
+            "inputs",
+            format!(
+                "{} bytes of binary data follow the JSON header that no input's binary_data_size claims",
+                binary.len()
+            ),
+        ));
+    }
     let n = rows.len();
-    let wanted: Option<Vec<String>> = req
-        .get("outputs")
-        .and_then(Value::as_array)
-        .map(|outs| outs.iter().filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string)).collect());
-    let want = |name: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == name));
-    if let Some(w) = &wanted {
-        let known = ["failure_probability", "failure_prediction", "risk_level", "component_probabilities"];
-        if let Some(u) = w.iter().find(|x| {
-            !known.contains(&x.as_str()) || (x.as_str() == "component_probabilities" && !model.per_component())
-        }) {
-            return Err(bad("outputs", format!("unknown output {u:?}; see the model metadata")));
-        }
-    }
+    // In the contract's component order (the metadata's), whatever the names sort as.
+    let comps = &model.bundle.feature_spec.contract.components;
     let mut outputs = Vec::new();
-    if want("failure_probability") {
-        outputs.push(json!({ "name": "failure_probability", "datatype": "FP64", "shape": [n], "data": rows.iter().map(|r| r.failure_probability).collect::<Vec<_>>() }));
-    }
-    if want("failure_prediction") {
-        outputs.push(json!({ "name": "failure_prediction", "datatype": "BOOL", "shape": [n], "data": rows.iter().map(|r| r.failure_prediction).collect::<Vec<_>>() }));
-    }
-    if want("risk_level") {
-        outputs.push(json!({ "name": "risk_level", "datatype": "BYTES", "shape": [n], "data": rows.iter().map(|r| r.risk_level).collect::<Vec<_>>() }));
-    }
-    if model.per_component() && want("component_probabilities") {
-        let c = model.bundle.feature_spec.contract.components.len();
-        // In the contract's component order (the metadata's), whatever the names sort as.
-        let comps = &model.bundle.feature_spec.contract.components;
-        let data: Vec<f64> = rows
-            .iter()
-            .flat_map(|r| {
-                comps.iter().map(move |c| {
-                    r.component_probabilities.as_ref().and_then(|m| m.get(c.as_str()).copied()).unwrap_or(f64::NAN)
-                })
-            })
-            .collect();
-        outputs.push(json!({ "name": "component_probabilities", "datatype": "FP64", "shape": [n, c], "data": data }));
+    let mut tail = Vec::new();
+    for (output, binary) in outputs_wanted {
+        let (data, shape) = match output {
+            "failure_probability" => (Data::Fp64(rows.iter().map(|r| r.failure_probability).collect()), json!([n])),
+            "failure_prediction" => (Data::Bool(rows.iter().map(|r| r.failure_prediction).collect()), json!([n])),
+            "risk_level" => (Data::Bytes(rows.iter().map(|r| r.risk_level).collect()), json!([n])),
+            _ => {
+                let data = rows
+                    .iter()
+                    .flat_map(|r| {
+                        comps.iter().map(move |c| {
+                            r.component_probabilities
+                                .as_ref()
+                                .and_then(|m| m.get(c.as_str()).copied())
+                                .unwrap_or(f64::NAN)
+                        })
+                    })
+                    .collect();
+                (Data::Fp64(data), json!([n, comps.len()]))
+            }
+        };
+        let mut tensor = json!({ "name": output, "datatype": data.datatype(), "shape": shape });
+        if binary {
+            let before = tail.len();
+            data.write(&mut tail);
+            tensor["parameters"] = json!({ "binary_data_size": tail.len() - before });
+        } else {
+            tensor["data"] = data.json();
+        }
+        outputs.push(tensor);
     }
     let mut resp = json!({
         "model_name": model.bundle.name,
@@ -311,5 +513,16 @@ fn run_infer(
     if let Some(id) = req.get("id") {
         resp["id"] = id.clone();
     }
-    Ok(Json(resp).into_response())
+    if tail.is_empty() {
+        return Ok(Json(resp).into_response());
+    }
+    // The JSON, then the binary outputs in order; the header says where the JSON ends.
+    let mut body = resp.to_string().into_bytes();
+    let header_length = body.len();
+    body.extend_from_slice(&tail);
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+        (HeaderName::from_static(HEADER_LENGTH), HeaderValue::from(header_length)),
+    ];
+    Ok((headers, body).into_response())
 }

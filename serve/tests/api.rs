@@ -670,6 +670,249 @@ async fn open_inference_protocol_v2() {
     assert!(a.body["error"].as_str().unwrap().starts_with("machine 555 has no readings"));
 }
 
+/// A request of the binary tensor data extension (the JSON, then `tail`), and the answer's JSON
+/// and the bytes after it.
+async fn infer_binary(
+    app: &axum::Router,
+    json: &Value,
+    tail: &[u8],
+    length: &str,
+    ct: &str,
+) -> (StatusCode, Value, Vec<u8>) {
+    let mut body = json.to_string().into_bytes();
+    body.extend_from_slice(tail);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v2/models/pm-failure/infer")
+        .header("content-type", ct)
+        .header("inference-header-content-length", length)
+        .body(Body::from(body))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.clone(), req).await.unwrap();
+    let status = resp.status();
+    let header = resp.headers().get("inference-header-content-length").map(|h| h.to_str().unwrap().parse().unwrap());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let n = header.unwrap_or(bytes.len());
+    (status, serde_json::from_slice(&bytes[..n]).unwrap(), bytes[n..].to_vec())
+}
+
+/// The binary tensor data extension (Triton's clients use it by default): binary inputs of each
+/// numeric datatype give what their JSON twins give, outputs come back binary when the request
+/// or the output asks, and a malformed binary request is a 400 naming what is wrong.
+#[tokio::test]
+async fn open_inference_protocol_binary_tensors() {
+    let f = fixture();
+    let app = app(state());
+    assert_eq!(call(&app, "GET", "/v2", None).await.body["extensions"], json!(["binary_tensor_data"]));
+    let rows = machine_rows(6);
+    let readings: Vec<Value> = (rows.start..rows.start + 40).map(|i| reading_json(&f.ds, i, true)).collect();
+    call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    let p = call(&app, "POST", "/predict", Some(json!({ "machineID": 6, "return_features": true }))).await.body;
+
+    // machine_id as INT32 bytes; every output binary (the request's binary_data_output).
+    let ids: Vec<u8> = [6i32, 6].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let req = json!({ "parameters": { "binary_data_output": true }, "inputs": [{ "name": "machine_id", "datatype": "INT32", "shape": [2], "parameters": { "binary_data_size": 8 } }] });
+    let (status, head, tail) =
+        infer_binary(&app, &req, &ids, &req.to_string().len().to_string(), "application/octet-stream").await;
+    assert_eq!(status, StatusCode::OK, "{head}");
+    let mut at = 0;
+    let mut parts = std::collections::HashMap::new();
+    for o in head["outputs"].as_array().unwrap() {
+        assert!(o.get("data").is_none(), "{o}");
+        let size = o["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+        parts.insert(o["name"].as_str().unwrap().to_string(), tail[at..at + size].to_vec());
+        at += size;
+    }
+    assert_eq!(at, tail.len(), "the outputs' sizes add up to the bytes after the JSON");
+    let f64s = |b: &[u8]| b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+    let prob = p["failure_probability"].as_f64().unwrap();
+    assert_eq!(f64s(&parts["failure_probability"]), [prob, prob]);
+    let decision = u8::from(p["failure_prediction"].as_bool().unwrap());
+    assert_eq!(parts["failure_prediction"], [decision, decision]);
+    let risk = p["risk_level"].as_str().unwrap();
+    let mut level = (risk.len() as u32).to_le_bytes().to_vec();
+    level.extend_from_slice(risk.as_bytes());
+    assert_eq!(parts["risk_level"], [level.clone(), level].concat());
+    let comps = f64s(&parts["component_probabilities"]);
+    assert_eq!(comps.len(), 8);
+    assert_eq!(json!(comps[1]), p["component_probabilities"]["comp2"]);
+
+    // features as FP64 bytes give /predict's probability; as FP32 bytes, what the same f32
+    // values give as JSON. One output binary, one not: only the binary one follows the JSON.
+    let x: Vec<f64> = f.spec.names().iter().map(|n| p["features"][n].as_f64().unwrap_or(f64::NAN)).collect();
+    let n = x.len();
+    let outputs = json!([{ "name": "failure_probability", "parameters": { "binary_data": true } }, { "name": "risk_level", "parameters": { "binary_data": false } }]);
+    let features = |dtype: &str, size: usize| json!({ "outputs": outputs, "inputs": [{ "name": "features", "datatype": dtype, "shape": [1, n], "parameters": { "binary_data_size": size } }] });
+    let fp64: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let req = features("FP64", fp64.len());
+    let (status, head, tail) =
+        infer_binary(&app, &req, &fp64, &req.to_string().len().to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::OK, "{head}");
+    assert_eq!(f64s(&tail), [prob]);
+    assert_eq!(head["outputs"][1], json!({ "name": "risk_level", "datatype": "BYTES", "shape": [1], "data": [risk] }));
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let fp32: Vec<u8> = x32.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let req = features("FP32", fp32.len());
+    let (status, head, tail) =
+        infer_binary(&app, &req, &fp32, &req.to_string().len().to_string(), "application/json").await;
+    assert_eq!(status, StatusCode::OK, "{head}");
+    let as_json: Vec<Value> = x32.iter().map(|&v| if v.is_nan() { Value::Null } else { json!(f64::from(v)) }).collect();
+    let twin = json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [1, n], "data": as_json }], "outputs": [{ "name": "failure_probability" }] });
+    let j = call(&app, "POST", "/v2/models/pm-failure/infer", Some(twin)).await;
+    assert_eq!(json!(f64s(&tail)), j.body["outputs"][0]["data"], "{}", j.text);
+
+    // Malformed binary requests: 400 (415 for the media type), the message naming what is wrong.
+    let input = |data: Value, size: u64| {
+        let mut t = json!({ "name": "machine_id", "datatype": "INT64", "shape": [1], "parameters": { "binary_data_size": size } });
+        if !data.is_null() {
+            t["data"] = data;
+        }
+        json!({ "inputs": [t] })
+    };
+    let one = input(Value::Null, 8);
+    let len = |v: &Value| v.to_string().len().to_string();
+    let six = 6i64.to_le_bytes();
+    let refused = async |req: &Value, tail: &[u8], length: &str, ct: &str| {
+        let (s, head, _) = infer_binary(&app, req, tail, length, ct).await;
+        (s, head["error"].as_str().unwrap_or_default().to_string())
+    };
+    let bad = StatusCode::BAD_REQUEST;
+    assert_eq!(
+        refused(&one, &six, "eight", "application/json").await,
+        (bad, "Inference-Header-Content-Length: expected the JSON header's length in bytes, got \"eight\"".into())
+    );
+    let whole = one.to_string().len() + 8;
+    assert_eq!(
+        refused(&one, &six, "9999", "application/json").await,
+        (
+            bad,
+            format!(
+                "Inference-Header-Content-Length: the JSON header is said to be 9999 bytes long, but the body has {whole} bytes"
+            )
+        )
+    );
+    assert_eq!(
+        refused(&one, &six, &len(&one), "text/plain").await,
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json or application/octet-stream, got \"text/plain\"".into()
+        )
+    );
+    assert_eq!(
+        refused(&one, &six[..4], &len(&one), "application/json").await,
+        (
+            bad,
+            "inputs[0].parameters.binary_data_size: 8 bytes, but 4 bytes of binary data follow the JSON header".into()
+        )
+    );
+    assert_eq!(
+        refused(&one, &[six, six].concat(), &len(&one), "application/json").await,
+        (bad, "inputs: 8 bytes of binary data follow the JSON header that no input's binary_data_size claims".into())
+    );
+    let odd = input(Value::Null, 6);
+    assert_eq!(
+        refused(&odd, &six[..6], &len(&odd), "application/json").await,
+        (
+            bad,
+            "inputs[0].parameters.binary_data_size: 6 bytes is not a whole number of INT64 values (8 bytes each)"
+                .into()
+        )
+    );
+    let both = input(json!([6]), 8);
+    assert_eq!(
+        refused(&both, &six, &len(&both), "application/json").await,
+        (bad, "inputs[0]: carries both data and parameters.binary_data_size; send the values one way".into())
+    );
+    let mut flag = one.clone();
+    flag["parameters"] = json!({ "binary_data_output": "yes" });
+    assert_eq!(
+        refused(&flag, &six, &len(&flag), "application/json").await,
+        (bad, "parameters.binary_data_output: expected true or false, got \"yes\"".into())
+    );
+    let mut unnamed = one.clone();
+    unnamed["outputs"] = json!([{ "parameters": { "binary_data": true } }]);
+    assert_eq!(
+        refused(&unnamed, &six, &len(&unnamed), "application/json").await,
+        (bad, "outputs[0].name: required".into())
+    );
+    // The same request, well formed, is served.
+    let (s, head, tail) = infer_binary(&app, &one, &six, &len(&one), "application/json").await;
+    assert_eq!(s, StatusCode::OK, "{head}");
+    assert!(tail.is_empty(), "JSON outputs unless asked otherwise");
+    assert_eq!(head["outputs"][0]["data"], json!([prob]));
+}
+
+/// A standard Open Inference Protocol client works unchanged: Triton's `tritonclient[http]`
+/// (installed by `make test`), with its defaults (binary tensors) and with JSON tensors, gets
+/// what `/predict` answers for the same machines and features, and reads errors as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_v2_client_works_unchanged() {
+    let python = std::env::var("PM_OIP_PYTHON").unwrap_or_else(|_| {
+        panic!("PM_OIP_PYTHON is not set: run the tests with `make test`, which installs tritonclient[http]")
+    });
+    let f = fixture();
+    let app = app(state());
+    let mut expected = Vec::new();
+    let mut features = Vec::new();
+    for machine in [6, 9] {
+        let rows = machine_rows(machine);
+        let readings: Vec<Value> = (rows.start..rows.start + 30).map(|i| reading_json(&f.ds, i, true)).collect();
+        call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+        let p =
+            call(&app, "POST", "/predict", Some(json!({ "machineID": machine, "return_features": true }))).await.body;
+        features.push(f.spec.names().iter().map(|n| p["features"][n].clone()).collect::<Vec<_>>());
+        expected.push(p);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    let job = json!({ "ids": [6, 9, 6], "features": features });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/oip_triton.py");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(&python)
+            .args([script, &addr.to_string(), "pm-failure"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python}: {e}"));
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), job.to_string().as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "the client failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&got["live"], &got["ready"], &got["model_ready"]), (&json!(true), &json!(true), &json!(true)));
+    assert_eq!(got["metadata"]["name"], "pm-failure");
+    assert_eq!(got["server"]["extensions"], json!(["binary_tensor_data"]));
+    let of = |key: &str| -> Vec<Value> { [0, 1, 0].iter().map(|&i| expected[i][key].clone()).collect() };
+    for mode in ["ids_default", "ids_json"] {
+        assert_eq!(got[mode]["failure_probability"], json!(of("failure_probability")), "{mode}");
+        assert_eq!(got[mode]["risk_level"], json!(of("risk_level")), "{mode}");
+    }
+    assert_eq!(got["ids_default"]["failure_prediction"], json!(of("failure_prediction")));
+    let comps = &got["ids_default"]["component_probabilities"];
+    assert_eq!(comps[1][0], expected[1]["component_probabilities"]["comp1"], "{comps}");
+    assert_eq!(
+        got["features_FP64"]["failure_probability"],
+        json!([of("failure_probability")[0], of("failure_probability")[1]])
+    );
+    assert_eq!(got["features_FP64"]["id"], "features-FP64");
+    // FP32 rounds the features; its answers are /v2's for the same rounded values sent as JSON.
+    let rounded: Vec<Value> =
+        features.iter().flatten().map(|v| v.as_f64().map_or(Value::Null, |x| json!(f64::from(x as f32)))).collect();
+    let n = f.spec.n_features();
+    let twin = json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [2, n], "data": rounded }] });
+    let j = call(&app, "POST", "/v2/models/pm-failure/infer", Some(twin)).await;
+    assert_eq!(got["features_FP32"]["failure_probability"], j.body["outputs"][0]["data"], "{}", j.text);
+    assert!(features.iter().flatten().any(Value::is_null), "some feature is missing: NaN goes through as binary");
+    let nan = got["nan_as_json"]["message"].as_str().unwrap_or_default();
+    assert!(nan.contains("(NaN is not a JSON number: send null for a missing value"), "{}", got["nan_as_json"]);
+    assert_eq!(got["unknown_model"]["status"], "404");
+    assert_eq!(got["unknown_model"]["message"], "unknown model \"no-such-model\"; this server serves \"pm-failure\"");
+}
+
 #[tokio::test]
 async fn probes_info_and_summary() {
     let f = fixture();
