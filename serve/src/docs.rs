@@ -118,7 +118,7 @@ pub fn openapi(st: &AppState) -> Value {
         "404": { "description": "Unknown machine (no telemetry, or not described).", "content": { "application/json": { "schema": r("Error") } } },
         "408": { "description": "Request timed out.", "content": { "application/json": { "schema": r("Error") } } },
         "413": { "description": "Body or batch over the limit.", "content": { "application/json": { "schema": r("Error") } } },
-        "415": { "description": "Not application/json.", "content": { "application/json": { "schema": r("Error") } } },
+        "415": { "description": "Not application/json, or a Content-Encoding other than gzip or deflate.", "content": { "application/json": { "schema": r("Error") } } },
         "422": { "description": "A value is invalid (the field is named).", "content": { "application/json": { "schema": r("Error") } } },
         "503": { "description": "No model loaded, or overloaded (Retry-After).", "content": { "application/json": { "schema": r("Error") } } },
     });

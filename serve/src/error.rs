@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::state::AppState;
+
 /// An error answer: status, stable machine-readable code, human message, optional field path.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ApiError {
@@ -185,29 +187,75 @@ impl JsonBytes {
     }
 }
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBytes {
+impl axum::extract::FromRequest<AppState> for JsonBytes {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
         check_content_type(req.headers().get(header::CONTENT_TYPE), None)?;
         read_body(req, state).await.map(JsonBytes)
     }
 }
 
-/// The whole request body, within the server's body limit (413 beyond it).
-pub async fn read_body<S: Send + Sync>(req: axum::extract::Request, state: &S) -> Result<bytes::Bytes, ApiError> {
+/// The whole request body, within the server's body limit (413 beyond it); decoded when it was
+/// sent compressed (`Content-Encoding: gzip` or `deflate`), the limit holding for the decoded
+/// bytes too.
+pub async fn read_body(req: axum::extract::Request, state: &AppState) -> Result<bytes::Bytes, ApiError> {
     use axum::extract::FromRequest;
-    bytes::Bytes::from_request(req, state).await.map_err(|rej| {
+    let encoding = req.headers().get(header::CONTENT_ENCODING).cloned();
+    let body = bytes::Bytes::from_request(req, state).await.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is larger than this server accepts (--body-limit-bytes)",
-            )
+            too_large("the request body")
         } else {
             ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
         }
-    })
+    })?;
+    let Some(encoding) = encoding else { return Ok(body) };
+    let name = String::from_utf8_lossy(encoding.as_bytes()).trim().to_ascii_lowercase();
+    let limit = state.cfg.body_limit_bytes;
+    match name.as_str() {
+        "identity" => Ok(body),
+        "gzip" | "x-gzip" | "deflate" if body.len() <= INLINE_DECODE => decode(&name, &body, limit),
+        "gzip" | "x-gzip" | "deflate" => tokio::task::spawn_blocking(move || decode(&name, &body, limit))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))?,
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {name:?} is not supported; send the body as is, gzip or deflate"),
+        )),
+    }
+}
+
+/// Compressed bodies up to this size are decoded on the async worker; larger ones on the
+/// blocking pool.
+const INLINE_DECODE: usize = 32 << 10;
+
+fn too_large(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("{what} is larger than this server accepts (--body-limit-bytes)"),
+    )
+}
+
+/// A gzip (one or more members) or deflate (zlib, as HTTP defines it) body, at most `limit`
+/// bytes once decoded.
+fn decode(encoding: &str, body: &[u8], limit: usize) -> Result<bytes::Bytes, ApiError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let read = if encoding == "deflate" {
+        flate2::read::ZlibDecoder::new(body).take(cap).read_to_end(&mut out)
+    } else {
+        flate2::read::MultiGzDecoder::new(body).take(cap).read_to_end(&mut out)
+    };
+    read.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_body", format!("the body is not valid {encoding} data: {e}"))
+    })?;
+    if out.len() > limit {
+        return Err(too_large("the request body, decompressed,"));
+    }
+    Ok(out.into())
 }
 
 /// A JSON request body, read by [`JsonBytes`] and parsed with [`parse_json`]; rejections are
@@ -215,10 +263,10 @@ pub async fn read_body<S: Send + Sync>(req: axum::extract::Request, state: &S) -
 #[derive(Debug)]
 pub struct JsonBody(pub serde_json::Value);
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+impl axum::extract::FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
         JsonBytes::from_request(req, state).await?.parse().map(JsonBody)
     }
 }

@@ -161,10 +161,10 @@ pub struct InferBody {
     binary: Bytes,
 }
 
-impl<S: Send + Sync> FromRequest<S> for InferBody {
+impl FromRequest<AppState> for InferBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
         let Some(length) = req.headers().get(HEADER_LENGTH) else {
             let JsonBody(json) = JsonBody::from_request(req, state).await?;
             return Ok(InferBody { json, binary: Bytes::new() });

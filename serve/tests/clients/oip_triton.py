@@ -51,6 +51,13 @@ machine.set_data_from_numpy(ids, binary_data=False)
 wanted = [httpclient.InferRequestedOutput(name, binary_data=False) for name in ("failure_probability", "risk_level")]
 out["ids_json"] = tensors(client.infer(model, [machine], outputs=wanted), ["failure_probability", "risk_level"])
 
+# Request bodies compressed by the client, binary tensors inside.
+for algorithm in ("gzip", "deflate"):
+    machine = httpclient.InferInput("machine_id", list(ids.shape), "INT64")
+    machine.set_data_from_numpy(ids)
+    result = client.infer(model, [machine], request_compression_algorithm=algorithm)
+    out[f"ids_{algorithm}"] = tensors(result, all_outputs)
+
 # Features a client computed (NaN where a feature is missing), as FP64 and FP32 bytes.
 for dtype in ("FP64", "FP32"):
     x = httpclient.InferInput("features", list(features.shape), dtype)
