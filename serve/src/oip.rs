@@ -296,7 +296,7 @@ fn shape(input: &serde_json::Map<String, Value>, path: &str) -> Result<Vec<usize
         .collect()
 }
 
-/// `true`/`false` at `field` of `parameters` (absent: `None`).
+/// `true`/`false` at `key` of `parameters` (absent: `None`); `path` names `parameters` in errors.
 fn flag(parameters: Option<&Value>, key: &str, path: &str) -> Result<Option<bool>, ApiError> {
     match parameters.and_then(|p| p.get(key)) {
         None => Ok(None),
@@ -469,41 +469,7 @@ fn run_infer(
             ),
         ));
     }
-    let n = rows.len();
-    // In the contract's component order (the metadata's), whatever the names sort as.
-    let comps = &model.bundle.feature_spec.contract.components;
-    let mut outputs = Vec::new();
-    let mut tail = Vec::new();
-    for (output, binary) in outputs_wanted {
-        let (data, shape) = match output {
-            "failure_probability" => (Data::Fp64(rows.iter().map(|r| r.failure_probability).collect()), json!([n])),
-            "failure_prediction" => (Data::Bool(rows.iter().map(|r| r.failure_prediction).collect()), json!([n])),
-            "risk_level" => (Data::Bytes(rows.iter().map(|r| r.risk_level).collect()), json!([n])),
-            _ => {
-                let data = rows
-                    .iter()
-                    .flat_map(|r| {
-                        comps.iter().map(move |c| {
-                            r.component_probabilities
-                                .as_ref()
-                                .and_then(|m| m.get(c.as_str()).copied())
-                                .unwrap_or(f64::NAN)
-                        })
-                    })
-                    .collect();
-                (Data::Fp64(data), json!([n, comps.len()]))
-            }
-        };
-        let mut tensor = json!({ "name": output, "datatype": data.datatype(), "shape": shape });
-        if binary {
-            let before = tail.len();
-            data.write(&mut tail);
-            tensor["parameters"] = json!({ "binary_data_size": tail.len() - before });
-        } else {
-            tensor["data"] = data.json();
-        }
-        outputs.push(tensor);
-    }
+    let (outputs, tail) = output_tensors(&rows, &outputs_wanted, &model.bundle.feature_spec.contract.components);
     let mut resp = json!({
         "model_name": model.bundle.name,
         "model_version": model.version,
@@ -525,4 +491,48 @@ fn run_infer(
         (HeaderName::from_static(HEADER_LENGTH), HeaderValue::from(header_length)),
     ];
     Ok((headers, body).into_response())
+}
+
+/// The requested output tensors of `rows`, each with its `data` or — binary — its
+/// `parameters.binary_data_size`, and the binary outputs' bytes in the same order.
+fn output_tensors(
+    rows: &[crate::predict::Prediction<'_>],
+    wanted: &[(&'static str, bool)],
+    components: &[String],
+) -> (Vec<Value>, Vec<u8>) {
+    let n = rows.len();
+    let mut outputs = Vec::new();
+    let mut tail = Vec::new();
+    for &(output, binary) in wanted {
+        let (data, shape) = match output {
+            "failure_probability" => (Data::Fp64(rows.iter().map(|r| r.failure_probability).collect()), json!([n])),
+            "failure_prediction" => (Data::Bool(rows.iter().map(|r| r.failure_prediction).collect()), json!([n])),
+            "risk_level" => (Data::Bytes(rows.iter().map(|r| r.risk_level).collect()), json!([n])),
+            _ => {
+                // In the contract's component order (the metadata's), whatever the names sort as.
+                let data = rows
+                    .iter()
+                    .flat_map(|r| {
+                        components.iter().map(move |c| {
+                            r.component_probabilities
+                                .as_ref()
+                                .and_then(|m| m.get(c.as_str()).copied())
+                                .unwrap_or(f64::NAN)
+                        })
+                    })
+                    .collect();
+                (Data::Fp64(data), json!([n, components.len()]))
+            }
+        };
+        let mut tensor = json!({ "name": output, "datatype": data.datatype(), "shape": shape });
+        if binary {
+            let before = tail.len();
+            data.write(&mut tail);
+            tensor["parameters"] = json!({ "binary_data_size": tail.len() - before });
+        } else {
+            tensor["data"] = data.json();
+        }
+        outputs.push(tensor);
+    }
+    (outputs, tail)
 }
