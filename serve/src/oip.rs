@@ -48,6 +48,31 @@ pub fn routes(
     work.insert("/v2/models/{name}/versions/{version}/infer".into(), post(infer_v));
 }
 
+/// KServe V1's model routes beside its `:predict` (routed with the other work routes): the model
+/// list and the model's readiness (`{"name", "ready"}`, 503 while no model is loaded).
+pub fn v1_routes(light: &mut BTreeMap<String, MethodRouter<AppState>>) {
+    light.insert("/v1/models".into(), get(v1_models));
+    light.insert("/v1/models/{name}".into(), get(model_ready).post(v1_other_predict));
+}
+
+async fn v1_models(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({ "models": st.slot.get().map(|m| vec![m.bundle.name.clone()]).unwrap_or_default() }))
+}
+
+/// `POST /v1/models/<name>:predict` for a model this server does not serve (the served one's
+/// route is matched before this one).
+async fn v1_other_predict(Path(name): Path<String>, State(st): State<AppState>) -> Response {
+    let model = name.strip_suffix(":predict").unwrap_or(&name);
+    match resolve(&st, model, None) {
+        Err(e) => e.into_response(),
+        Ok(m) => ApiError::not_found(
+            "no_route",
+            format!("no route POST /v1/models/{name}; predictions are at /v1/models/{}:predict", m.bundle.name),
+        )
+        .into_response(),
+    }
+}
+
 async fn server_metadata() -> Json<Value> {
     Json(json!({ "name": "pm-serve", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] }))
 }
@@ -376,6 +401,33 @@ impl Data {
     }
 }
 
+/// KServe's client also names the model (and may name its version) in the body: they must agree
+/// with the URL, and a version named only there must be the served one.
+fn check_body_names(
+    st: &AppState,
+    req: &serde_json::Map<String, Value>,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(), ApiError> {
+    let text = |key: &str| match req.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(bad(key, format!("expected a string, got {other}"))),
+    };
+    if let Some(n) = text("model_name")?
+        && n != name
+    {
+        return Err(bad("model_name", format!("the body names model {n:?}, the URL {name:?}")));
+    }
+    match (version, text("model_version")?) {
+        (Some(url), Some(body)) if url != body => {
+            Err(bad("model_version", format!("the body names version {body:?}, the URL {url:?}")))
+        }
+        (None, Some(body)) => resolve(st, name, Some(body)).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 fn run_infer(
     st: &AppState,
     name: &str,
@@ -386,9 +438,11 @@ fn run_infer(
     let InferBody { json: v, binary } = body?;
     let mut binary = &binary[..];
     let req = v.as_object().ok_or_else(|| bad("", "expected an inference request object"))?;
-    if let Some(k) = req.keys().find(|k| !["id", "parameters", "inputs", "outputs"].contains(&k.as_str())) {
-        return Err(bad(k, "unknown field; expected id, parameters, inputs, outputs"));
+    const FIELDS: [&str; 6] = ["id", "parameters", "inputs", "outputs", "model_name", "model_version"];
+    if let Some(k) = req.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(bad(k, "unknown field; expected id, parameters, inputs, outputs (model_name, model_version)"));
     }
+    check_body_names(st, req, name, version)?;
     let inputs =
         req.get("inputs").and_then(Value::as_array).ok_or_else(|| bad("inputs", "required array of input tensors"))?;
     let [input] = inputs.as_slice() else {

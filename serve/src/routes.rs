@@ -48,6 +48,7 @@ pub fn app(st: AppState) -> Router {
     work.insert("/predict/batch".into(), post(predict_batch));
     work.insert("/telemetry".into(), post(telemetry));
     work.insert(format!("/v1/models/{}:predict", st.cfg.model_name), post(predict));
+    crate::oip::v1_routes(&mut light);
     crate::oip::routes(&mut work, &mut light);
     light.insert("/".into(), get(root));
     light.insert("/health".into(), get(health));
@@ -327,6 +328,8 @@ async fn telemetry(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<
 async fn root(State(st): State<AppState>) -> Json<Value> {
     let model = st.slot.get();
     Json(json!({
+        // KServe V1 liveness reads this field.
+        "status": "alive",
         "service": "pm-serve",
         "version": env!("CARGO_PKG_VERSION"),
         "description": "Predicts which machine will fail within the model's horizon, from features computed exactly as in training.",
@@ -491,6 +494,8 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
     psi.sort_by(|a, b| b.1.total_cmp(&a.1));
     let s = st.slot.status();
     Json(json!({
+        // KServe V1 liveness reads this field.
+        "status": "alive",
         "service": "pm-serve",
         "status": service_status(model.is_some(), &s),
         "metrics": {

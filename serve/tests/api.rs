@@ -522,9 +522,17 @@ async fn vertex_ai_routes_from_the_environment_and_the_instances_contract() {
     };
     // Not ready before a model is loaded: Vertex must not route traffic yet.
     let empty = pm_serve::AppState::new(cfg.clone(), "memory://none").unwrap();
-    let a = call(&app(empty), "GET", "/v1/endpoints/123/deployedModels/456", None).await;
+    let empty = app(empty);
+    let a = call(&empty, "GET", "/v1/endpoints/123/deployedModels/456", None).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.headers["retry-after"], "5");
+    // Nor on KServe V1's readiness route.
+    let a = call(&empty, "GET", "/v1/models/pm-failure", None).await;
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!({ "name": "pm-failure", "ready": false }))
+    );
+    assert_eq!(call(&empty, "GET", "/v1/models", None).await.body, json!({ "models": [] }));
 
     let f = fixture();
     let app = app(state_with(cfg));
@@ -546,6 +554,29 @@ async fn vertex_ai_routes_from_the_environment_and_the_instances_contract() {
         let b = call(&app, "POST", path, Some(body.clone())).await;
         assert_eq!(b.body["predictions"][0]["failure_probability"], p[0]["failure_probability"], "{path}");
     }
+    // KServe V1's other routes: liveness at /, the model list, the model's readiness; another
+    // model's :predict is a 404 that names the served one.
+    assert_eq!(call(&app, "GET", "/", None).await.body["status"], "alive");
+    assert_eq!(call(&app, "GET", "/v1/models", None).await.body, json!({ "models": ["pm-failure"] }));
+    assert_eq!(
+        call(&app, "GET", "/v1/models/pm-failure", None).await.body,
+        json!({ "name": "pm-failure", "ready": true })
+    );
+    let other = call(&app, "GET", "/v1/models/other", None).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let other = call(&app, "POST", "/v1/models/other:predict", Some(body.clone())).await;
+    assert_eq!(
+        (other.status, other.body["error"]["message"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown model \"other\"; this server serves \"pm-failure\""))
+    );
+    let bare = call(&app, "POST", "/v1/models/pm-failure", Some(body.clone())).await;
+    assert_eq!(
+        (bare.status, bare.body["error"]["message"].as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            Some("no route POST /v1/models/pm-failure; predictions are at /v1/models/pm-failure:predict")
+        )
+    );
     // Instances that carry their history too. Without "parameters" a list of valid requests is
     // read straight from the bytes (the fast path); with it, through a JSON value: the same
     // answers, item errors included, on both routes that take lists.
@@ -630,6 +661,51 @@ async fn open_inference_protocol_v2() {
     assert_eq!(b.status, StatusCode::OK, "{}", b.text);
     assert_eq!(b.body["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(b.body["outputs"][0]["data"][0], p["failure_probability"]);
+
+    // KServe's client names the model in the body too: it must agree with the URL.
+    let ids = json!([{ "name": "machine_id", "datatype": "INT64", "shape": [1], "data": [6] }]);
+    let named = |extra: Value| {
+        let mut b = json!({ "inputs": ids });
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b
+    };
+    let ok = call(
+        &app,
+        "POST",
+        "/v2/models/pm-failure/infer",
+        Some(named(json!({ "model_name": "pm-failure", "model_version": "v1" }))),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    for (path, extra, status, message) in [
+        (
+            "/v2/models/pm-failure/infer",
+            json!({ "model_name": "other" }),
+            StatusCode::BAD_REQUEST,
+            "model_name: the body names model \"other\", the URL \"pm-failure\"",
+        ),
+        (
+            "/v2/models/pm-failure/infer",
+            json!({ "model_name": 3 }),
+            StatusCode::BAD_REQUEST,
+            "model_name: expected a string, got 3",
+        ),
+        (
+            "/v2/models/pm-failure/versions/v1/infer",
+            json!({ "model_version": "v0" }),
+            StatusCode::BAD_REQUEST,
+            "model_version: the body names version \"v0\", the URL \"v1\"",
+        ),
+        (
+            "/v2/models/pm-failure/infer",
+            json!({ "model_version": "v0" }),
+            StatusCode::NOT_FOUND,
+            "model \"pm-failure\" version \"v0\" is not served; the served version is \"v1\"",
+        ),
+    ] {
+        let a = call(&app, "POST", path, Some(named(extra.clone()))).await;
+        assert_eq!((a.status, a.body["error"].as_str()), (status, Some(message)), "{extra}");
+    }
 
     // Tensor errors: 400 with the protocol's {"error": "..."}.
     let bad = [
@@ -842,14 +918,37 @@ async fn open_inference_protocol_binary_tensors() {
     assert_eq!(head["outputs"][0]["data"], json!([prob]));
 }
 
-/// A standard Open Inference Protocol client works unchanged: Triton's `tritonclient[http]`
-/// (installed by `make test`), with its defaults (binary tensors) and with JSON tensors, gets
-/// what `/predict` answers for the same machines and features, and reads errors as errors.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standard_v2_client_works_unchanged() {
+/// Runs a client script of `serve/tests/clients/` against `addr`, the job on its stdin; returns
+/// the JSON it prints.
+async fn run_client(script: &str, addr: &str, job: &Value) -> Value {
     let python = std::env::var("PM_OIP_PYTHON").unwrap_or_else(|_| {
-        panic!("PM_OIP_PYTHON is not set: run the tests with `make test`, which installs tritonclient[http]")
+        panic!("PM_OIP_PYTHON is not set: run the tests with `make test`, which installs the v2 clients")
     });
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let (addr, job) = (addr.to_string(), job.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(&python)
+            .args([&script, &addr, "pm-failure"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python}: {e}"));
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), job.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "the client failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Standard clients work unchanged: Triton's `tritonclient[http]` (Open Inference Protocol, with
+/// its defaults — binary tensors — with JSON tensors and with compressed bodies) and KServe's
+/// `InferenceRESTClient` (its V1 and V2 protocols), both installed by `make test`, get what
+/// `/predict` answers for the same machines and features, and read errors as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_v2_and_kserve_clients_work_unchanged() {
     let f = fixture();
     let app = app(state());
     let mut expected = Vec::new();
@@ -863,41 +962,27 @@ async fn a_standard_v2_client_works_unchanged() {
         features.push(f.spec.names().iter().map(|n| p["features"][n].clone()).collect::<Vec<_>>());
         expected.push(p);
     }
+    assert!(features.iter().flatten().any(Value::is_null), "some feature is missing: NaN goes through as binary");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(axum::serve(listener, app.clone()).into_future());
     let job = json!({ "ids": [6, 9, 6], "features": features });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/oip_triton.py");
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new(&python)
-            .args([script, &addr.to_string(), "pm-failure"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{python}: {e}"));
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), job.to_string().as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "the client failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let of = |key: &str| -> Value { json!([0, 1, 0].iter().map(|&i| expected[i][key].clone()).collect::<Vec<_>>()) };
+    let both = json!([expected[0]["failure_probability"], expected[1]["failure_probability"]]);
+    let unknown = "unknown model \"no-such-model\"; this server serves \"pm-failure\"";
+
+    let got = run_client("oip_triton.py", &addr.to_string(), &job).await;
     assert_eq!((&got["live"], &got["ready"], &got["model_ready"]), (&json!(true), &json!(true), &json!(true)));
     assert_eq!(got["metadata"]["name"], "pm-failure");
     assert_eq!(got["server"]["extensions"], json!(["binary_tensor_data"]));
-    let of = |key: &str| -> Vec<Value> { [0, 1, 0].iter().map(|&i| expected[i][key].clone()).collect() };
     for mode in ["ids_default", "ids_json", "ids_gzip", "ids_deflate"] {
-        assert_eq!(got[mode]["failure_probability"], json!(of("failure_probability")), "{mode}");
-        assert_eq!(got[mode]["risk_level"], json!(of("risk_level")), "{mode}");
+        assert_eq!(got[mode]["failure_probability"], of("failure_probability"), "{mode}");
+        assert_eq!(got[mode]["risk_level"], of("risk_level"), "{mode}");
     }
-    assert_eq!(got["ids_default"]["failure_prediction"], json!(of("failure_prediction")));
+    assert_eq!(got["ids_default"]["failure_prediction"], of("failure_prediction"));
     let comps = &got["ids_default"]["component_probabilities"];
     assert_eq!(comps[1][0], expected[1]["component_probabilities"]["comp1"], "{comps}");
-    assert_eq!(
-        got["features_FP64"]["failure_probability"],
-        json!([of("failure_probability")[0], of("failure_probability")[1]])
-    );
+    assert_eq!(got["features_FP64"]["failure_probability"], both);
     assert_eq!(got["features_FP64"]["id"], "features-FP64");
     // FP32 rounds the features; its answers are /v2's for the same rounded values sent as JSON.
     let rounded: Vec<Value> =
@@ -906,11 +991,27 @@ async fn a_standard_v2_client_works_unchanged() {
     let twin = json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [2, n], "data": rounded }] });
     let j = call(&app, "POST", "/v2/models/pm-failure/infer", Some(twin)).await;
     assert_eq!(got["features_FP32"]["failure_probability"], j.body["outputs"][0]["data"], "{}", j.text);
-    assert!(features.iter().flatten().any(Value::is_null), "some feature is missing: NaN goes through as binary");
     let nan = got["nan_as_json"]["message"].as_str().unwrap_or_default();
     assert!(nan.contains("(NaN is not a JSON number: send null for a missing value"), "{}", got["nan_as_json"]);
     assert_eq!(got["unknown_model"]["status"], "404");
-    assert_eq!(got["unknown_model"]["message"], "unknown model \"no-such-model\"; this server serves \"pm-failure\"");
+    assert_eq!(got["unknown_model"]["message"], unknown);
+
+    let got = run_client("kserve_rest.py", &format!("http://{addr}"), &job).await;
+    for probe in ["v1_live", "v1_model_ready", "v2_live", "v2_ready", "v2_model_ready"] {
+        assert_eq!(got[probe], true, "{probe}");
+    }
+    for mode in ["v1", "v2_ids_binary", "v2_ids_json"] {
+        assert_eq!(got[mode]["failure_probability"], of("failure_probability"), "{mode}");
+        assert_eq!(got[mode]["risk_level"], of("risk_level"), "{mode}");
+    }
+    assert_eq!(got["v2_features_FP64"]["failure_probability"], both);
+    for (key, route) in
+        [("v2_unknown_model", "v2/models/no-such-model/infer"), ("v1_unknown_model", "v1/models/no-such-model:predict")]
+    {
+        assert_eq!(got[key]["status"], 404, "{key}");
+        let message = got[key]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(unknown) && message.contains(route), "{key}: {message}");
+    }
 }
 
 /// A body sent with `Content-Encoding: gzip` or `deflate` is decoded before it is read, within
@@ -1236,6 +1337,8 @@ async fn openapi_document_is_complete_and_its_examples_work() {
         "/openapi.json",
         "/docs",
         "/v1/models/pm-failure:predict",
+        "/v1/models",
+        "/v1/models/{name}",
         "/v2",
         "/v2/health/live",
         "/v2/health/ready",
