@@ -213,17 +213,20 @@ pub async fn read_body(req: axum::extract::Request, state: &AppState) -> Result<
     let name = String::from_utf8_lossy(encoding.as_bytes()).trim().to_ascii_lowercase();
     let limit = state.cfg.body_limit_bytes;
     match name.as_str() {
-        "identity" => Ok(body),
-        "gzip" | "x-gzip" | "deflate" if body.len() <= INLINE_DECODE => decode(&name, &body, limit),
-        "gzip" | "x-gzip" | "deflate" => tokio::task::spawn_blocking(move || decode(&name, &body, limit))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))?,
-        _ => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
-            format!("Content-Encoding {name:?} is not supported; send the body as is, gzip or deflate"),
-        )),
+        "identity" => return Ok(body),
+        "gzip" | "x-gzip" | "deflate" => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding {name:?} is not supported; send the body as is, gzip or deflate"),
+            ));
+        }
     }
+    if body.len() <= INLINE_DECODE {
+        return decode(&name, &body, limit);
+    }
+    crate::routes::cpu(move || decode(&name, &body, limit)).await?
 }
 
 /// Compressed bodies up to this size are decoded on the async worker; larger ones on the

@@ -152,7 +152,7 @@ pub fn model_or_503(st: &AppState) -> Result<std::sync::Arc<crate::model::Loaded
 }
 
 /// Runs CPU work of a size that could hold a runtime thread too long on the blocking pool.
-async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))

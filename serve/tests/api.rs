@@ -1067,6 +1067,25 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
             Some("the request body, decompressed, is larger than this server accepts (--body-limit-bytes)")
         )
     );
+    // A compressed body over 32 KB is decoded on the blocking pool: the same answer.
+    let mut stored = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    stored.write_all(br#"{"machineID": 6"#).unwrap();
+    stored.write_all(&[b' '; 40 * 1024]).unwrap();
+    stored.write_all(b"}").unwrap();
+    let stored = stored.finish().unwrap();
+    assert!(stored.len() > 40 * 1024, "stored, not compressed");
+    let big_cfg = ServeConfig { body_limit_bytes: 64 * 1024, ..ServeConfig::default() };
+    let big_app = pm_serve::app(state_with(big_cfg));
+    call(&big_app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/predict")
+        .header("content-encoding", "gzip")
+        .body(Body::from(stored))
+        .unwrap();
+    let big = send(&big_app, req).await;
+    assert_eq!(big.status, StatusCode::OK, "{}", big.text);
+    assert_eq!(big.body["failure_probability"], plain["failure_probability"]);
     let br = post("/predict", "br", br#"{"machineID": 6}"#.to_vec()).await;
     assert_eq!(
         (br.status, br.body["error"]["code"].as_str(), br.body["error"]["message"].as_str()),
