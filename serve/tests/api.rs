@@ -1033,7 +1033,7 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
         e.write_all(b).unwrap();
         e.finish().unwrap()
     };
-    let post = async |path: &str, encoding: &str, body: Vec<u8>| {
+    let post_to = async |app: &axum::Router, path: &str, encoding: &str, body: Vec<u8>| {
         let req = Request::builder()
             .method("POST")
             .uri(path)
@@ -1041,8 +1041,9 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
             .header("content-encoding", encoding)
             .body(Body::from(body))
             .unwrap();
-        send(&app, req).await
+        send(app, req).await
     };
+    let post = async |path: &str, encoding: &str, body: Vec<u8>| post_to(&app, path, encoding, body).await;
     let rows = machine_rows(6);
     let readings: Vec<Value> = (rows.start..rows.start + 30).map(|i| reading_json(&f.ds, i, true)).collect();
     let telemetry = json!({ "readings": readings }).to_string();
@@ -1077,13 +1078,7 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
     let big_cfg = ServeConfig { body_limit_bytes: 64 * 1024, ..ServeConfig::default() };
     let big_app = pm_serve::app(state_with(big_cfg));
     call(&big_app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await;
-    let req = Request::builder()
-        .method("POST")
-        .uri("/predict")
-        .header("content-encoding", "gzip")
-        .body(Body::from(stored))
-        .unwrap();
-    let big = send(&big_app, req).await;
+    let big = post_to(&big_app, "/predict", "gzip", stored).await;
     assert_eq!(big.status, StatusCode::OK, "{}", big.text);
     assert_eq!(big.body["failure_probability"], plain["failure_probability"]);
     let br = post("/predict", "br", br#"{"machineID": 6}"#.to_vec()).await;
