@@ -104,29 +104,34 @@ fn window_features(
     x: &mut [f64],
 ) -> Result<Computed, ApiError> {
     let spec = &model.bundle.feature_spec;
-    let hp = join(path, "history");
+    // Paths are only built for an error.
+    let hp = || join(path, "history");
     let mut s = MachineState::new(spec);
     s.reserve(w.readings.len());
     let meta = w.machine.map(|m| (m.model, m.age)).or(fallback);
     if let Some((model_idx, age)) = meta {
-        s.set_machine(spec, model_idx, age).map_err(|e| ApiError::invalid(join(&hp, "machine"), e.to_string()))?;
+        s.set_machine(spec, model_idx, age).map_err(|e| ApiError::invalid(join(&hp(), "machine"), e.to_string()))?;
     }
-    // Readings in time order, so that none is "older than the buffer" (a client sends them so).
-    let mut order: Vec<usize> = (0..w.readings.len()).collect();
-    if !w.readings.is_sorted_by_key(|r| r.time) {
+    // Readings in time order, so that none is "older than the buffer" (a client sends them so,
+    // and then no order is built).
+    let order = (!w.readings.is_sorted_by_key(|r| r.time)).then(|| {
+        let mut order: Vec<usize> = (0..w.readings.len()).collect();
         order.sort_by_key(|&i| w.readings[i].time);
-    }
+        order
+    });
+    let index = |k: usize| order.as_ref().map_or(k, |o| o[k]);
     // Events first: a reading prunes only what its windows no longer need.
     for (i, e) in w.maint.iter().enumerate() {
         s.push_maint(spec, e.time, e.kind)
-            .map_err(|err| ApiError::invalid(at(&join(&hp, "maint"), i), err.to_string()))?;
+            .map_err(|err| ApiError::invalid(at(&join(&hp(), "maint"), i), err.to_string()))?;
     }
     for (i, e) in w.errors.iter().enumerate() {
         s.push_error(spec, e.time, e.kind)
-            .map_err(|err| ApiError::invalid(at(&join(&hp, "errors"), i), err.to_string()))?;
+            .map_err(|err| ApiError::invalid(at(&join(&hp(), "errors"), i), err.to_string()))?;
     }
-    s.push_readings(spec, machine, order.iter().map(|&i| (w.readings[i].time, &w.readings[i].values[..])))
-        .map_err(|(k, err)| ApiError::invalid(at(&join(&hp, "readings"), order[k]), err.to_string()))?;
+    let in_order = (0..w.readings.len()).map(|k| &w.readings[index(k)]);
+    s.push_readings(spec, machine, in_order.map(|r| (r.time, &r.values[..])))
+        .map_err(|(k, err)| ApiError::invalid(at(&join(&hp(), "readings"), index(k)), err.to_string()))?;
     let time = s.features_latest(spec, machine, x).map_err(online_error)?;
     Ok(Computed { time, oldest: s.oldest().unwrap_or(time), readings: s.len(), described: s.machine().is_some() })
 }

@@ -94,11 +94,14 @@ async fn stateful_and_window_features_equal_the_batch_features_bit_for_bit() {
         // Stateless: the request carries the history the windows need, plus the last replacement
         // of each component and the errors of the error windows.
         let keep = i64::from(f.spec.telemetry_history_hours());
-        let readings: Vec<Value> = rows
+        let mut readings: Vec<Value> = rows
             .clone()
             .filter(|&i| ds.telemetry.time[i] <= t && ds.telemetry.time[i] > t - keep * HOUR)
             .map(|i| reading_json(ds, i, false))
             .collect();
+        if checked % 2 == 1 {
+            readings.reverse(); // a history in any order
+        }
         let (errors, maint) = events_json(ds, machine, t);
         let w = call(
             &app,
@@ -336,6 +339,21 @@ async fn bad_input_corpus_gets_clear_structured_errors() {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "invalid_input",
             message: "history.readings: an item is about machine 1, but the request is for machine 2",
+        },
+        Case {
+            // Replayed in time order; the refusal names the reading by its place in the request.
+            name: "two readings at one time in an unordered history",
+            req: post(
+                "/predict",
+                json!({ "machineID": 1, "history": { "readings": [
+                    { "datetime": "2015-03-01 07:00:00", "volt": 170, "rotate": 450, "pressure": 100, "vibration": 40 },
+                    { "datetime": "2015-03-01 06:00:00", "volt": 170, "rotate": 450, "pressure": 100, "vibration": 40 },
+                    { "datetime": "2015-03-01 06:00:00", "volt": 171, "rotate": 450, "pressure": 100, "vibration": 40 },
+                ] } }),
+            ),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_input",
+            message: "history.readings[2]: a reading for machine 1 at 2015-03-01 06:00:00 already exists with different values",
         },
         Case {
             name: "return_features not a boolean",

@@ -446,7 +446,7 @@ fn window(v: &Vocab, s: &mut Scan<'_>) -> Option<Window> {
     let mut w = Window::default();
     let seen = s.object(v, bits(&[READINGS, ERRORS, MAINT, META]), false, |s, code| {
         match code {
-            READINGS => w.readings = s.array(|s| reading(v, s))?,
+            READINGS => w.readings = readings(v, s)?,
             ERRORS => w.errors = s.array(|s| event(v, s, ERROR_ID, &v.error_types))?,
             MAINT => w.maint = s.array(|s| event(v, s, COMP, &v.components))?,
             _ => w.machine = Some(meta(v, s)?),
@@ -456,24 +456,46 @@ fn window(v: &Vocab, s: &mut Scan<'_>) -> Option<Window> {
     (seen & bits(&[READINGS]) != 0).then_some(w)
 }
 
-/// `{"machineID"?, "datetime", <sensors>}`.
+/// A window's readings, each read in place at the end of the list: a reading is ~100 bytes, and
+/// moving it out through the return values of the functions that read it cost more than reading
+/// its fields (measured).
+fn readings(v: &Vocab, s: &mut Scan<'_>) -> Option<Vec<Reading>> {
+    if !s.eat(b'[') {
+        return None;
+    }
+    // Room for two days of hourly readings, the usual window, without growing.
+    let mut out = Vec::with_capacity(64);
+    if s.eat(b']') {
+        return Some(out);
+    }
+    loop {
+        out.push(blank_reading(v));
+        reading(v, s, out.last_mut()?)?;
+        if !s.eat(b',') {
+            return s.eat(b']').then_some(out);
+        }
+    }
+}
+
+/// `{"machineID"?, "datetime", <sensors>}` into `r` (blank).
 ///
 /// A reading written exactly as the last one, up to its values — same fields in the same order,
 /// same spacing — is read by matching that text and reading only the values; the tokens matched
 /// are the ones the field-by-field reading accepted, so the result is the same. Anything else is
 /// read field by field, and becomes the layout the next reading is matched against.
-fn reading(v: &Vocab, s: &mut Scan<'_>) -> Option<Reading> {
-    if let Some(r) = like_last(v, s) {
-        return Some(r);
+fn reading(v: &Vocab, s: &mut Scan<'_>, r: &mut Reading) -> Option<()> {
+    if like_last(v, s, r).is_some() {
+        return Some(());
     }
+    // A partial match may have set fields this reading does not have.
+    *r = blank_reading(v);
     // The layout starts at the `{`: the first reading of an array often follows `[` directly and
     // the next ones `, `.
     s.ws();
-    let mut r = blank_reading(v);
     let (mut fields, mut end) = (Vec::with_capacity(v.sensors.len() + 2), s.i);
     let seen = s.object(v, bits(&[MACHINE, DATETIME]) | SENSORS, true, |s, code| {
         fields.push((&s.b[end..s.i], code));
-        reading_field(v, s, code, &mut r)?;
+        reading_field(v, s, code, r)?;
         end = s.i;
         Some(())
     })?;
@@ -481,7 +503,7 @@ fn reading(v: &Vocab, s: &mut Scan<'_>) -> Option<Reading> {
         return None;
     }
     s.layout = Some(Layout { fields, close: &s.b[end..s.i] });
-    Some(r)
+    Some(())
 }
 
 fn blank_reading(v: &Vocab) -> Reading {
@@ -498,28 +520,26 @@ fn reading_field(v: &Vocab, s: &mut Scan<'_>, code: u8, r: &mut Reading) -> Opti
     Some(())
 }
 
-/// A reading laid out as the last one read field by field; `None` (and the cursor where it was)
-/// when it is not, or a value is not valid.
-fn like_last(v: &Vocab, s: &mut Scan<'_>) -> Option<Reading> {
+/// A reading laid out as the last one read field by field, into `r`; `None` (and the cursor
+/// where it was) when it is not, or a value is not valid.
+fn like_last(v: &Vocab, s: &mut Scan<'_>, r: &mut Reading) -> Option<()> {
     let layout = s.layout.take()?;
     let start = s.i;
     s.ws();
-    let r = matching(v, s, &layout);
-    if r.is_none() {
+    let done = matching(v, s, &layout, r);
+    if done.is_none() {
         s.i = start;
     }
     s.layout = Some(layout);
-    r
+    done
 }
 
-fn matching(v: &Vocab, s: &mut Scan<'_>, layout: &Layout<'_>) -> Option<Reading> {
-    let mut r = blank_reading(v);
+fn matching(v: &Vocab, s: &mut Scan<'_>, layout: &Layout<'_>, r: &mut Reading) -> Option<()> {
     for &(text, code) in &layout.fields {
         s.literal(text)?;
-        reading_field(v, s, code, &mut r)?;
+        reading_field(v, s, code, r)?;
     }
-    s.literal(layout.close)?;
-    Some(r)
+    s.literal(layout.close)
 }
 
 /// An error (`kind_code` `ERROR_ID`) or maintenance (`COMP`) event.
@@ -611,18 +631,23 @@ mod tests {
         let other = r#", {"volt": 1, "datetime": "2015-01-01 08:00:00", "rotate": 2, "pressure": 3, "vibration": 4}"#;
         let text = format!("{READING}{second}{other}");
         let mut s = super::Scan { b: text.as_bytes(), i: 0, day: None, layout: None };
-        assert!(super::like_last(&v, &mut s).is_none(), "no layout yet");
-        let first = super::reading(&v, &mut s).expect("the first reading");
+        let blank = || super::blank_reading(&v);
+        assert!(super::like_last(&v, &mut s, &mut blank()).is_none(), "no layout yet");
+        let mut first = blank();
+        super::reading(&v, &mut s, &mut first).expect("the first reading");
         assert!(s.eat(b','));
         // The second, by its layout: the values read, the cursor after its `}`.
-        let r = super::like_last(&v, &mut s).expect("the second reading matches the first's layout");
+        let mut r = blank();
+        super::like_last(&v, &mut s, &mut r).expect("the second reading matches the first's layout");
         assert_eq!((r.time - first.time, &r.values[..]), (3600, &[171.5, 451.0, 99.5, 41.0][..]));
         assert_eq!(s.i, READING.len() + second.len());
         // Fields in another order: not matched, the cursor left where it was; read field by field.
         assert!(s.eat(b','));
-        assert!(super::like_last(&v, &mut s).is_none());
+        assert!(super::like_last(&v, &mut s, &mut blank()).is_none());
         assert_eq!(s.i, READING.len() + second.len() + 1);
-        assert!(super::reading(&v, &mut s).is_some());
+        let mut third = blank();
+        assert!(super::reading(&v, &mut s, &mut third).is_some());
+        assert_eq!((third.time - first.time, &third.values[..]), (7200, &[1.0, 2.0, 3.0, 4.0][..]));
         assert_eq!(s.i, text.len());
     }
 
