@@ -313,15 +313,27 @@ impl<'b> Scan<'b> {
 
     /// An array, each element read by `item`.
     fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.array_into(16, |s, out| {
+            out.push(item(s)?);
+            Some(())
+        })
+    }
+
+    /// An array, each element added to the list (room for `capacity` at first) by `add`.
+    fn array_into<T>(
+        &mut self,
+        capacity: usize,
+        mut add: impl FnMut(&mut Self, &mut Vec<T>) -> Option<()>,
+    ) -> Option<Vec<T>> {
         if !self.eat(b'[') {
             return None;
         }
-        let mut out = Vec::with_capacity(16);
+        let mut out = Vec::with_capacity(capacity);
         if self.eat(b']') {
             return Some(out);
         }
         loop {
-            out.push(item(self)?);
+            add(self, &mut out)?;
             if !self.eat(b',') {
                 return self.eat(b']').then_some(out);
             }
@@ -460,21 +472,11 @@ fn window(v: &Vocab, s: &mut Scan<'_>) -> Option<Window> {
 /// moving it out through the return values of the functions that read it cost more than reading
 /// its fields (measured).
 fn readings(v: &Vocab, s: &mut Scan<'_>) -> Option<Vec<Reading>> {
-    if !s.eat(b'[') {
-        return None;
-    }
     // Room for two days of hourly readings, the usual window, without growing.
-    let mut out = Vec::with_capacity(64);
-    if s.eat(b']') {
-        return Some(out);
-    }
-    loop {
+    s.array_into(64, |s, out| {
         out.push(blank_reading(v));
-        reading(v, s, out.last_mut()?)?;
-        if !s.eat(b',') {
-            return s.eat(b']').then_some(out);
-        }
-    }
+        reading(v, s, out.last_mut()?)
+    })
 }
 
 /// `{"machineID"?, "datetime", <sensors>}` into `r` (blank).
