@@ -62,14 +62,22 @@ impl Timestamp {
     /// [`Timestamp::parse`] for a run of texts that mostly share their days (a machine's hourly
     /// readings): `day` remembers the last ISO date read and its midnight, so a text of that date
     /// has only its clock read. Same results and errors as `parse`.
+    #[inline]
     pub fn parse_in_day(text: &[u8], day: &mut Option<([u8; 10], i64)>) -> Result<Self, TimeError> {
         let iso = iso_body(text);
+        // A fixed-size compare (two loads), not a call to `memcmp`: it runs once per reading.
         if let (Some(b), Some((date, midnight))) = (iso, *day)
-            && b[..10] == date
+            && <[u8; 10]>::try_from(&b[..10]).is_ok_and(|d| d == date)
         {
             let (hour, minute, second) = iso_clock(b)?;
             return Ok(Timestamp(midnight + clock_seconds(hour, minute, second)?));
         }
+        Self::parse_new_day(text, iso, day)
+    }
+
+    /// [`Timestamp::parse_in_day`] of a text not of the remembered day.
+    #[cold]
+    fn parse_new_day(text: &[u8], iso: Option<&[u8]>, day: &mut Option<([u8; 10], i64)>) -> Result<Self, TimeError> {
         let t = Self::parse(text)?;
         if let Some(b) = iso
             && let Ok(date) = b[..10].try_into()
@@ -128,6 +136,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
+#[inline]
 fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || b.len() > 9 {
         return None;
@@ -144,6 +153,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 
 /// The 19 bytes `YYYY-MM-DD[ T]hh:mm:ss` of an ISO text (with an optional trailing `Z`), by the
 /// positions of its separators; the fields are read by the caller.
+#[inline]
 fn iso_body(text: &[u8]) -> Option<&[u8]> {
     let b = match text {
         [body @ .., b'Z'] if body.len() == 19 => body,
@@ -154,12 +164,14 @@ fn iso_body(text: &[u8]) -> Option<&[u8]> {
 }
 
 /// Hour, minute and second of an ISO body.
+#[inline]
 fn iso_clock(b: &[u8]) -> Result<(u32, u32, u32), TimeError> {
     let field = |r: std::ops::Range<usize>| digits(&b[r]).ok_or(TimeError::Format);
     Ok((field(11..13)?, field(14..16)?, field(17..19)?))
 }
 
 /// Seconds since midnight of a clock, each field range-checked.
+#[inline]
 fn clock_seconds(hour: u32, minute: u32, second: u32) -> Result<i64, TimeError> {
     if hour > 23 {
         return Err(TimeError::Hour(hour));
