@@ -62,7 +62,7 @@ impl Timestamp {
     /// [`Timestamp::parse`] for a run of texts that mostly share their days (a machine's hourly
     /// readings): `day` remembers the last ISO date read and its midnight, so a text of that date
     /// has only its clock read. Same results and errors as `parse`.
-    #[inline]
+    #[inline(always)]
     pub fn parse_in_day(text: &[u8], day: &mut Option<([u8; 10], i64)>) -> Result<Self, TimeError> {
         let iso = iso_body(text);
         // A fixed-size compare (two loads), not a call to `memcmp`: it runs once per reading.

@@ -185,9 +185,10 @@ impl<'b> Scan<'b> {
     /// A JSON number token, read in one pass.
     ///
     /// This and the other steps of reading a value (`digits`, `f64`, `bounded`, `sensor`,
-    /// `reading_field`, `starts_with`, `eight_digits`) are inlined into the readings loop: left
-    /// as calls (LTO kept `number` and `bounded` out of line), they cost ~0.5 µs of the ~4.1 µs it
-    /// took to read the 48 h window body (measured by `serve/examples/window-cost.rs`).
+    /// `reading_field`, `time`, `starts_with`, `eight_digits`, and `Timestamp::parse_in_day`)
+    /// are inlined into the readings loop: left as calls (LTO kept `number`, `bounded` and `time`
+    /// out of line), they cost ~0.7 µs of the ~4.1 µs it took to read the 48 h window body
+    /// (measured by `serve/examples/window-cost.rs`).
     #[inline(always)]
     fn number(&mut self) -> Option<Number<'b>> {
         self.ws();
@@ -269,6 +270,7 @@ impl<'b> Scan<'b> {
     /// is taken without scanning it first: a text that parses, in either accepted form, is
     /// digits, separators and AM/PM only — no escape, quote or control byte — so `string` would
     /// have returned the same bytes. Anything else is scanned, then parsed.
+    #[inline(always)]
     fn time(&mut self) -> Option<i64> {
         self.ws();
         if self.b.get(self.i) == Some(&b'"') {
