@@ -524,8 +524,14 @@ fn reading(v: &Vocab, s: &mut Scan<'_>, r: &mut Reading) -> Option<()> {
     Some(())
 }
 
+/// A reading of zeros, its values inline when they fit (`MAX_SENSORS` allows more than the inline
+/// eight): built from a buffer of zeros rather than zero by zero (measured: ~7 % of reading a
+/// window body went to `smallvec!`'s loop and moves).
+#[inline(always)]
 fn blank_reading(v: &Vocab) -> Reading {
-    Reading { machine: None, time: 0, values: smallvec::smallvec![0.0; v.sensors.len()] }
+    let n = v.sensors.len();
+    let values = if n <= 8 { Values::from_buf_and_len([0.0; 8], n) } else { smallvec::smallvec![0.0; n] };
+    Reading { machine: None, time: 0, values }
 }
 
 /// The value of field `code` of a reading into `r`.
