@@ -2,7 +2,10 @@
 //! long pm-serve's own work takes for a given body — reading it, replaying its history into a
 //! fresh buffer and scoring the row, writing the answer. `make bench-serve` prints it beside the
 //! wrk numbers, to tell the server's work from the cost of sharing two cores with the load
-//! generator. It also times reading the same history as the instances of a Vertex AI body.
+//! generator. Each step is timed twice: with warm caches (a tight loop) and with cold ones (each
+//! call after a sweep through 16 MB), the two ends of what a request finds in the server, where
+//! wrk, the kernel and the other worker run between two requests. It also times reading the
+//! same history as the instances of a Vertex AI body.
 //!
 //! Usage: `window-cost <registry-url> <body.json>` (the active model of `pm-failure`).
 
@@ -35,6 +38,28 @@ fn per_call<T>(n: u32, mut f: impl FnMut() -> T) -> f64 {
     rounds[4]
 }
 
+/// µs per call of `f` with cold caches: the median of 301 calls, each after a sweep through
+/// 16 MB (beyond this machine's caches). In the server, wrk, the kernel and the other worker
+/// share the cores between two requests, so a request finds its data somewhere between the
+/// warm caches of [`per_call`] and these.
+fn per_cold_call<T>(mut f: impl FnMut() -> T) -> f64 {
+    let mut sweep = vec![1u64; 2 << 20];
+    let mut times: Vec<f64> = (0..301)
+        .map(|_| {
+            // One write per 64-byte line.
+            for (i, w) in sweep.iter_mut().enumerate().step_by(8) {
+                *w = w.wrapping_add(i as u64);
+            }
+            black_box(&sweep);
+            let t = Instant::now();
+            black_box(f());
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,6 +85,20 @@ async fn main() -> Result<()> {
     println!(
         "window request, in isolation (µs): read the body {parse:.1}, replay + row + score {predict:.1} (of which scoring {scoring:.1}), write the answer {write:.1}; total {:.1}",
         parse + predict + write
+    );
+    let cold = (
+        per_cold_call(|| model.vocab.predict_request_fast(&body)),
+        per_cold_call(|| predict_one(&st, &model, &req, "").map(|_| ())),
+        per_cold_call(|| score(&model, &x)),
+        per_cold_call(|| serde_json::to_vec(&answer)),
+    );
+    println!(
+        "the same with cold caches (µs): read the body {:.1}, replay + row + score {:.1} (of which scoring {:.1}), write the answer {:.1}; total {:.1}",
+        cold.0,
+        cold.1,
+        cold.2,
+        cold.3,
+        cold.0 + cold.1 + cold.3
     );
     // The same history as the instances of a Vertex AI request (`/predict` or `/predict/batch`):
     // read straight from the bytes, or through a `serde_json::Value` tree (any list the fast
