@@ -494,8 +494,6 @@ async fn metrics_summary(State(st): State<AppState>) -> Json<Value> {
     psi.sort_by(|a, b| b.1.total_cmp(&a.1));
     let s = st.slot.status();
     Json(json!({
-        // KServe V1 liveness reads this field.
-        "status": "alive",
         "service": "pm-serve",
         "status": service_status(model.is_some(), &s),
         "metrics": {
