@@ -200,18 +200,22 @@ impl axum::extract::FromRequest<AppState> for JsonBytes {
 /// sent compressed (`Content-Encoding: gzip` or `deflate`), the limit holding for the decoded
 /// bytes too.
 pub async fn read_body(req: axum::extract::Request, state: &AppState) -> Result<bytes::Bytes, ApiError> {
-    use axum::extract::FromRequest;
+    use http_body_util::BodyExt;
     let encoding = req.headers().get(header::CONTENT_ENCODING).cloned();
-    let body = bytes::Bytes::from_request(req, state).await.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            too_large("the request body")
-        } else {
-            ApiError::new(rej.status(), "bad_body", format!("cannot read the request body: {}", rej.body_text()))
+    let limit = state.cfg.body_limit_bytes;
+    let body = match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large("the request body")),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read the request body: {e}"),
+            ));
         }
-    })?;
+    };
     let Some(encoding) = encoding else { return Ok(body) };
     let name = String::from_utf8_lossy(encoding.as_bytes()).trim().to_ascii_lowercase();
-    let limit = state.cfg.body_limit_bytes;
     match name.as_str() {
         "identity" => return Ok(body),
         "gzip" | "x-gzip" | "deflate" => {}

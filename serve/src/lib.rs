@@ -6,7 +6,7 @@
 //!   kernel as training's batch features.
 //! - [`input`]: request validation with field paths; [`error`]: the one error format.
 //! - [`routes`], [`oip`], [`docs`]: the HTTP surface (native, Vertex AI, Open Inference
-//!   Protocol v2, OpenAPI 3.1).
+//!   Protocol v2, OpenAPI 3.1); [`layers`]: its middleware (metrics, load shedding, timeout).
 //! - [`metrics`], [`drift`]: Prometheus metrics, including per-feature PSI against the bundle's
 //!   training baseline.
 //!
@@ -17,6 +17,7 @@ pub mod drift;
 pub mod error;
 pub mod fleet;
 pub mod input;
+pub mod layers;
 pub mod metrics;
 pub mod model;
 pub mod oip;
@@ -25,5 +26,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
+pub use layers::App;
 pub use routes::app;
 pub use state::{AppState, ServeConfig};

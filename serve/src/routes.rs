@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, JsonBody, JsonBytes};
+use crate::layers::App;
 use crate::predict::{Item, List, check_batch, predict_one};
 use crate::state::AppState;
 
@@ -30,16 +30,10 @@ pub fn check_route(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The application: every route, with its middleware. Routes that do work (predictions,
-/// telemetry, inference) are limited in concurrency, shed when overloaded (503 + Retry-After)
-/// and timed out; probes, metrics and documents are never shed.
-pub fn app(st: AppState) -> Router {
-    let guard = Guard {
-        permits: std::sync::Arc::new(tokio::sync::Semaphore::new(st.cfg.max_inflight.max(1))),
-        timeout: st.cfg.request_timeout,
-    };
-    let work_layers = middleware::from_fn_with_state(guard, guarded);
-
+/// The application: every route, with its middleware ([`crate::layers`]). Routes that do work
+/// (predictions, telemetry, inference) are limited in concurrency, shed when overloaded (503 +
+/// Retry-After) and timed out; probes, metrics and documents are never shed.
+pub fn app(st: AppState) -> App {
     // Routes by path, so that a Vertex route equal to a built-in one replaces it instead of
     // clashing (e.g. AIP_PREDICT_ROUTE=/predict).
     let mut work: BTreeMap<String, MethodRouter<AppState>> = BTreeMap::new();
@@ -68,67 +62,16 @@ pub fn app(st: AppState) -> Router {
         // Vertex's health check means "ready to predict".
         light.insert(r.clone(), get(ready));
     }
-    let work_router = work.into_iter().fold(Router::new(), |r, (p, m)| r.route(&p, m)).layer(work_layers);
-    let light_router = light.into_iter().fold(Router::new(), |r, (p, m)| r.route(&p, m));
-    light_router
-        .merge(work_router)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(st.clone(), track))
-        .layer(DefaultBodyLimit::max(st.cfg.body_limit_bytes))
-        .with_state(st)
-}
-
-/// What guards the work routes: a permit per request in flight, and the timeout.
-#[derive(Clone)]
-struct Guard {
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-    timeout: Duration,
-}
-
-/// Sheds a request when all permits are taken (503 + Retry-After, at once: a queue would only
-/// add latency to an overloaded server), and times it out, counted from its arrival here. The
-/// handler is polled once first: a request that completes then (most: the body came in one read,
-/// the work is synchronous) never registers a timer — a timer per request cost ~10 % of the
-/// stateful `/predict` throughput (measured). One that waits gets the rest of its time as a timer.
-async fn guarded(State(guard): State<Guard>, req: Request, next: Next) -> Response {
-    let start = tokio::time::Instant::now();
-    let Ok(_permit) = guard.permits.try_acquire() else {
-        return ApiError::unavailable("overloaded", "the server is at its concurrency limit; retry shortly", 1)
-            .into_response();
-    };
-    let mut answer = std::pin::pin!(next.run(req));
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(answer.as_mut().poll(cx))).await;
-    if let std::task::Poll::Ready(resp) = first {
-        return resp;
-    }
-    match tokio::time::timeout_at(start + guard.timeout, answer).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took longer than the server's timeout")
-                .into_response()
+    let mut routes = Vec::new();
+    let mut router = Router::new();
+    for (is_work, map) in [(true, work), (false, light)] {
+        for (path, method_router) in map {
+            router = router.route(&path, method_router);
+            routes.push((path, is_work));
         }
     }
-}
-
-/// Counts and times every request by route pattern and status.
-async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    st.metrics.http_inflight.inc();
-    let resp = next.run(req).await;
-    st.metrics.http_inflight.dec();
-    let secs = start.elapsed().as_secs_f64();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    st.metrics.observe_http(route, method.as_str(), resp.status().as_u16(), secs);
-    // 503 is an expected state (no model yet, overload), counted in the metrics; not a log line each.
-    if resp.status().is_server_error() && resp.status() != StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(%route, %method, status = resp.status().as_u16(), secs, "Request failed.");
-    } else {
-        tracing::debug!(%route, %method, status = resp.status().as_u16(), secs, "Request answered.");
-    }
-    resp
+    let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(st.clone());
+    App::new(st, router, routes)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

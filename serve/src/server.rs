@@ -43,7 +43,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(watch(state.clone(), opts.clone(), stop_rx));
     let app = crate::routes::app(state.clone());
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("Shutting down: finishing requests in flight.");

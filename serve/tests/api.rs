@@ -767,7 +767,7 @@ async fn open_inference_protocol_v2() {
 /// A request of the binary tensor data extension (the JSON, then `tail`), and the answer's JSON
 /// and the bytes after it.
 async fn infer_binary(
-    app: &axum::Router,
+    app: &pm_serve::App,
     json: &Value,
     tail: &[u8],
     length: &str,
@@ -983,7 +983,7 @@ async fn standard_v2_and_kserve_clients_work_unchanged() {
     assert!(features.iter().flatten().any(Value::is_null), "some feature is missing: NaN goes through as binary");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, app.clone()).into_future());
+    tokio::spawn(axum::serve(listener, app.clone().into_make_service()).into_future());
     let job = json!({ "ids": [6, 9, 6], "features": features });
     let of = |key: &str| -> Value { json!([0, 1, 0].iter().map(|&i| expected[i][key].clone()).collect::<Vec<_>>()) };
     let both = json!([expected[0]["failure_probability"], expected[1]["failure_probability"]]);
@@ -1051,7 +1051,7 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
         e.write_all(b).unwrap();
         e.finish().unwrap()
     };
-    let post_to = async |app: &axum::Router, path: &str, encoding: &str, body: Vec<u8>| {
+    let post_to = async |app: &pm_serve::App, path: &str, encoding: &str, body: Vec<u8>| {
         let req = Request::builder()
             .method("POST")
             .uri(path)
@@ -1346,6 +1346,42 @@ async fn overload_is_shed_and_slow_requests_time_out() {
         call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+/// A request dropped unanswered (its client went away mid-body) gives back its permit and leaves
+/// the in-flight gauge.
+#[tokio::test]
+async fn a_request_dropped_unanswered_leaves_no_trace_in_flight() {
+    let cfg = ServeConfig { max_inflight: 1, ..ServeConfig::default() };
+    let app = app(state_with(cfg));
+    let in_flight = async || {
+        let m = call(&app, "GET", "/metrics", None).await.text;
+        let line = m.lines().find(|l| l.starts_with("pm_http_requests_in_flight ")).map(str::to_string);
+        line.unwrap_or_else(|| panic!("no in-flight gauge in {m}"))
+    };
+    // The /metrics request counts itself.
+    assert_eq!(in_flight().await, "pm_http_requests_in_flight 1");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let slow = Request::builder()
+        .method("POST")
+        .uri("/predict")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"machineID\""))).await.unwrap();
+    let app2 = app.clone();
+    let held = tokio::spawn(async move { send(&app2, slow).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(in_flight().await, "pm_http_requests_in_flight 2");
+    let shed = call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await;
+    assert_eq!(shed.status, StatusCode::SERVICE_UNAVAILABLE, "the one permit is held: {}", shed.text);
+    held.abort();
+    assert!(held.await.is_err_and(|e| e.is_cancelled()));
+    assert_eq!(in_flight().await, "pm_http_requests_in_flight 1");
+    let after = call(&app, "POST", "/predict", Some(json!({ "machineID": 1 }))).await;
+    assert_ne!(after.status, StatusCode::SERVICE_UNAVAILABLE, "the permit is back: {}", after.text);
+    drop(tx);
 }
 
 /// The OpenAPI document covers every route, and every request example in it works.

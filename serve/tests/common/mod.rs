@@ -5,7 +5,6 @@
 
 use std::sync::OnceLock;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use pm_core::bundle::{MachineInfo, ModelBundle};
@@ -14,6 +13,7 @@ use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable, compute_batch, co
 use pm_core::time::Timestamp;
 use pm_core::train::{TrainSpec, train};
 use pm_local_sim::generate::{GenConfig, generate};
+use pm_serve::App;
 use pm_serve::{AppState, ServeConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -72,7 +72,7 @@ pub struct Answer {
 }
 
 /// Calls the app in-process.
-pub async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -> Answer {
+pub async fn call(app: &App, method: &str, path: &str, body: Option<Value>) -> Answer {
     let req = Request::builder().method(method).uri(path);
     let req = match body {
         Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())).unwrap(),
@@ -81,7 +81,7 @@ pub async fn call(app: &Router, method: &str, path: &str, body: Option<Value>) -
     send(app, req).await
 }
 
-pub async fn send(app: &Router, req: Request<Body>) -> Answer {
+pub async fn send(app: &App, req: Request<Body>) -> Answer {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
