@@ -1193,6 +1193,11 @@ async fn metrics_are_prometheus_text_and_lint_clean() {
         call(&app, "POST", "/predict", Some(json!({ "machineID": 7 }))).await;
     }
     call(&app, "POST", "/predict", Some(json!({ "machineID": 9999 }))).await;
+    // Labelled by route pattern, never by the path asked for (bounded label values).
+    call(&app, "GET", "/v2/models/pm-failure/ready", None).await;
+    call(&app, "GET", "/v2/models/other/ready", None).await;
+    call(&app, "GET", "/no/such/route/42", None).await;
+    call(&app, "GET", "/predict", None).await;
     let m = call(&app, "GET", "/metrics", None).await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
@@ -1201,6 +1206,10 @@ async fn metrics_are_prometheus_text_and_lint_clean() {
         "pm_http_requests_total{method=\"POST\",route=\"/predict\",status=\"200\"} 120",
         "pm_http_requests_total{method=\"POST\",route=\"/predict\",status=\"404\"} 1",
         "pm_http_request_duration_seconds_bucket{route=\"/predict\",le=\"0.00005\"}",
+        "pm_http_requests_total{method=\"GET\",route=\"/v2/models/{name}/ready\",status=\"200\"} 1",
+        "pm_http_requests_total{method=\"GET\",route=\"/v2/models/{name}/ready\",status=\"404\"} 1",
+        "pm_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "pm_http_requests_total{method=\"GET\",route=\"/predict\",status=\"405\"} 1",
         "pm_prediction_failures_total{code=\"unknown_machine\"} 1",
         "pm_model_info{algorithm=\"gbdt\",bundle_sha256=\"sha-v1\",name=\"pm-failure\",version=\"v1\"} 1",
         "pm_model_loaded 1",
@@ -1313,6 +1322,20 @@ async fn hot_swap_and_refusal() {
     assert!(m.contains("version=\"v2\"") && !m.contains("version=\"v1\""));
 }
 
+/// A `/predict` whose body has begun and does not go on until the sender does (or is dropped).
+async fn stalled_predict() -> (tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>, Request<Body>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let req = Request::builder()
+        .method("POST")
+        .uri("/predict")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap();
+    tx.send(Ok(bytes::Bytes::from_static(b"{\"machineID\""))).await.unwrap();
+    (tx, req)
+}
+
 /// Concurrency limit → 503 with Retry-After; a request over the timeout → 408. Probes are not
 /// limited.
 #[tokio::test]
@@ -1320,15 +1343,7 @@ async fn overload_is_shed_and_slow_requests_time_out() {
     let cfg = ServeConfig { max_inflight: 1, request_timeout: Duration::from_millis(300), ..ServeConfig::default() };
     let app = app(state_with(cfg));
     // A request whose body never finishes holds the one slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    let slow = Request::builder()
-        .method("POST")
-        .uri("/predict")
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap();
-    tx.send(Ok(bytes::Bytes::from_static(b"{\"machineID\""))).await.unwrap();
+    let (tx, slow) = stalled_predict().await;
     let app2 = app.clone();
     let held = tokio::spawn(async move { send(&app2, slow).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1361,15 +1376,7 @@ async fn a_request_dropped_unanswered_leaves_no_trace_in_flight() {
     };
     // The /metrics request counts itself.
     assert_eq!(in_flight().await, "pm_http_requests_in_flight 1");
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
-    let slow = Request::builder()
-        .method("POST")
-        .uri("/predict")
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .unwrap();
-    tx.send(Ok(bytes::Bytes::from_static(b"{\"machineID\""))).await.unwrap();
+    let (tx, slow) = stalled_predict().await;
     let app2 = app.clone();
     let held = tokio::spawn(async move { send(&app2, slow).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
