@@ -83,14 +83,14 @@ impl tower_service::Service<Request> for App {
         let front = &self.front;
         let route = front.matcher.at(req.uri().path()).ok().map(|m| *m.value);
         let track = Track { front: InFlight::new(front), start, route, method: req.method().clone() };
-        if !route.is_some_and(|i| front.routes[i].1) {
-            return AppFuture { answer: Answer::Route { inner: self.router.call(req) }, guard: None, track };
+        let mut guard = None;
+        if route.and_then(|i| front.routes.get(i)).is_some_and(|r| r.1) {
+            let Ok(permit) = Arc::clone(&front.permits).try_acquire_owned() else {
+                return AppFuture { answer: Answer::Shed, guard, track };
+            };
+            let deadline = tokio::time::Instant::from_std(start) + front.timeout;
+            guard = Some(Guard { _permit: permit, deadline, timer: None });
         }
-        let Ok(permit) = Arc::clone(&front.permits).try_acquire_owned() else {
-            return AppFuture { answer: Answer::Shed, guard: None, track };
-        };
-        let deadline = tokio::time::Instant::from_std(start) + front.timeout;
-        let guard = Some(Guard { _permit: permit, deadline, timer: None });
         AppFuture { answer: Answer::Route { inner: self.router.call(req) }, guard, track }
     }
 }
