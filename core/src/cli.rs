@@ -105,7 +105,8 @@ fn use_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Runs a step's main future: prints the full error chain and exits 1 on failure.
+/// Runs a step's main future. On failure it logs the full error chain once and exits with the
+/// code [`exit_code_for`] gives: whether a retry could help.
 ///
 /// SIGTERM and SIGINT end the step at once with 143 / 130 (128 + signal): a container's PID 1
 /// that installs no handler ignores SIGTERM, so `podman stop` or a Kubernetes pod deletion would
@@ -154,10 +155,108 @@ pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_sign
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("{name}: error: {e:#}");
-            ExitCode::FAILURE
+            let code = exit_code_for(&e);
+            report_error(name, &e, code);
+            ExitCode::from(code)
         }
+    }
+}
+
+/// Prints a failure once: through `tracing` when it shows errors (so that JSON logs stay one
+/// object per line), else on stderr.
+fn report_error(name: &str, e: &anyhow::Error, code: u8) {
+    let kind = match code {
+        exit::BAD_INPUT => " (bad input: not retried)",
+        exit::ENVIRONMENT => " (the machine refused: not retried)",
+        _ => "",
+    };
+    if tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!(exit_code = code, "{name}: {e:#}{kind}");
+    } else {
+        eprintln!("{name}: error: {e:#}{kind}");
+    }
+}
+
+/// The exit codes of every binary, and what the local orchestrator does with each (README,
+/// "Failure model"). Codes that say "not retried" mean the same inputs would fail the same way.
+pub mod exit {
+    /// A failure that may be transient (a store outage, a crash): retried.
+    pub const FAILED: u8 = 1;
+    /// Bad command-line arguments (clap's own code): not retried.
+    pub const USAGE: u8 = 2;
+    /// The inputs break a contract — data, a spec, a parameter value, a corrupt artifact: not
+    /// retried (sysexits' EX_DATAERR).
+    pub const BAD_INPUT: u8 = 65;
+    /// The machine refused — no space left, permission denied, a read-only file system: not
+    /// retried (sysexits' EX_IOERR).
+    pub const ENVIRONMENT: u8 = 74;
+    /// The step ran out of its time (`PM_STEP_TIMEOUT_SECS`), as `timeout(1)` says: retried.
+    pub const TIMED_OUT: u8 = 124;
+
+    /// Whether an attempt that exited with `code` is worth retrying.
+    pub fn retryable(code: i32) -> bool {
+        ![USAGE, BAD_INPUT, ENVIRONMENT].map(i32::from).contains(&code)
+    }
+}
+
+/// Exit code of a step that ran out of time (as `timeout(1)`'s).
+pub const TIMED_OUT: u8 = exit::TIMED_OUT;
+
+/// Marks an error as caused by the inputs (an argument, a spec, the data): the step exits with
+/// [`exit::BAD_INPUT`]. Displays as the error it wraps.
+#[derive(Debug)]
+pub struct BadInput(pub anyhow::Error);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for BadInput {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// `result.bad_input()?`: see [`BadInput`].
+pub trait BadInputExt<T> {
+    fn bad_input(self) -> Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> BadInputExt<T> for std::result::Result<T, E> {
+    fn bad_input(self) -> Result<T> {
+        self.map_err(|e| anyhow::Error::new(BadInput(e.into())))
+    }
+}
+
+/// The exit code for a failure: [`exit::BAD_INPUT`] when anything in its chain is a refusal of
+/// the inputs (a [`BadInput`], a data, spec, split, parameter or bundle error, a corrupt
+/// artifact), [`exit::ENVIRONMENT`] when the machine refused (disk full, permissions), else
+/// [`exit::FAILED`].
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    use crate::store::StoreError;
+    let bad = |c: &(dyn std::error::Error + 'static)| {
+        c.is::<BadInput>()
+            || c.is::<crate::ingest::DataError>()
+            || c.is::<crate::features::SpecError>()
+            || c.is::<crate::split::SplitError>()
+            || c.is::<crate::learn::ParamError>()
+            || c.is::<crate::bundle::BundleError>()
+            || c.is::<crate::time::TimeError>()
+            || matches!(c.downcast_ref::<crate::train::TrainError>(), Some(t) if !matches!(t, crate::train::TrainError::Shape { .. }))
+            || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. } | StoreError::Url { .. }))
+    };
+    let environment = |c: &(dyn std::error::Error + 'static)| {
+        matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Refused { .. }))
+            || c.downcast_ref::<std::io::Error>().is_some_and(crate::store::refused_by_the_machine)
+    };
+    if e.chain().any(environment) {
+        exit::ENVIRONMENT
+    } else if e.chain().any(bad) {
+        exit::BAD_INPUT
+    } else {
+        exit::FAILED
     }
 }
 
@@ -186,9 +285,6 @@ fn stop_with_parent() -> Result<()> {
 /// Vertex AI specs set it from the pipeline's `timeout_seconds` (their IR has no task timeout), so
 /// that a hung step fails there as it does under the local orchestrator.
 pub const STEP_TIMEOUT_ENV: &str = "PM_STEP_TIMEOUT_SECS";
-
-/// Exit code of a step that ran out of time (as `timeout(1)`'s).
-pub const TIMED_OUT: u8 = 124;
 
 fn step_timeout() -> Result<Option<u64>> {
     match std::env::var(STEP_TIMEOUT_ENV) {
@@ -267,4 +363,37 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_say_whether_a_retry_can_help() {
+        let data = crate::ingest::DataError {
+            file: "PdM_telemetry.csv".into(),
+            line: Some(3),
+            column: None,
+            message: "bad".into(),
+        };
+        let full = std::io::Error::from_raw_os_error(28);
+        let refused = crate::store::StoreError::Refused { url: "file:///x".into(), message: "full".into() };
+        let outage = crate::store::StoreError::Backend { url: "s3://b/x".into(), message: "timeout".into() };
+        let cases: [(anyhow::Error, u8); 6] = [
+            (anyhow::Error::new(data).context("reading the telemetry file"), exit::BAD_INPUT),
+            (Err::<(), _>(anyhow::anyhow!("gates: 1.5")).bad_input().unwrap_err(), exit::BAD_INPUT),
+            (anyhow::Error::new(full).context("writing"), exit::ENVIRONMENT),
+            (anyhow::Error::new(refused), exit::ENVIRONMENT),
+            (anyhow::Error::new(outage).context("reading"), exit::FAILED),
+            (anyhow::anyhow!("something else"), exit::FAILED),
+        ];
+        for (e, code) in cases {
+            assert_eq!(exit_code_for(&e), code, "{e:#}");
+            assert_eq!(exit::retryable(i32::from(code)), code == exit::FAILED, "{code}");
+        }
+        // A marked error reads as the error it marks.
+        let marked = Err::<(), _>(anyhow::anyhow!("inner").context("outer")).bad_input().unwrap_err();
+        assert_eq!(format!("{marked:#}"), "outer: inner");
+    }
 }

@@ -31,6 +31,40 @@ pub enum StoreError {
     Backend { url: String, message: String },
     #[error("{url}: corrupt artifact: {reason}")]
     Corrupt { url: String, reason: String },
+    /// The machine refused the operation (no space left, permission denied, a read-only file
+    /// system): retrying will not help until someone acts.
+    #[error("{url}: {message}")]
+    Refused { url: String, message: String },
+}
+
+impl StoreError {
+    /// Whether retrying the operation could help (an outage, a timeout), as opposed to a missing
+    /// object, a corrupt artifact, a bad URL or a refusal by the machine.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Backend { .. })
+    }
+}
+
+/// Whether an I/O error is the machine refusing (no space, quota, permission, read-only file
+/// system), which no retry fixes.
+pub fn refused_by_the_machine(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().is_some_and(|code| {
+        [Errno::ENOSPC, Errno::EDQUOT, Errno::EACCES, Errno::EPERM, Errno::EROFS].contains(&Errno::from_raw(code))
+    })
+}
+
+/// Whether an object store error was caused by the machine refusing (see
+/// [`refused_by_the_machine`]), anywhere in its chain of causes.
+fn refused(e: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some_and(refused_by_the_machine) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -169,6 +203,7 @@ impl Store {
     fn backend(&self, rel: &str, e: object_store::Error) -> StoreError {
         match e {
             object_store::Error::NotFound { .. } => StoreError::NotFound { url: self.url_of(rel) },
+            other if refused(&other) => StoreError::Refused { url: self.url_of(rel), message: other.to_string() },
             other => StoreError::Backend { url: self.url_of(rel), message: other.to_string() },
         }
     }

@@ -306,27 +306,48 @@ struct Shared {
     pipeline: Pipeline,
     run_dir: Store,
     progress: Option<indicatif::MultiProgress>,
+    /// Why the last write of the run record failed, if it did.
+    record_problem: Mutex<Option<pm_core::store::StoreError>>,
 }
 
+/// Attempts of a run-record write while the store is unavailable: ~70 s in all.
+const RECORD_WRITE_ATTEMPTS: u32 = 12;
+
 impl Shared {
-    /// Writes run.json (retrying while the store is unavailable; a metadata write never fails the run).
+    /// Writes `name` into the run folder, retrying while the store is unavailable (an outage);
+    /// a refusal that no retry fixes (no space, permissions) is returned at once.
+    async fn put_retrying(&self, name: &str, bytes: Bytes) -> Result<(), pm_core::store::StoreError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match self.run_dir.put(name, bytes.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if !e.is_transient() || attempt == RECORD_WRITE_ATTEMPTS => return Err(e),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "Could not write {name}; retrying.");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Writes run.json. A failure does not stop the run; it is remembered, and the run's end
+    /// reports it if it lasts.
     async fn save(&self) {
         let bytes = {
             let r = self.record.lock().await;
             serde_json::to_vec_pretty(&*r).unwrap_or_default()
         };
-        let mut delay = Duration::from_millis(200);
-        for attempt in 0..12 {
-            match self.run_dir.put("run.json", Bytes::from(bytes.clone())).await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(attempt, error = %e, "Could not write the run record; retrying.");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
+        let problem = match self.put_retrying("run.json", Bytes::from(bytes)).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "Could not write the run record.");
+                Some(e)
             }
-        }
-        tracing::error!("Gave up writing the run record.");
+        };
+        *self.record_problem.lock().await = problem;
     }
 }
 
@@ -390,7 +411,14 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     }
     let run_dir = opts.root.join(&format!("runs/{run_id}"));
     let progress = opts.show_progress.then(indicatif::MultiProgress::new);
-    let shared = Arc::new(Shared { record: Mutex::new(record), opts: opts.clone(), pipeline, run_dir, progress });
+    let shared = Arc::new(Shared {
+        record: Mutex::new(record),
+        opts: opts.clone(),
+        pipeline,
+        run_dir,
+        progress,
+        record_problem: Mutex::new(None),
+    });
     shared.save().await;
     tracing::info!(run_id = %run_id, root = %opts.root.url(), "Run started.");
 
@@ -455,6 +483,10 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     *shared.record.lock().await = rec.clone();
     shared.save().await;
     tracing::info!(run_id = %run_id, status = %rec.status, "Run finished.");
+    if let Some(problem) = shared.record_problem.lock().await.take() {
+        return Err(anyhow::Error::new(problem)
+            .context(format!("run {run_id} {}, but its run record could not be written", rec.status)));
+    }
     Ok(rec)
 }
 
@@ -755,6 +787,11 @@ async fn execute(
                 let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(3).collect();
                 last_err = format!("exit code {code}: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+                if !pm_core::cli::exit::retryable(code) {
+                    // The step says the same inputs would fail the same way (README, "Failure model").
+                    tracing::warn!(step = %step.name, attempt, error = %last_err, "Step failed for good; not retried.");
+                    return Err(anyhow!("failed for good after {attempt} attempt(s), not retried: {last_err}"));
+                }
             }
             Err(e) => {
                 rec.exit_code = None;

@@ -419,3 +419,83 @@ fn a_step_stops_itself_at_its_timeout() {
             .contains("PM_STEP_TIMEOUT_SECS=\"soon\" is not a positive number of seconds")
     );
 }
+
+/// A step that says its inputs are bad (exit 65) or that the machine refused (74) fails at once:
+/// the same inputs would fail the same way. Exit 1 is retried.
+#[tokio::test]
+async fn a_step_that_reports_bad_input_is_not_retried() {
+    let e = env();
+    for (code, attempts) in [(65, 1), (74, 1), (2, 1), (1, 3)] {
+        let yaml = format!(
+            r#"
+name: final
+components:
+  f:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    args: [--fail-times, "9", --fail-code, "{code}"]
+steps:
+  s: {{component: f, retries: {{max: 2, backoff_seconds: 0.05}}}}
+"#
+        );
+        let r = go(&yaml, opts(&e, &[])).await;
+        let s = &r.steps["s"];
+        assert_eq!((s.status, s.attempts, s.exit_code), (StepStatus::Failed, attempts, Some(code)), "exit {code}");
+        let message = s.message.as_deref().unwrap();
+        assert_eq!(message.contains("not retried"), attempts == 1, "exit {code}: {message}");
+    }
+}
+
+/// The pipeline root's disk fills up mid-run (a tmpfs in a private mount namespace): the run
+/// ends at once, neither retrying the record writes for a minute nor claiming a record it could
+/// not write; it says why, and where the step logs are.
+#[test]
+fn a_full_disk_ends_the_run_at_once_and_says_so() {
+    let e = env();
+    let disk = e.scratch.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let yaml = e.scratch.join("full.yaml");
+    std::fs::write(
+        &yaml,
+        r#"
+name: full
+parameters:
+  filler: {type: string}
+components:
+  fill:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {path: {type: string}}
+    args: ["--fill={{inputs.path}}"]
+  after:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    outputs: {out: {type: Dataset}}
+    args: [--artifact-uri, "{{outputs.out.uri}}"]
+steps:
+  fill: {component: fill, with: {path: "{{params.filler}}"}, cache: false}
+  after: {component: after, after: [fill], retries: {max: 3, backoff_seconds: 0.05}}
+"#,
+    )
+    .unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=256k tmpfs '{disk}' && exec '{orch}' run '{yaml}' --root '{disk}/root' --bin-dir '{bin}' --work-dir '{work}' --param 'filler={disk}/filler'",
+        disk = disk.display(),
+        orch = env!("CARGO_BIN_EXE_pm-orchestrator"),
+        yaml = yaml.display(),
+        bin = bin_dir().display(),
+        work = e.scratch.join("work").display(),
+    );
+    let t = Instant::now();
+    let out = std::process::Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs the orchestrator in a mount namespace of its own");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("mount:"), "could not mount a small disk for the test: {err}");
+    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}: {err}", t.elapsed());
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::ENVIRONMENT)), "{err}");
+    assert!(err.contains("its run record could not be written"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("run record:"), "no path to a record that is not there");
+}

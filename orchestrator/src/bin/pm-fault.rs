@@ -2,11 +2,12 @@
 //! for trying retries, timeouts and caching by hand). Not part of the product pipelines.
 //!
 //! ```text
-//! pm-fault [--counter FILE] [--fail-times N] [--sleep-secs S] [--spawn-child]
+//! pm-fault [--counter FILE] [--fail-times N [--fail-code C]] [--fill FILE] [--sleep-secs S] [--spawn-child]
 //!          [--input-uri URI] [--artifact-uri URI --files K [--die-after F]]
 //!          [--value-file FILE --value V] [--wait-for FILE]
 //! ```
-//! - `--counter` counts invocations in FILE; `--fail-times N` exits 1 on the first N of them;
+//! - `--counter` counts invocations in FILE; `--fail-times N` exits 1 (or `--fail-code`) on the
+//!   first N of them; `--fill` writes a file until the disk is full;
 //!   `--die-after F` (first invocation only) kills itself with SIGKILL after writing F files of
 //!   the artifact, before its manifest.
 //! - `--sleep-secs` sleeps (with `--spawn-child`, in a child `sleep` process too, to check that a
@@ -27,6 +28,12 @@ struct Args {
     counter: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     fail_times: u32,
+    /// The exit code of a failure on purpose (1: may be transient; 65: bad input, not retried).
+    #[arg(long, default_value_t = 1)]
+    fail_code: u8,
+    /// Fill this file until the disk is full (then go on).
+    #[arg(long)]
+    fill: Option<PathBuf>,
     #[arg(long, default_value_t = 0.0)]
     sleep_secs: f64,
     #[arg(long)]
@@ -64,7 +71,18 @@ async fn run(args: Args) -> Result<()> {
     let n = invocation(args.counter.as_ref())?;
     eprintln!("pm-fault: invocation {n}");
     if n <= args.fail_times {
+        if args.fail_code != 1 {
+            eprintln!("pm-fault: failing on purpose with exit code {}", args.fail_code);
+            std::process::exit(i32::from(args.fail_code));
+        }
         anyhow::bail!("failing on purpose (invocation {n} of the first {})", args.fail_times);
+    }
+    if let Some(path) = &args.fill {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).and_then(|()| f.flush()).is_ok() {}
+        eprintln!("pm-fault: filled {}", path.display());
     }
     if let Some(uri) = &args.input_uri {
         Store::open(uri)?.read_manifest().await.with_context(|| format!("input {uri}"))?;
