@@ -306,6 +306,9 @@ struct Shared {
     pipeline: Pipeline,
     run_dir: Store,
     progress: Option<indicatif::MultiProgress>,
+    /// Step logs not stored yet (the store was unavailable): `(local file, name in the run
+    /// folder)`. Uploaded with the next run record that gets through.
+    unsent_logs: Mutex<Vec<(PathBuf, String)>>,
     /// Why the last write of the run record failed, if it did.
     record_problem: Mutex<Option<pm_core::store::StoreError>>,
 }
@@ -333,21 +336,52 @@ impl Shared {
         }
     }
 
-    /// Writes run.json. A failure does not stop the run; it is remembered, and the run's end
-    /// reports it if it lasts.
+    /// Writes run.json, and the step logs kept while the store was unavailable. A failure does
+    /// not stop the run; it is remembered, and the run's end reports it if it lasts.
     async fn save(&self) {
         let bytes = {
             let r = self.record.lock().await;
             serde_json::to_vec_pretty(&*r).unwrap_or_default()
         };
         let problem = match self.put_retrying("run.json", Bytes::from(bytes)).await {
-            Ok(()) => None,
+            Ok(()) => {
+                self.send_unsent_logs().await;
+                None
+            }
             Err(e) => {
                 tracing::error!(error = %e, "Could not write the run record.");
                 Some(e)
             }
         };
         *self.record_problem.lock().await = problem;
+    }
+
+    /// Stores a step attempt's log; kept for a later try when the store refuses it now.
+    async fn store_log(&self, local: PathBuf, name: String) {
+        let sent = match std::fs::read(&local) {
+            Ok(bytes) => self.run_dir.put(&name, Bytes::from(bytes)).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("reading {}: {e}", local.display())),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(log = %name, error = %e, "Could not store the step log now; it is kept and sent later.");
+            self.unsent_logs.lock().await.push((local, name));
+        }
+    }
+
+    /// Sends the logs kept by [`Shared::store_log`]; those that fail again stay kept.
+    async fn send_unsent_logs(&self) {
+        let pending = std::mem::take(&mut *self.unsent_logs.lock().await);
+        let mut left = Vec::new();
+        for (local, name) in pending {
+            let sent = match std::fs::read(&local) {
+                Ok(bytes) => self.put_retrying(&name, Bytes::from(bytes)).await.is_ok(),
+                Err(_) => false,
+            };
+            if !sent {
+                left.push((local, name));
+            }
+        }
+        self.unsent_logs.lock().await.extend(left);
     }
 }
 
@@ -417,6 +451,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
         pipeline,
         run_dir,
         progress,
+        unsent_logs: Mutex::new(Vec::new()),
         record_problem: Mutex::new(None),
     });
     shared.save().await;
@@ -484,8 +519,15 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     shared.save().await;
     tracing::info!(run_id = %run_id, status = %rec.status, "Run finished.");
     if let Some(problem) = shared.record_problem.lock().await.take() {
+        let unsent: Vec<String> =
+            shared.unsent_logs.lock().await.iter().map(|(local, _)| local.display().to_string()).collect();
+        let logs = if unsent.is_empty() {
+            String::new()
+        } else {
+            format!(" (the step logs are kept in {})", unsent.join(", "))
+        };
         return Err(anyhow::Error::new(problem)
-            .context(format!("run {run_id} {}, but its run record could not be written", rec.status)));
+            .context(format!("run {run_id} {}, but its run record could not be written{logs}", rec.status)));
     }
     Ok(rec)
 }
@@ -765,11 +807,9 @@ async fn execute(
         };
         let outcome = spawn_and_wait(&launch, &log_path, step.timeout_seconds, shared.opts.kill_grace_secs).await;
         let log_name = format!("logs/{}.attempt-{attempt}.log", step.name);
-        if let Ok(bytes) = std::fs::read(&log_path) {
-            if let Err(e) = shared.run_dir.put(&log_name, Bytes::from(bytes)).await {
-                tracing::warn!(step = %step.name, error = %e, "Could not store the step log.");
-            }
+        if log_path.exists() {
             rec.logs.push(shared.run_dir.url_of(&log_name));
+            shared.store_log(log_path.clone(), log_name).await;
         }
         match outcome {
             Ok(0) => {

@@ -497,5 +497,6 @@ steps:
     assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::ENVIRONMENT)), "{err}");
     assert!(err.contains("its run record could not be written"), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("the step logs are kept in"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("run record:"), "no path to a record that is not there");
 }

@@ -1,5 +1,6 @@
 //! The S3 server goes away in the middle of a run and comes back: the run retries and succeeds,
-//! and nothing written before the outage is lost. Uses its own SeaweedFS instance (the binary
+//! nothing written before the outage is lost, and the logs of the attempts that failed during it
+//! are stored once it is over. Uses its own SeaweedFS instance (the binary
 //! that `make test` installs, `PM_WEED_BIN`), on its own port and data folder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,8 +33,17 @@ fn store(url: &str) -> Store {
     Store::open_with(url, &refs).unwrap()
 }
 
-fn start_weed(weed: &str, data: &Path) -> Child {
-    Command::new(weed)
+/// A SeaweedFS server, stopped when dropped (also when the test fails).
+struct Weed(Child);
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
+fn start_weed(weed: &str, data: &Path) -> Weed {
+    let child = Command::new(weed)
         .args([
             "mini",
             &format!("-dir={}", data.display()),
@@ -49,7 +59,8 @@ fn start_weed(weed: &str, data: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Weed(child)
 }
 
 fn stop(child: &mut Child) {
@@ -73,7 +84,7 @@ async fn the_store_stopped_and_restarted_mid_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("weed");
     std::fs::create_dir_all(&data).unwrap();
-    let mut server = start_weed(&weed, &data);
+    let server = start_weed(&weed, &data);
     let bucket = store("s3://outage");
     wait_ready(&bucket).await;
 
@@ -123,11 +134,11 @@ steps:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    stop(&mut server);
+    drop(server);
     // The second step now tries to read its input and write its output while S3 is down.
     std::fs::write(&gate, "open").unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut server = start_weed(&weed, &data);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let server = start_weed(&weed, &data);
     wait_ready(&bucket).await;
 
     let out = tokio::task::spawn_blocking(move || orch.wait_with_output()).await.unwrap().unwrap();
@@ -136,6 +147,17 @@ steps:
     let rec = pm_orchestrator::local::load_run(&root, &first.run_id).await.unwrap();
     assert_eq!(rec.status, "succeeded", "{log}");
     assert_eq!(rec.steps["second"].status, StepStatus::Succeeded);
+    // The outage was seen: the second step failed while the store was down and was retried.
+    let attempts = rec.steps["second"].attempts;
+    assert!(attempts > 1, "the second step never saw the outage:\n{log}");
+    // The failed attempts' logs, which could not be stored during the outage, were kept and
+    // stored once it was over: every attempt's log is there.
+    assert_eq!(rec.steps["second"].logs.len(), attempts as usize);
+    for attempt in 1..=attempts {
+        let name = format!("runs/{}/logs/second.attempt-{attempt}.log", rec.run_id);
+        let text = root.get(&name).await.unwrap_or_else(|e| panic!("{name}: {e}\n{log}"));
+        assert!(String::from_utf8_lossy(&text).contains("pm-fault: invocation"), "{name}");
+    }
     // Nothing lost: the first artifact is intact, and the second was committed whole.
     for step in ["first", "second"] {
         let o = &rec.steps[step].outputs["out"];
@@ -149,5 +171,5 @@ steps:
         .unwrap();
         assert_eq!(Some(m.content_hash()), o.content_hash, "{step}");
     }
-    stop(&mut server);
+    drop(server);
 }
