@@ -216,6 +216,64 @@ pub fn literal_fits(v: &Value, ty: Type) -> bool {
     }
 }
 
+/// What a name in a pipeline may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameKind {
+    /// Steps and components: letters, digits, `_` and `-`, starting with a letter (Kubeflow task
+    /// and component names).
+    Node,
+    /// Parameters, inputs and outputs: letters, digits and `_`, not starting with a digit (they
+    /// are keyword arguments in the kfp SDK).
+    Value,
+}
+
+/// The longest name accepted (a Kubernetes label value's limit).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Whether `name` is a valid name of its kind. Names become file and object paths in the local
+/// backend (`runs/<run>/<step>/<output>`), so this also keeps every path inside the run's
+/// folders: no `/`, no `.`, nothing absolute.
+pub fn valid_name(name: &str, kind: NameKind) -> bool {
+    let mut chars = name.chars();
+    let first_ok = match (kind, chars.next()) {
+        (NameKind::Node, Some(c)) => c.is_ascii_alphabetic(),
+        (NameKind::Value, Some(c)) => c.is_ascii_alphabetic() || c == '_',
+        (_, None) => false,
+    };
+    first_ok
+        && name.len() <= MAX_NAME_LEN
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (c == '-' && kind == NameKind::Node))
+}
+
+/// The error for a name that is not valid, at `path`.
+fn name_error(path: String, name: &str, kind: NameKind) -> SpecError {
+    let rule = match kind {
+        NameKind::Node => "letters, digits, '_' and '-', starting with a letter",
+        NameKind::Value => "letters, digits and '_', not starting with a digit",
+    };
+    err(path, format!("{name:?} is not a valid name: use {rule}, at most {MAX_NAME_LEN} characters"))
+}
+
+/// Every name of the document that is not valid, with its YAML path.
+fn check_names(spec: &PipelineSpec, errors: &mut Vec<SpecError>) {
+    for p in spec.parameters.keys().filter(|p| !valid_name(p, NameKind::Value)) {
+        errors.push(name_error(format!("parameters.{p}"), p, NameKind::Value));
+    }
+    for (c, comp) in &spec.components {
+        if !valid_name(c, NameKind::Node) {
+            errors.push(name_error(format!("components.{c}"), c, NameKind::Node));
+        }
+        for (what, names) in [("inputs", &comp.inputs), ("outputs", &comp.outputs)] {
+            for n in names.keys().filter(|n| !valid_name(n, NameKind::Value)) {
+                errors.push(name_error(format!("components.{c}.{what}.{n}"), n, NameKind::Value));
+            }
+        }
+    }
+    for s in spec.steps.keys().filter(|s| !valid_name(s, NameKind::Node)) {
+        errors.push(name_error(format!("steps.{s}"), s, NameKind::Node));
+    }
+}
+
 /// Makes a KFP/Vertex-safe name: lower case, `[a-z0-9-]`.
 pub fn sanitize(name: &str) -> String {
     let s: String =
@@ -247,6 +305,7 @@ impl Pipeline {
                 errors.push(err(format!("parameters.{p}.default"), format!("{d} is not {}", ps.ty.article())));
             }
         }
+        check_names(&spec, &mut errors);
         for (c, comp) in &spec.components {
             check_component(c, comp, &mut errors);
         }

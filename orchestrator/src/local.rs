@@ -393,7 +393,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
         Some(id) => {
             let bytes = opts
                 .root
-                .join(&format!("runs/{id}"))
+                .join(&store_path(&["runs", id])?)
                 .get("run.json")
                 .await
                 .with_context(|| format!("loading run {id} to resume it"))?;
@@ -443,7 +443,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "Could not look for containers left by this run."),
         }
     }
-    let run_dir = opts.root.join(&format!("runs/{run_id}"));
+    let run_dir = opts.root.join(&store_path(&["runs", &run_id])?);
     let progress = opts.show_progress.then(indicatif::MultiProgress::new);
     let shared = Arc::new(Shared {
         record: Mutex::new(record),
@@ -743,12 +743,10 @@ async fn execute(
     say: &impl Fn(String),
 ) -> Result<()> {
     let comp = shared.pipeline.component(step);
-    let root = &shared.opts.root;
-    let local = shared.opts.work_dir.join("runs").join(run_id).join(&step.name);
-    std::fs::create_dir_all(&local).with_context(|| format!("creating {}", local.display()))?;
-    let art_uri = |o: &str| root.url_of(&format!("runs/{run_id}/{}/{o}", step.name));
-    let param_file = |o: &str| local.join("outputs").join(o);
-    let path_file = |o: &str| local.join("artifacts").join(o).join(o);
+    let places = StepPlaces::new(&shared.opts, run_id, step)?;
+    let local = &places.local;
+    std::fs::create_dir_all(local).with_context(|| format!("creating {}", local.display()))?;
+    let place = |o: &str| places.outputs.get(o).ok_or_else(|| anyhow!("step {} has no output {o:?}", step.name));
     let mut args: Vec<String> = comp.command[1..].to_vec();
     for a in &comp.args {
         let mut s = String::new();
@@ -761,9 +759,9 @@ async fn execute(
                 Piece::Ph(Placeholder::InputUri(n)) => {
                     s.push_str(inputs.get(&n).and_then(|r| r.uri.as_deref()).unwrap_or_default())
                 }
-                Piece::Ph(Placeholder::OutputUri(n)) => s.push_str(&art_uri(&n)),
-                Piece::Ph(Placeholder::OutputPath(n)) => s.push_str(&path_file(&n).display().to_string()),
-                Piece::Ph(Placeholder::OutputFile(n)) => s.push_str(&param_file(&n).display().to_string()),
+                Piece::Ph(Placeholder::OutputUri(n)) => s.push_str(&place(&n)?.uri),
+                Piece::Ph(Placeholder::OutputPath(n)) => s.push_str(&place(&n)?.path.display().to_string()),
+                Piece::Ph(Placeholder::OutputFile(n)) => s.push_str(&place(&n)?.file.display().to_string()),
             }
         }
         args.push(s);
@@ -788,8 +786,8 @@ async fn execute(
         // Fresh scratch for this attempt: stale output files of a failed attempt never count.
         let _ = std::fs::remove_dir_all(local.join("outputs"));
         let _ = std::fs::remove_dir_all(local.join("artifacts"));
-        for o in step.outputs.keys() {
-            let _ = std::fs::create_dir_all(path_file(o).parent().unwrap_or(&local));
+        for p in places.outputs.values() {
+            let _ = std::fs::create_dir_all(p.path.parent().unwrap_or(local));
         }
         let log_path = local.join(format!("attempt-{attempt}.log"));
         say(format!("running (attempt {attempt}/{max_attempts})"));
@@ -802,11 +800,11 @@ async fn execute(
             },
             Runner::Container { engine } => {
                 let name = container_name(run_id, &step.name, attempt);
-                container_launch(engine, &name, comp, step, &shared.opts.env, &local, &args)?
+                container_launch(engine, &name, comp, step, &shared.opts.env, local, &args)?
             }
         };
         let outcome = spawn_and_wait(&launch, &log_path, step.timeout_seconds, shared.opts.kill_grace_secs).await;
-        let log_name = format!("logs/{}.attempt-{attempt}.log", step.name);
+        let log_name = store_path(&["logs", &format!("{}.attempt-{attempt}.log", step.name)])?;
         if log_path.exists() {
             rec.logs.push(shared.run_dir.url_of(&log_name));
             shared.store_log(log_path.clone(), log_name).await;
@@ -814,7 +812,7 @@ async fn execute(
         match outcome {
             Ok(0) => {
                 rec.exit_code = Some(0);
-                match collect_outputs(shared, run_id, step, &param_file, &path_file, &art_uri).await {
+                match collect_outputs(shared, step, &places).await {
                     Ok(outputs) => {
                         rec.outputs = outputs;
                         return Ok(());
@@ -1006,14 +1004,62 @@ async fn spawn_and_wait(launch: &Launch, log: &Path, timeout: Option<u64>, grace
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
-async fn collect_outputs(
-    shared: &Shared,
-    run_id: &str,
-    step: &Step,
-    param_file: &impl Fn(&str) -> PathBuf,
-    path_file: &impl Fn(&str) -> PathBuf,
-    art_uri: &impl Fn(&str) -> String,
-) -> Result<BTreeMap<String, OutputRecord>> {
+/// One path segment of a name (a step, an output, a run id): refused if it could leave the
+/// folder it is joined to (empty, `.`, `..`, a separator, a NUL). Validation already allows only
+/// such names; this proves it where the paths are built.
+fn segment(name: &str) -> Result<&str> {
+    let ok = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if ok { Ok(name) } else { Err(anyhow!("{name:?} cannot name a file or folder of a run")) }
+}
+
+/// A store path below the root from checked segments (see [`segment`]).
+fn store_path(parts: &[&str]) -> Result<String> {
+    Ok(parts.iter().map(|p| segment(p)).collect::<Result<Vec<_>>>()?.join("/"))
+}
+
+/// A local path below `base` from checked segments (see [`segment`]).
+fn local_path(base: &Path, parts: &[&str]) -> Result<PathBuf> {
+    let mut out = base.to_path_buf();
+    for p in parts {
+        out.push(segment(p)?);
+    }
+    Ok(out)
+}
+
+/// Where a step's attempt reads and writes: its scratch folder below the work dir, and per
+/// output the artifact's URL below the run's folder, the parameter file and the local file of a
+/// `.path` output. Every one is built from checked segments, so none leaves its folder.
+struct StepPlaces {
+    local: PathBuf,
+    outputs: BTreeMap<String, OutputPlace>,
+}
+
+struct OutputPlace {
+    /// `<root>/runs/<run>/<step>/<output>`.
+    uri: String,
+    /// `<scratch>/outputs/<output>`: an output parameter's value.
+    file: PathBuf,
+    /// `<scratch>/artifacts/<output>/<output>`: a file the step writes for a `.path` output.
+    path: PathBuf,
+}
+
+impl StepPlaces {
+    fn new(opts: &LocalOptions, run_id: &str, step: &Step) -> Result<StepPlaces> {
+        let local = local_path(&opts.work_dir, &["runs", run_id, &step.name])?;
+        let mut outputs = BTreeMap::new();
+        for o in step.outputs.keys() {
+            let place = OutputPlace {
+                uri: opts.root.url_of(&store_path(&["runs", run_id, &step.name, o])?),
+                file: local_path(&local, &["outputs", o])?,
+                path: local_path(&local, &["artifacts", o, o])?,
+            };
+            outputs.insert(o.clone(), place);
+        }
+        Ok(StepPlaces { local, outputs })
+    }
+}
+
+async fn collect_outputs(shared: &Shared, step: &Step, places: &StepPlaces) -> Result<BTreeMap<String, OutputRecord>> {
     let comp = shared.pipeline.component(step);
     let uses_path: BTreeSet<String> = comp
         .args
@@ -1026,13 +1072,14 @@ async fn collect_outputs(
         .collect();
     let mut out = BTreeMap::new();
     for (o, ty) in &step.outputs {
+        let place = places.outputs.get(o).ok_or_else(|| anyhow!("step {} has no output {o:?}", step.name))?;
         let rec = if ty.is_artifact() {
-            let uri = art_uri(o);
+            let uri = place.uri.clone();
             let store = Store::open(&uri)?;
             if uses_path.contains(o) {
                 // A file written to a local path: store it as a one-file artifact.
-                let f = path_file(o);
-                let bytes = std::fs::read(&f)
+                let f = &place.path;
+                let bytes = std::fs::read(f)
                     .with_context(|| format!("output {o}: the step wrote no file at {}", f.display()))?;
                 store
                     .write_artifact(
@@ -1047,15 +1094,14 @@ async fn collect_outputs(
                 store.read_manifest().await.with_context(|| format!("output {o}: no committed artifact at {uri}"))?;
             OutputRecord { uri: Some(uri), content_hash: Some(m.content_hash()), value: None }
         } else {
-            let f = param_file(o);
-            let text = std::fs::read_to_string(&f)
+            let f = &place.file;
+            let text = std::fs::read_to_string(f)
                 .with_context(|| format!("output parameter {o}: the step wrote no {}", f.display()))?;
             let v = parse_output(&text, *ty).map_err(|e| anyhow!("output parameter {o}: {e}"))?;
             OutputRecord { value: Some(v), ..Default::default() }
         };
         out.insert(o.clone(), rec);
     }
-    let _ = run_id;
     Ok(out)
 }
 
@@ -1075,7 +1121,7 @@ pub async fn list_runs(root: &Store) -> Result<Vec<RunRecord>> {
 }
 
 pub async fn load_run(root: &Store, run_id: &str) -> Result<RunRecord> {
-    let bytes = root.get(&format!("runs/{run_id}/run.json")).await.with_context(|| format!("run {run_id}"))?;
+    let bytes = root.get(&store_path(&["runs", run_id, "run.json"])?).await.with_context(|| format!("run {run_id}"))?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 
@@ -1170,6 +1216,70 @@ steps:
         // An engine that fails is an error, not an empty list.
         let err = remove_leftover_containers("/bin/false", "train-1", ["train"].into_iter()).await.unwrap_err();
         assert!(format!("{err:#}").contains("/bin/false ps"), "{err:#}");
+    }
+
+    #[test]
+    fn every_path_of_a_run_is_built_from_plain_segments() {
+        assert_eq!(segment("train").unwrap(), "train");
+        for bad in ["", ".", "..", "a/b", "/abs", "a\\b", "a\0b", "../../etc"] {
+            assert!(segment(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(store_path(&["runs", "r-1", "train", "model"]).unwrap(), "runs/r-1/train/model");
+        assert!(store_path(&["runs", "../../x"]).is_err());
+        assert!(local_path(Path::new("/w"), &["runs", "/etc"]).is_err());
+        // A step that escaped validation still cannot name a place outside its folders.
+        let p = crate::graph::load(
+            "name: c\ncomponents:\n  x: {image: i, command: [c], outputs: {o: {type: Dataset}}}\nsteps:\n  s: {component: x}\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocalOptions {
+            root: Store::open(dir.path().join("root").to_str().unwrap()).unwrap(),
+            bin_dir: dir.path().into(),
+            parallelism: 1,
+            params: BTreeMap::new(),
+            resume: None,
+            use_cache: true,
+            work_dir: dir.path().join("work"),
+            kill_grace_secs: 1,
+            env: BTreeMap::new(),
+            show_progress: false,
+            runner: Runner::Process,
+        };
+        let places = StepPlaces::new(&opts, "r1", &p.steps["s"]).unwrap();
+        assert_eq!(places.local, dir.path().join("work/runs/r1/s"));
+        assert_eq!(places.outputs["o"].path, dir.path().join("work/runs/r1/s/artifacts/o/o"));
+        assert!(places.outputs["o"].uri.ends_with("/root/runs/r1/s/o"), "{}", places.outputs["o"].uri);
+        let mut evil = p.steps["s"].clone();
+        evil.name = "../../../../x".into();
+        assert!(StepPlaces::new(&opts, "r1", &evil).is_err());
+        evil.name = "s".into();
+        evil.outputs.insert("../../etc/passwd".into(), Type::String);
+        assert!(StepPlaces::new(&opts, "r1", &evil).is_err());
+        assert!(StepPlaces::new(&opts, "../r1", &p.steps["s"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn resuming_a_run_id_that_is_not_a_plain_name_is_refused() {
+        let p =
+            crate::graph::load("name: c\ncomponents:\n  x: {image: i, command: [c]}\nsteps:\n  s: {component: x}\n")
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocalOptions {
+            root: Store::open(dir.path().join("root").to_str().unwrap()).unwrap(),
+            bin_dir: dir.path().into(),
+            parallelism: 1,
+            params: BTreeMap::new(),
+            resume: Some("../../outside".into()),
+            use_cache: true,
+            work_dir: dir.path().join("work"),
+            kill_grace_secs: 1,
+            env: BTreeMap::new(),
+            show_progress: false,
+            runner: Runner::Process,
+        };
+        let e = run(p, opts, "").await.unwrap_err();
+        assert!(format!("{e:#}").contains("\"../../outside\" cannot name a file or folder of a run"), "{e:#}");
     }
 
     #[test]

@@ -199,6 +199,40 @@ fn b14_wrong_value_types_are_located() {
     );
 }
 
+/// Names become paths of the local backend: anything but a plain name is refused, with its path.
+#[test]
+fn b15_names_that_could_leave_the_run_folder_are_refused() {
+    let yaml = BASE
+        .replace("  horizon: {type: int", "  \"../p\": {type: string, default: x}\n  horizon: {type: int")
+        .replace(
+            "components:\n",
+            "components:\n  \"evil/c\":\n    image: i\n    command: [c]\n    inputs: {\"a b\": {type: string, default: x}}\n    outputs: {\"../../etc/passwd\": {type: string}, \"..\": {type: Dataset}}\n",
+        )
+        .replace(
+            "steps:\n",
+            "steps:\n  \"../../../../x\": {component: ingest, with: {source: x}}\n  /tmp/abs: {component: ingest, with: {source: x}}\n",
+        );
+    check(
+        &yaml,
+        &[
+            "components.evil/c: \"evil/c\" is not a valid name: use letters, digits, '_' and '-', starting with a letter, at most 63 characters",
+            "components.evil/c.inputs.a b: \"a b\" is not a valid name: use letters, digits and '_', not starting with a digit, at most 63 characters",
+            "components.evil/c.outputs...: \"..\" is not a valid name: use letters, digits and '_', not starting with a digit, at most 63 characters",
+            "components.evil/c.outputs.../../etc/passwd: \"../../etc/passwd\" is not a valid name: use letters, digits and '_', not starting with a digit, at most 63 characters",
+            "parameters.../p: \"../p\" is not a valid name: use letters, digits and '_', not starting with a digit, at most 63 characters",
+            "steps.../../../../x: \"../../../../x\" is not a valid name: use letters, digits, '_' and '-', starting with a letter, at most 63 characters",
+            "steps./tmp/abs: \"/tmp/abs\" is not a valid name: use letters, digits, '_' and '-', starting with a letter, at most 63 characters",
+        ],
+    );
+    let long = "s".repeat(64);
+    let e = errors(&BASE.replace(
+        "  ingest: {component: ingest",
+        &format!("  {long}: {{component: ingest, with: {{source: x}}}}\n  ingest: {{component: ingest"),
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with(&format!("steps.{long}: ")), "{e:?}");
+}
+
 fn pipelines_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines")
 }
