@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use pm_core::bundle::{BUNDLE_FILE, ModelBundle};
-use pm_core::cli::progress;
-use pm_core::evaluate::{Champion, Evaluation, Gates, evaluate};
+use pm_core::cli::{BadInputExt, progress};
+use pm_core::evaluate::{Champion, Evaluation, GateSettings, Gates, evaluate};
 use pm_core::features::{FeatureTable, compute_batch};
 use pm_core::registry::Registry;
 use pm_core::store::{Store, sha256_hex};
@@ -44,21 +44,27 @@ pub struct EvaluateArgs {
     /// Data set artifact, to compute the champion's features when its feature spec differs.
     #[arg(long)]
     pub dataset_uri: Option<String>,
-    /// Gates as inline YAML or JSON, e.g. `{min_roc_auc: 0.8, min_improvement: 0.002}`.
+    /// Gates as inline YAML or JSON, e.g. `{min_roc_auc: 0.8, min_improvement: 0.002}`. A gate
+    /// given here and as a flag must have the same value.
     #[arg(long)]
     pub gates_inline: Option<String>,
-    /// Gate overrides (on top of --gates-inline and the defaults).
-    #[arg(long)]
+    /// Minimum test ROC AUC (default 0.75).
+    #[arg(long, allow_negative_numbers = true)]
     pub min_roc_auc: Option<f64>,
-    #[arg(long)]
+    /// Minimum precision at the model's threshold (default 0.2).
+    #[arg(long, allow_negative_numbers = true)]
     pub min_precision: Option<f64>,
-    #[arg(long)]
+    /// Minimum recall at the model's threshold (default 0.5).
+    #[arg(long, allow_negative_numbers = true)]
     pub min_recall: Option<f64>,
-    #[arg(long)]
+    /// Minimum share of failures warned at least an hour ahead (default 0: off).
+    #[arg(long, allow_negative_numbers = true)]
     pub min_event_recall: Option<f64>,
-    /// The challenger must beat the champion by this much on --compare-metric.
-    #[arg(long)]
+    /// The challenger must beat the champion by this much on --compare-metric (default 0.001;
+    /// negative: it may be that much worse).
+    #[arg(long, allow_negative_numbers = true)]
     pub min_improvement: Option<f64>,
+    /// roc_auc, pr_auc (default) or f1.
     #[arg(long)]
     pub compare_metric: Option<String>,
     /// KFP output artifact paths (optional): system.Metrics, system.ClassificationMetrics, system.HTML.
@@ -161,22 +167,44 @@ async fn champion_of(
     Ok(Some((version, Some((champ, champ_table)), Some("features recomputed with the champion's spec".into()))))
 }
 
+impl EvaluateArgs {
+    /// The gates: the defaults, `--gates-inline` and the `--min-*` flags, merged by
+    /// [`Gates::from_sources`] (a gate set twice to different values is refused).
+    pub fn gates(&self) -> Result<Gates> {
+        let inline: GateSettings = match &self.gates_inline {
+            Some(text) if !text.trim().is_empty() => {
+                yaml_serde::from_str(text).context("--gates-inline").bad_input()?
+            }
+            _ => GateSettings::default(),
+        };
+        let flags = GateSettings {
+            min_roc_auc: self.min_roc_auc,
+            min_precision: self.min_precision,
+            min_recall: self.min_recall,
+            min_event_recall: self.min_event_recall,
+            compare_metric: self.compare_metric.clone(),
+            min_improvement: self.min_improvement,
+        };
+        Gates::from_sources(&[("--gates-inline", &inline), ("the command line", &flags)])
+            .map_err(|e| anyhow::anyhow!("gates: {e}"))
+            .bad_input()
+    }
+}
+
 pub async fn run(args: &EvaluateArgs) -> Result<EvaluationRecord> {
+    let gates = args.gates()?;
     let pb = progress("evaluate");
-    let gates: Gates = match &args.gates_inline {
-        Some(text) if !text.trim().is_empty() => yaml_serde::from_str(text).context("--gates-inline")?,
-        _ => Gates::default(),
-    };
     let model_store = Store::open(&args.model_uri)?;
     pb.set_message("loading model and features");
     let (bundle, manifest) = load_bundle(&model_store).await?;
     let bundle_bytes: Bytes = model_store.read_artifact_file(&manifest, BUNDLE_FILE).await?;
     let art = load_features(&Store::open(&args.features_uri)?).await?;
     if art.spec != bundle.feature_spec {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "the features at {} were computed with a different feature spec than the model's",
             args.features_uri
-        );
+        ))
+        .bad_input();
     }
     if art.manifest.content_hash() != bundle.training_data_hash {
         tracing::warn!(

@@ -39,6 +39,88 @@ impl Default for Gates {
     }
 }
 
+/// The gates one source sets (an inline spec, the command line): only what it names. Unknown keys
+/// are errors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSettings {
+    pub min_roc_auc: Option<f64>,
+    pub min_precision: Option<f64>,
+    pub min_recall: Option<f64>,
+    pub min_event_recall: Option<f64>,
+    pub compare_metric: Option<String>,
+    pub min_improvement: Option<f64>,
+}
+
+/// The metrics a challenger can be compared on.
+pub const COMPARE_METRICS: [&str; 3] = ["roc_auc", "pr_auc", "f1"];
+
+impl Gates {
+    /// The one source of truth for gates: the defaults, with each named source's settings on
+    /// top. Two sources that set a gate to different values are an error naming both, and the
+    /// result is checked ([`Gates::check`]).
+    pub fn from_sources(sources: &[(&str, &GateSettings)]) -> Result<Gates, String> {
+        fn pick<T: Clone + PartialEq + std::fmt::Display>(
+            key: &str,
+            sources: &[(&str, &GateSettings)],
+            get: impl Fn(&GateSettings) -> Option<T>,
+            into: &mut T,
+        ) -> Result<(), String> {
+            let mut chosen: Option<(&str, T)> = None;
+            for (source, settings) in sources {
+                let Some(v) = get(settings) else { continue };
+                match &chosen {
+                    Some((first, w)) if *w != v => {
+                        return Err(format!("{key}: {first} says {w} and {source} says {v}; give it once"));
+                    }
+                    Some(_) => {}
+                    None => chosen = Some((source, v)),
+                }
+            }
+            if let Some((_, v)) = chosen {
+                *into = v;
+            }
+            Ok(())
+        }
+        let mut g = Gates::default();
+        pick("min_roc_auc", sources, |s| s.min_roc_auc, &mut g.min_roc_auc)?;
+        pick("min_precision", sources, |s| s.min_precision, &mut g.min_precision)?;
+        pick("min_recall", sources, |s| s.min_recall, &mut g.min_recall)?;
+        pick("min_event_recall", sources, |s| s.min_event_recall, &mut g.min_event_recall)?;
+        pick("compare_metric", sources, |s| s.compare_metric.clone(), &mut g.compare_metric)?;
+        pick("min_improvement", sources, |s| s.min_improvement, &mut g.min_improvement)?;
+        g.check()?;
+        Ok(g)
+    }
+
+    /// Every gate is a share in [0, 1]; the improvement margin is a finite number in [-1, 1]
+    /// (negative: a challenger may be that much worse); the comparison metric is one of
+    /// [`COMPARE_METRICS`].
+    pub fn check(&self) -> Result<(), String> {
+        for (key, v) in [
+            ("min_roc_auc", self.min_roc_auc),
+            ("min_precision", self.min_precision),
+            ("min_recall", self.min_recall),
+            ("min_event_recall", self.min_event_recall),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{key}: {v} is not a share between 0 and 1"));
+            }
+        }
+        if !(-1.0..=1.0).contains(&self.min_improvement) {
+            return Err(format!("min_improvement: {} is not between -1 and 1", self.min_improvement));
+        }
+        if !COMPARE_METRICS.contains(&self.compare_metric.as_str()) {
+            return Err(format!(
+                "compare_metric: {:?} is not one of {}",
+                self.compare_metric,
+                COMPARE_METRICS.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Metrics of one model on the test slice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct TestMetrics {
@@ -275,5 +357,30 @@ mod tests {
         let (ok, reasons) = decide(&tm(0.9, 0.52, 0.3, 0.6), Some(&not_comparable), &g);
         assert!(ok);
         assert_eq!(reasons.last().unwrap(), "pass: champion v3 not comparable (different label horizon)");
+    }
+
+    #[test]
+    fn gates_come_from_one_merge_of_their_sources() {
+        let inline = GateSettings { min_precision: Some(0.9), ..Default::default() };
+        let flags = GateSettings { min_recall: Some(0.8), min_precision: Some(0.9), ..Default::default() };
+        let g = Gates::from_sources(&[("--gates-inline", &inline), ("the flags", &flags)]).unwrap();
+        assert_eq!((g.min_precision, g.min_recall, g.min_roc_auc), (0.9, 0.8, Gates::default().min_roc_auc));
+        // The same gate with two values is a conflict, named with both sources.
+        let other = GateSettings { min_precision: Some(0.5), ..Default::default() };
+        let e = Gates::from_sources(&[("--gates-inline", &inline), ("--min-precision", &other)]).unwrap_err();
+        assert_eq!(e, "min_precision: --gates-inline says 0.9 and --min-precision says 0.5; give it once");
+        // Values outside their range are refused.
+        for (s, msg) in [
+            (GateSettings { min_roc_auc: Some(1.5), ..Default::default() }, "min_roc_auc: 1.5 is not a share"),
+            (GateSettings { min_recall: Some(f64::NAN), ..Default::default() }, "min_recall: NaN is not a share"),
+            (GateSettings { min_improvement: Some(2.0), ..Default::default() }, "min_improvement: 2 is not between"),
+            (GateSettings { compare_metric: Some("auc".into()), ..Default::default() }, "compare_metric: \"auc\""),
+        ] {
+            let e = Gates::from_sources(&[("x", &s)]).unwrap_err();
+            assert!(e.starts_with(msg), "{e}");
+        }
+        // A negative margin is allowed: the challenger may be that much worse.
+        let s = GateSettings { min_improvement: Some(-1.0), ..Default::default() };
+        assert_eq!(Gates::from_sources(&[("x", &s)]).unwrap().min_improvement, -1.0);
     }
 }

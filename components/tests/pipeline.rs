@@ -1,0 +1,136 @@
+//! The product's training pipeline (`pipelines/training.yaml`) run by the orchestrator's local
+//! backend with the real step binaries, on a small generated fleet: what its parameters do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use pm_components::evaluate::load_evaluation;
+use pm_core::contract::FileKind;
+use pm_core::evaluate::Gates;
+use pm_core::registry::Registry;
+use pm_core::store::Store;
+use pm_local_sim::generate::{GenConfig, generate};
+use pm_orchestrator::local::{LocalOptions, RunRecord, StepStatus};
+use serde_json::{Value, json};
+
+fn pipeline(name: &str) -> (pm_orchestrator::graph::Pipeline, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines").join(name);
+    pm_orchestrator::load_file(&path).unwrap()
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_pm-ingest")).parent().unwrap().to_path_buf()
+}
+
+/// A root holding a small generated fleet's raw CSVs in `raw/`.
+async fn fleet(dir: &Path) -> Store {
+    let root = Store::open(dir.join("root").to_str().unwrap()).unwrap();
+    let ds = generate(&GenConfig { machines: 12, hours: 24 * 120, ..GenConfig::azure_default() });
+    for kind in FileKind::ALL {
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+            .await
+            .unwrap();
+    }
+    root
+}
+
+async fn run_training(dir: &Path, root: &Store, params: &[(&str, Value)]) -> RunRecord {
+    let (p, text) = pipeline("training.yaml");
+    let mut all: BTreeMap<String, Value> = BTreeMap::from([
+        ("data_uri".to_string(), json!(root.url_of("raw"))),
+        ("registry_uri".to_string(), json!(root.url_of("registry"))),
+        ("train_spec".to_string(), json!("{model: gbdt, gbdt: {max_rounds: 40}}")),
+    ]);
+    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let opts = LocalOptions {
+        root: root.clone(),
+        bin_dir: bin_dir(),
+        parallelism: 2,
+        params: all,
+        resume: None,
+        use_cache: true,
+        work_dir: dir.join("work"),
+        kill_grace_secs: 1,
+        env: BTreeMap::new(),
+        show_progress: false,
+        runner: Default::default(),
+    };
+    pm_orchestrator::local::run(p, opts, &text).await.unwrap()
+}
+
+/// The gate parameters reach pm-evaluate: gates the candidate cannot meet stop its promotion,
+/// and the evaluation records the gates it applied. The defaults promote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmet_gate_parameter_stops_the_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fleet(dir.path()).await;
+    // The telemetry features alone (no error counts) leave this fleet's model short of perfect.
+    let strict = [("feature_set", json!("seed")), ("min_precision", json!(0.9999)), ("min_recall", json!(0.9999))];
+    let r = run_training(dir.path(), &root, &strict).await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.steps["evaluate"].outputs["blessed"].value, Some(json!(false)));
+    assert_eq!(r.steps["deploy"].status, StepStatus::Skipped);
+    let eval_uri = r.steps["evaluate"].outputs["evaluation"].uri.clone().unwrap();
+    let e = load_evaluation(&Store::open(&eval_uri).unwrap()).await.unwrap().evaluation;
+    assert_eq!((e.gates.min_precision, e.gates.min_recall), (0.9999, 0.9999));
+    let c = &e.candidate;
+    assert!(c.precision < 0.9999 || c.recall < 0.9999, "the fleet is too easy for this test: {c:?}");
+    assert!(e.reasons.iter().any(|r| r.starts_with("FAIL:") && r.ends_with("(minimum 0.9999)")), "{:?}", e.reasons);
+    let registry = Registry::new(&root.join("registry"), "pm-failure");
+    assert_eq!(registry.state().await.unwrap().active, None, "nothing was promoted");
+
+    // The pipeline's defaults: blessed and promoted.
+    let r = run_training(dir.path(), &root, &[]).await;
+    assert_eq!(r.steps["ingest"].status, StepStatus::Cached);
+    assert_eq!(r.steps["deploy"].status, StepStatus::Succeeded, "{:?}", r.steps["evaluate"]);
+    assert_eq!(registry.state().await.unwrap().active.as_deref(), Some("v1"));
+}
+
+/// The gate parameters' defaults in the pipelines are the evaluator's own defaults: one truth.
+#[test]
+fn the_pipelines_gate_defaults_are_the_evaluators() {
+    let d = Gates::default();
+    let (p, _) = pipeline("training.yaml");
+    for (name, value) in [
+        ("min_roc_auc", d.min_roc_auc),
+        ("min_precision", d.min_precision),
+        ("min_recall", d.min_recall),
+        ("min_improvement", d.min_improvement),
+    ] {
+        assert_eq!(p.spec.parameters[name].default, Some(json!(value)), "parameter {name}");
+        assert_eq!(p.spec.components["evaluate"].inputs[name].default, Some(json!(value)), "input {name}");
+    }
+}
+
+/// Data that breaks the contract fails ingest once, with exit code 65 and the file, line and
+/// column: retrying the same bytes cannot help. Bad gate values are refused the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_fails_once_with_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fleet(dir.path()).await;
+    let telemetry = root.get("raw/PdM_telemetry.csv").await.unwrap();
+    let text = String::from_utf8_lossy(&telemetry).into_owned();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let broken = lines[2].splitn(4, ',').take(2).collect::<Vec<_>>().join(",") + ",abc,1,1,1";
+    lines[2] = &broken;
+    root.put("raw/PdM_telemetry.csv", Bytes::from(lines.join("\n") + "\n")).await.unwrap();
+    let r = run_training(dir.path(), &root, &[]).await;
+    let ingest = &r.steps["ingest"];
+    assert_eq!((ingest.status, ingest.attempts), (StepStatus::Failed, 1), "{ingest:?}");
+    assert_eq!(ingest.exit_code, Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
+    let message = ingest.message.as_deref().unwrap();
+    assert!(message.contains("line 3, column 3 'volt': expected a number"), "{message}");
+    assert!(message.contains("not retried"), "{message}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pm-evaluate"))
+        .args(["--model-uri=m", "--features-uri=f", "--output-uri=o", "--min-roc-auc=1.5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)), "{err}");
+    assert!(err.contains("gates: min_roc_auc: 1.5 is not a share between 0 and 1"), "{err}");
+    assert_eq!(err.matches("1.5 is not a share").count(), 1, "the error is printed once: {err}");
+}
