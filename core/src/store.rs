@@ -347,6 +347,33 @@ impl Store {
         Ok(m)
     }
 
+    /// Checks every file of a committed artifact against its manifest (size and SHA-256), reading
+    /// each as a stream: nothing is held whole in memory. `Corrupt` names the first file that
+    /// differs.
+    pub async fn verify_artifact(&self, manifest: &Manifest) -> Result<()> {
+        for entry in &manifest.files {
+            let res = self.inner.get(&self.path(&entry.name)).await.map_err(|e| self.backend(&entry.name, e))?;
+            let mut stream = res.into_stream();
+            let mut h = Sha256::new();
+            let mut size = 0u64;
+            while let Some(chunk) = stream.try_next().await.map_err(|e| self.backend(&entry.name, e))? {
+                size += chunk.len() as u64;
+                h.update(&chunk);
+            }
+            let got = hex::encode(h.finalize());
+            if got != entry.sha256 || size != entry.size {
+                return Err(StoreError::Corrupt {
+                    url: self.url_of(&entry.name),
+                    reason: format!(
+                        "content does not match the manifest (sha256 {got}, {size} bytes; expected {}, {} bytes)",
+                        entry.sha256, entry.size
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Reads one file of a committed artifact and checks it against the manifest.
     pub async fn read_artifact_file(&self, manifest: &Manifest, name: &str) -> Result<Bytes> {
         let entry = manifest.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt {

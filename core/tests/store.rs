@@ -93,10 +93,15 @@ async fn an_artifact_is_visible_only_once_committed_and_is_verified() {
             .unwrap();
         assert_eq!(m.content_hash(), m2.content_hash());
 
-        // Tampering is detected.
+        // Tampering is detected, file by file and for the artifact as a whole.
+        art.verify_artifact(&m).await.unwrap();
         art.put("data.bin", Bytes::from_static(b"0123456780")).await.unwrap();
         let err = art.read_artifact_file(&m, "data.bin").await.unwrap_err();
         assert!(err.to_string().contains("content does not match the manifest"), "{err}");
+        let err = art.verify_artifact(&m).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { ref url, .. } if url.ends_with("/data.bin")), "{err}");
+        art.put("data.bin", Bytes::from_static(b"01234")).await.unwrap();
+        assert!(art.verify_artifact(&m).await.unwrap_err().to_string().contains("5 bytes; expected"));
         assert!(art.exists(MANIFEST).await.unwrap());
     }
 }

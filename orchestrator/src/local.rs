@@ -8,7 +8,8 @@
 //! - **Caching**: a step's key hashes its component (image, command, args, the binary's identity),
 //!   its resolved input values, the content hashes of its input artifacts and a fingerprint of
 //!   every `uri` input's objects. A hit reuses the recorded outputs after checking they still exist
-//!   unchanged. A rerun after a failure, or after the orchestrator was killed, therefore resumes:
+//!   unchanged: each artifact's manifest has the recorded content hash and every file its size and
+//!   SHA-256 (a step whose outputs fail the check runs again). A rerun after a failure, or after the orchestrator was killed, therefore resumes:
 //!   finished steps come from the cache.
 //! - **Lineage**: `<root>/runs/<run-id>/run.json` records per step its status, attempts, times,
 //!   exit code, cache key, and output URIs with their content hashes; logs are kept per attempt in
@@ -603,14 +604,27 @@ async fn cache_key(shared: &Shared, step: &Step, inputs: &BTreeMap<String, Outpu
     Ok(sha256_hex(key.to_string().as_bytes()))
 }
 
-/// A cache hit whose outputs still exist unchanged.
-async fn cache_lookup(shared: &Shared, key: &str) -> Option<BTreeMap<String, OutputRecord>> {
-    let bytes = shared.opts.root.get(&format!("cache/{key}.json")).await.ok()?;
+/// A cache hit whose outputs still exist unchanged: each output artifact's manifest has the
+/// recorded content hash, and every file matches the manifest (size and SHA-256, read in full).
+/// Anything else is a miss, and the step runs again.
+async fn cache_lookup(shared: &Shared, step: &str, key: &str) -> Option<BTreeMap<String, OutputRecord>> {
+    let bytes = shared.opts.root.get(&store_path(&["cache", &format!("{key}.json")]).ok()?).await.ok()?;
     let entry: CacheEntry = serde_json::from_slice(&bytes).ok()?;
-    for o in entry.outputs.values() {
+    for (name, o) in &entry.outputs {
         if let (Some(uri), Some(hash)) = (&o.uri, &o.content_hash) {
-            let m = Store::open(uri).ok()?.read_manifest().await.ok()?;
-            if &m.content_hash() != hash {
+            let verified = async {
+                let store = Store::open(uri)?;
+                let m = store.read_manifest().await?;
+                if &m.content_hash() != hash {
+                    return Err(pm_core::store::StoreError::Corrupt {
+                        url: uri.clone(),
+                        reason: "its content hash is not the one the cache recorded".into(),
+                    });
+                }
+                store.verify_artifact(&m).await
+            };
+            if let Err(e) = verified.await {
+                tracing::warn!(step, output = %name, error = %e, "A cached output is gone or changed; running the step again.");
                 return None;
             }
         }
@@ -698,7 +712,7 @@ async fn run_step(shared: &Shared, run_id: &str, name: &str, params: &BTreeMap<S
         rec.cache_key = Some(key.clone());
         if step.cache && shared.opts.use_cache {
             say("checking the cache".into());
-            if let Some(outputs) = cache_lookup(shared, &key).await {
+            if let Some(outputs) = cache_lookup(shared, name, &key).await {
                 rec.outputs = outputs;
                 rec.status = StepStatus::Cached;
                 return Ok(());
@@ -710,7 +724,7 @@ async fn run_step(shared: &Shared, run_id: &str, name: &str, params: &BTreeMap<S
             if let Err(e) = shared
                 .opts
                 .root
-                .put(&format!("cache/{key}.json"), Bytes::from(serde_json::to_vec_pretty(&entry)?))
+                .put(&store_path(&["cache", &format!("{key}.json")])?, Bytes::from(serde_json::to_vec_pretty(&entry)?))
                 .await
             {
                 tracing::warn!(step = name, error = %e, "Could not write the cache entry.");

@@ -188,8 +188,21 @@ async fn unchanged_steps_come_from_the_cache_and_a_changed_input_reruns_downstre
     // A cached output that was deleted is not trusted: the step runs again.
     let uri = r4.steps["a"].outputs["out"].uri.clone().unwrap();
     Store::open(&uri).unwrap().delete("_manifest.json").await.unwrap();
-    let r5 = go(&yaml, opts(&e, &[("counter", c), ("payload", Value::from("other"))])).await;
+    let r5 = go(&yaml, opts(&e, &[("counter", c.clone()), ("payload", Value::from("other"))])).await;
     assert_eq!(r5.steps["a"].status, StepStatus::Succeeded);
+    // Nor is one whose file was truncated behind an intact manifest: a and b run again, and the
+    // artifact b reads is whole.
+    let r6 = go(&yaml, opts(&e, &[("counter", c.clone()), ("payload", Value::from("other"))])).await;
+    assert_eq!((r6.steps["a"].status, r6.steps["b"].status), (StepStatus::Cached, StepStatus::Cached));
+    let out = Store::open(r6.steps["a"].outputs["out"].uri.as_deref().unwrap()).unwrap();
+    out.put("part-1.txt", bytes::Bytes::from_static(b"oth")).await.unwrap();
+    assert!(out.read_manifest().await.is_ok(), "the manifest is intact");
+    let r7 = go(&yaml, opts(&e, &[("counter", c), ("payload", Value::from("other"))])).await;
+    assert_eq!((r7.steps["a"].status, r7.steps["b"].status), (StepStatus::Succeeded, StepStatus::Cached));
+    let fresh = Store::open(r7.steps["a"].outputs["out"].uri.as_deref().unwrap()).unwrap();
+    let m = fresh.read_manifest().await.unwrap();
+    fresh.verify_artifact(&m).await.unwrap();
+    assert_eq!(Some(m.content_hash()), r7.steps["a"].outputs["out"].content_hash);
 }
 
 #[tokio::test]
