@@ -306,6 +306,8 @@ impl Pipeline {
             }
         }
         check_names(&spec, &mut errors);
+        let d = &spec.defaults;
+        check_settings("defaults", d.retries.as_ref(), d.timeout_seconds, d.resources.as_ref(), &mut errors);
         for (c, comp) in &spec.components {
             check_component(c, comp, &mut errors);
         }
@@ -653,20 +655,8 @@ fn resolve_step(spec: &PipelineSpec, name: &str, st: &StepSpec, errors: &mut Vec
     let d = &spec.defaults;
     let mut env = d.env.clone();
     env.extend(st.env.clone());
-    for (field, t) in [("timeout_seconds", st.timeout_seconds.or(d.timeout_seconds))] {
-        if t == Some(0) {
-            errors.push(err(at(field), "must be at least 1"));
-        }
-    }
+    check_settings(&format!("steps.{name}"), st.retries.as_ref(), st.timeout_seconds, st.resources.as_ref(), errors);
     let retries = st.retries.clone().or_else(|| d.retries.clone());
-    if let Some(r) = &retries
-        && !(r.backoff_seconds >= 0.0 && r.backoff_factor >= 1.0 && r.backoff_max_seconds >= r.backoff_seconds)
-    {
-        errors.push(err(
-            at("retries"),
-            "backoff_seconds >= 0, backoff_factor >= 1 and backoff_max_seconds >= backoff_seconds",
-        ));
-    }
     Some(Step {
         name: name.to_string(),
         component: st.component.clone(),
@@ -681,6 +671,123 @@ fn resolve_step(spec: &PipelineSpec, name: &str, st: &StepSpec, errors: &mut Vec
         display_name: st.display_name.clone().unwrap_or_else(|| name.to_string()),
         upstream,
     })
+}
+
+/// The most retries a step may have.
+pub const MAX_RETRIES: u32 = 100;
+/// The longest backoff between two attempts, and the longest step timeout, in seconds (a day and
+/// a week).
+pub const MAX_BACKOFF_SECONDS: f64 = 86_400.0;
+pub const MAX_TIMEOUT_SECONDS: u64 = 604_800;
+/// The largest backoff factor.
+pub const MAX_BACKOFF_FACTOR: f64 = 100.0;
+
+/// Checks the numbers of a step's settings (or of `defaults`) at `path`: every one finite and
+/// within the bounds above, so that no backend meets a number it cannot use.
+fn check_settings(
+    path: &str,
+    retries: Option<&RetrySpec>,
+    timeout: Option<u64>,
+    resources: Option<&ResourceSpec>,
+    errors: &mut Vec<SpecError>,
+) {
+    if let Some(r) = retries {
+        if r.max > MAX_RETRIES {
+            errors.push(err(format!("{path}.retries.max"), format!("{} is more than {MAX_RETRIES} retries", r.max)));
+        }
+        let seconds = |v: f64| (0.0..=MAX_BACKOFF_SECONDS).contains(&v);
+        if !seconds(r.backoff_seconds) {
+            errors.push(err(
+                format!("{path}.retries.backoff_seconds"),
+                format!("{:?} is not between 0 and {MAX_BACKOFF_SECONDS} seconds", r.backoff_seconds),
+            ));
+        }
+        if !(1.0..=MAX_BACKOFF_FACTOR).contains(&r.backoff_factor) {
+            errors.push(err(
+                format!("{path}.retries.backoff_factor"),
+                format!("{:?} is not between 1 and {MAX_BACKOFF_FACTOR}", r.backoff_factor),
+            ));
+        }
+        if !seconds(r.backoff_max_seconds) || r.backoff_max_seconds < r.backoff_seconds {
+            errors.push(err(
+                format!("{path}.retries.backoff_max_seconds"),
+                format!(
+                    "{:?} is not between backoff_seconds ({:?}) and {MAX_BACKOFF_SECONDS} seconds",
+                    r.backoff_max_seconds, r.backoff_seconds
+                ),
+            ));
+        }
+    }
+    if let Some(t) = timeout
+        && !(1..=MAX_TIMEOUT_SECONDS).contains(&t)
+    {
+        errors.push(err(
+            format!("{path}.timeout_seconds"),
+            format!("{t} is not between 1 and {MAX_TIMEOUT_SECONDS} seconds (a week)"),
+        ));
+    }
+    if let Some(r) = resources {
+        let at = |k: &str| format!("{path}.resources.{k}");
+        let mut quantity = |k: &str, q: &Option<String>, parse: fn(&str) -> Option<f64>, max: f64, unit: &str| {
+            let q = q.as_deref()?;
+            match parse(q) {
+                Some(v) if v > 0.0 && v <= max => Some(v),
+                _ => {
+                    errors.push(err(at(k), format!("{q:?} is not a quantity above 0 and at most {max} {unit}")));
+                    None
+                }
+            }
+        };
+        let cpu = (
+            quantity("cpu_request", &r.cpu_request, cores, MAX_CORES, "cores"),
+            quantity("cpu_limit", &r.cpu_limit, cores, MAX_CORES, "cores"),
+        );
+        let memory = (
+            quantity("memory_request", &r.memory_request, gigabytes, MAX_GIGABYTES, "GB"),
+            quantity("memory_limit", &r.memory_limit, gigabytes, MAX_GIGABYTES, "GB"),
+        );
+        let texts = [(&r.cpu_request, &r.cpu_limit), (&r.memory_request, &r.memory_limit)];
+        for ((what, (request, limit)), (rq, lq)) in [("cpu", cpu), ("memory", memory)].into_iter().zip(texts) {
+            if let (Some(request), Some(limit), Some(rq), Some(lq)) = (request, limit, rq, lq)
+                && request > limit
+            {
+                errors.push(err(at(&format!("{what}_request")), format!("{rq:?} is more than {what}_limit {lq:?}")));
+            }
+        }
+    }
+}
+
+/// The largest CPU and memory quantities accepted.
+const MAX_CORES: f64 = 1024.0;
+const MAX_GIGABYTES: f64 = 1e6;
+
+/// CPU quantity in cores: "2" → 2, "500m" → 0.5 (`None` if it is not a finite number).
+pub fn cores(q: &str) -> Option<f64> {
+    let v = match q.strip_suffix('m') {
+        Some(m) => m.parse::<f64>().ok().map(|v| v / 1000.0),
+        None => q.parse().ok(),
+    };
+    v.filter(|v| v.is_finite())
+}
+
+/// Memory quantity in GB (decimal), as the KFP SDK's legacy float fields: "4G" → 4, "1Gi" →
+/// 1.07 (`None` if it is not a finite number).
+pub fn gigabytes(q: &str) -> Option<f64> {
+    let units: [(&str, f64); 8] = [
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024f64.powi(4)),
+        ("K", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let v = units
+        .iter()
+        .find_map(|(suffix, mult)| q.strip_suffix(suffix).map(|n| n.parse::<f64>().ok().map(|v| v * mult / 1e9)))
+        .unwrap_or_else(|| q.parse::<f64>().ok().map(|bytes| bytes / 1e9));
+    v.filter(|v| v.is_finite())
 }
 
 /// Validates a document from text: parse errors, then every semantic error.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::graph::{Binding, Condition, Piece, Pipeline, Placeholder, Step, parse_arg, sanitize};
+use crate::graph::{Binding, Condition, Piece, Pipeline, Placeholder, Step, cores, gigabytes, parse_arg, sanitize};
 use crate::spec::{ResourceSpec, RetrySpec, SpecError, Type, err};
 
 pub const SCHEMA_VERSION: &str = "2.1.0";
@@ -66,34 +66,6 @@ fn retry_policy(r: &RetrySpec) -> Value {
         "backoffFactor": r.backoff_factor,
         "backoffMaxDuration": duration(r.backoff_max_seconds),
     })
-}
-
-/// CPU quantity in cores: "2" → 2, "500m" → 0.5.
-fn cores(q: &str) -> Option<f64> {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse::<f64>().ok().map(|v| v / 1000.0),
-        None => q.parse().ok(),
-    }
-}
-
-/// Memory quantity in GB (decimal), as the KFP SDK's legacy float fields: "4G" → 4.
-fn gigabytes(q: &str) -> Option<f64> {
-    let units: [(&str, f64); 8] = [
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024f64.powi(4)),
-        ("K", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    for (suffix, mult) in units {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|v| v * mult / 1e9);
-        }
-    }
-    q.parse::<f64>().ok().map(|bytes| bytes / 1e9)
 }
 
 fn resources(r: &ResourceSpec, path: &str, errors: &mut Vec<SpecError>) -> Option<Value> {

@@ -168,6 +168,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub duration_secs: f64,
     pub steps: BTreeMap<String, StepRecord>,
+    /// Why the run failed when no step did (an internal error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A cache entry (`<root>/cache/<key>.json`).
@@ -411,6 +414,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                 }
             }
             r.status = "running".into();
+            r.message = None;
             (id.clone(), r)
         }
         None => {
@@ -425,6 +429,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                 ended_at: None,
                 duration_secs: 0.0,
                 steps: pipeline.steps.keys().map(|k| (k.clone(), StepRecord::pending())).collect(),
+                message: None,
             };
             (id, r)
         }
@@ -458,61 +463,20 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     shared.save().await;
     tracing::info!(run_id = %run_id, root = %opts.root.url(), "Run started.");
 
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
-    let mut running: tokio::task::JoinSet<(String, StepRecord)> = tokio::task::JoinSet::new();
-    let mut in_flight: BTreeSet<String> = BTreeSet::new();
-    loop {
-        // Decide what can start, what is skipped, what cannot run.
-        let mut to_start = Vec::new();
-        {
-            let mut rec = shared.record.lock().await;
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for name in &shared.pipeline.order {
-                    if rec.steps[name].status != StepStatus::Pending || in_flight.contains(name) {
-                        continue;
-                    }
-                    let step = &shared.pipeline.steps[name];
-                    let ups: Vec<StepStatus> = step.upstream.iter().map(|u| rec.steps[u].status).collect();
-                    if ups.iter().any(|s| matches!(s, StepStatus::Failed | StepStatus::NotRun)) {
-                        let r = rec.steps.get_mut(name).ok_or_else(|| anyhow!("step {name}"))?;
-                        r.status = StepStatus::NotRun;
-                        r.message = Some("a step it needs failed".into());
-                        changed = true;
-                    } else if ups.contains(&StepStatus::Skipped) {
-                        let r = rec.steps.get_mut(name).ok_or_else(|| anyhow!("step {name}"))?;
-                        r.status = StepStatus::Skipped;
-                        r.message = Some("a step it needs was skipped".into());
-                        changed = true;
-                    } else if ups.iter().all(|s| s.done_ok()) {
-                        to_start.push(name.clone());
-                    }
-                }
-            }
-        }
-        for name in to_start {
-            in_flight.insert(name.clone());
-            let shared = shared.clone();
-            let sem = sem.clone();
-            let run_id = run_id.clone();
-            let params = params.clone();
-            running.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let rec = run_step(&shared, &run_id, &name, &params).await;
-                (name, rec)
-            });
-        }
-        shared.save().await;
-        let Some(joined) = running.join_next().await else {
-            break;
-        };
-        let (name, rec) = joined.map_err(|e| anyhow!("a step task panicked: {e}"))?;
-        in_flight.remove(&name);
-        shared.record.lock().await.steps.insert(name, rec);
+    // The scheduler runs as a task of its own: should anything in it panic, the run is still
+    // ended, as failed, and its record says why.
+    let scheduled = tokio::spawn(schedule(shared.clone(), run_id.clone(), params.clone())).await;
+    let internal = match scheduled {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(e) => Some(format!("the scheduler panicked: {}", panic_message(e))),
+    };
+    if let Some(m) = &internal {
+        tracing::error!(run_id = %run_id, error = %m, "Internal error; the run is marked failed.");
+        shared.record.lock().await.message = Some(format!("internal error: {m}"));
     }
     let mut rec = shared.record.lock().await.clone();
-    let ok = rec.steps.values().all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
+    let ok = internal.is_none() && rec.steps.values().all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
     rec.status = if ok { "succeeded".into() } else { "failed".into() };
     rec.ended_at = Some(pm_core::time::now_rfc3339());
     rec.duration_secs = started.elapsed().as_secs_f64();
@@ -531,6 +495,136 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
             .context(format!("run {run_id} {}, but its run record could not be written{logs}", rec.status)));
     }
     Ok(rec)
+}
+
+/// The text of a task's panic.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// What a finished step means for the steps that wait on it.
+fn settled(status: StepStatus) -> bool {
+    status.done_ok() || matches!(status, StepStatus::Skipped | StepStatus::Failed | StepStatus::NotRun)
+}
+
+/// Runs the pending steps of a run: each as soon as the steps it needs are done, at most
+/// `parallelism` at once. A step whose upstream failed is not run; one whose upstream was
+/// skipped is skipped. Linear in steps + edges: each step keeps the count of upstream steps not
+/// settled yet, and a settled step decrements its dependents' counts.
+async fn schedule(shared: Arc<Shared>, run_id: String, params: BTreeMap<String, Value>) -> Result<()> {
+    let pipeline = &shared.pipeline;
+    let mut downstream: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, step) in &pipeline.steps {
+        for up in &step.upstream {
+            downstream.entry(up.as_str()).or_default().push(name.as_str());
+        }
+    }
+    let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ready: std::collections::VecDeque<&str> = std::collections::VecDeque::new();
+    {
+        let rec = shared.record.lock().await;
+        let status = |n: &str| rec.steps.get(n).map_or(StepStatus::Pending, |r| r.status);
+        for name in &pipeline.order {
+            if status(name) != StepStatus::Pending {
+                continue;
+            }
+            let open = pipeline.steps[name].upstream.iter().filter(|u| !settled(status(u))).count();
+            if open == 0 {
+                ready.push_back(name);
+            } else {
+                waiting.insert(name, open);
+            }
+        }
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(shared.opts.parallelism.max(1)));
+    let mut running: tokio::task::JoinSet<(String, StepRecord)> = tokio::task::JoinSet::new();
+    let mut names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+    loop {
+        // Decide, for each step whose upstream is settled, whether it runs, is skipped or cannot run.
+        while let Some(name) = ready.pop_front() {
+            let outcome = {
+                let mut rec = shared.record.lock().await;
+                let ups: Vec<StepStatus> = pipeline.steps[name]
+                    .upstream
+                    .iter()
+                    .map(|u| rec.steps.get(u).map_or(StepStatus::Pending, |r| r.status))
+                    .collect();
+                let r = rec.steps.get_mut(name).ok_or_else(|| anyhow!("step {name} has no record"))?;
+                if ups.iter().any(|s| matches!(s, StepStatus::Failed | StepStatus::NotRun)) {
+                    r.status = StepStatus::NotRun;
+                    r.message = Some("a step it needs failed".into());
+                    false
+                } else if ups.contains(&StepStatus::Skipped) {
+                    r.status = StepStatus::Skipped;
+                    r.message = Some("a step it needs was skipped".into());
+                    false
+                } else {
+                    r.status = StepStatus::Running;
+                    true
+                }
+            };
+            if outcome {
+                let (shared, sem, run_id, params) = (shared.clone(), sem.clone(), run_id.clone(), params.clone());
+                let owned = name.to_string();
+                let handle = running.spawn(async move {
+                    let _permit = sem.acquire_owned().await;
+                    let rec = run_step(&shared, &run_id, &owned, &params).await;
+                    (owned, rec)
+                });
+                names.insert(handle.id(), name.to_string());
+            } else {
+                release(name, &downstream, &mut waiting, &mut ready);
+            }
+        }
+        shared.save().await;
+        let Some(joined) = running.join_next_with_id().await else {
+            break;
+        };
+        let (name, rec) = match joined {
+            Ok((_, done)) => done,
+            Err(e) => {
+                let name = names.get(&e.id()).cloned().ok_or_else(|| anyhow!("an unknown step task failed"))?;
+                let mut rec = StepRecord::pending();
+                rec.status = StepStatus::Failed;
+                rec.message = Some(format!("internal error: the step's task panicked: {}", panic_message(e)));
+                tracing::error!(step = %name, message = ?rec.message, "Internal error; the step is marked failed.");
+                (name, rec)
+            }
+        };
+        let key = pipeline.steps.get_key_value(&name).map(|(k, _)| k.as_str()).ok_or_else(|| anyhow!("step {name}"))?;
+        shared.record.lock().await.steps.insert(name, rec);
+        release(key, &downstream, &mut waiting, &mut ready);
+    }
+    if !waiting.is_empty() {
+        anyhow::bail!("steps never became ready: {}", waiting.keys().copied().collect::<Vec<_>>().join(", "));
+    }
+    Ok(())
+}
+
+/// `done` settled: its dependents have one upstream step less to wait for; those with none left
+/// are ready.
+fn release<'a>(
+    done: &str,
+    downstream: &BTreeMap<&str, Vec<&'a str>>,
+    waiting: &mut BTreeMap<&'a str, usize>,
+    ready: &mut std::collections::VecDeque<&'a str>,
+) {
+    for &next in downstream.get(done).into_iter().flatten() {
+        if let Some(open) = waiting.get_mut(next) {
+            *open -= 1;
+            if *open == 0 {
+                waiting.remove(next);
+                ready.push_back(next);
+            }
+        }
+    }
 }
 
 /// Resolved inputs of a step: parameter values and artifact URIs (with content hashes).
@@ -1271,6 +1365,47 @@ steps:
         evil.outputs.insert("../../etc/passwd".into(), Type::String);
         assert!(StepPlaces::new(&opts, "r1", &evil).is_err());
         assert!(StepPlaces::new(&opts, "../r1", &p.steps["s"]).is_err());
+    }
+
+    fn scratch_options(dir: &Path) -> LocalOptions {
+        LocalOptions {
+            root: Store::open(dir.join("root").to_str().unwrap()).unwrap(),
+            bin_dir: dir.into(),
+            parallelism: 1,
+            params: BTreeMap::new(),
+            resume: None,
+            use_cache: true,
+            work_dir: dir.join("work"),
+            kill_grace_secs: 1,
+            env: BTreeMap::new(),
+            show_progress: false,
+            runner: Runner::Process,
+        }
+    }
+
+    /// A panic inside the backend (here provoked by a pipeline altered after validation) ends the
+    /// run as failed with the reason in its record; it is never left `running`.
+    #[tokio::test]
+    async fn a_panic_in_the_backend_marks_the_run_failed() {
+        let yaml = "name: c\ncomponents:\n  x: {image: i, command: [c]}\nsteps:\n  s: {component: x}\n  t: {component: x, after: [s]}\n";
+        let dir = tempfile::tempdir().unwrap();
+        // In a step's task: its component is gone.
+        let mut p = crate::graph::load(yaml).unwrap();
+        p.steps.get_mut("s").unwrap().component = "gone".into();
+        let r = run(p, scratch_options(dir.path()), yaml).await.unwrap();
+        assert_eq!(r.status, "failed");
+        assert_eq!(r.steps["s"].status, StepStatus::Failed);
+        assert!(r.steps["s"].message.as_deref().unwrap().starts_with("internal error: the step's task panicked"));
+        assert_eq!(r.steps["t"].status, StepStatus::NotRun);
+        let stored =
+            load_run(&Store::open(dir.path().join("root").to_str().unwrap()).unwrap(), &r.run_id).await.unwrap();
+        assert_eq!(stored, r);
+        // In the scheduler itself: the order names a step that does not exist.
+        let mut p = crate::graph::load(yaml).unwrap();
+        p.order.push("ghost".into());
+        let r = run(p, scratch_options(dir.path()), yaml).await.unwrap();
+        assert_eq!(r.status, "failed");
+        assert!(r.message.as_deref().unwrap().starts_with("internal error: the scheduler panicked"), "{:?}", r.message);
     }
 
     #[tokio::test]

@@ -233,6 +233,39 @@ fn b15_names_that_could_leave_the_run_folder_are_refused() {
     assert!(e[0].starts_with(&format!("steps.{long}: ")), "{e:?}");
 }
 
+/// Every number of a step's settings is bounded, in `defaults` and in each step, so that no
+/// backend meets a number it cannot use (these used to panic the orchestrator at the first retry).
+#[test]
+fn b16_numbers_out_of_bounds_are_refused() {
+    let yaml = BASE
+        .replace(
+            "steps:\n",
+            "defaults:\n  retries: {max: 4294967295}\n  timeout_seconds: 99999999999\n  resources: {cpu_limit: nan, memory_limit: \"-1G\"}\nsteps:\n",
+        )
+        .replace(
+            "{component: train,",
+            "{component: train, retries: {max: 1, backoff_seconds: 1e300, backoff_max_seconds: 1e300, backoff_factor: 0.5}, resources: {cpu_request: \"4\", cpu_limit: 500m, memory_request: 8Gi, memory_limit: 1G},",
+        );
+    check(
+        &yaml,
+        &[
+            "defaults.resources.cpu_limit: \"nan\" is not a quantity above 0 and at most 1024 cores",
+            "defaults.resources.memory_limit: \"-1G\" is not a quantity above 0 and at most 1000000 GB",
+            "defaults.retries.max: 4294967295 is more than 100 retries",
+            "defaults.timeout_seconds: 99999999999 is not between 1 and 604800 seconds (a week)",
+            "steps.train.resources.cpu_request: \"4\" is more than cpu_limit \"500m\"",
+            "steps.train.resources.memory_request: \"8Gi\" is more than memory_limit \"1G\"",
+            "steps.train.retries.backoff_factor: 0.5 is not between 1 and 100",
+            "steps.train.retries.backoff_max_seconds: 1e300 is not between backoff_seconds (1e300) and 86400 seconds",
+            "steps.train.retries.backoff_seconds: 1e300 is not between 0 and 86400 seconds",
+        ],
+    );
+    check(
+        &BASE.replace("{component: train,", "{component: train, timeout_seconds: 0,"),
+        &["steps.train.timeout_seconds: 0 is not between 1 and 604800 seconds (a week)"],
+    );
+}
+
 fn pipelines_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines")
 }
