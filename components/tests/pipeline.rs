@@ -68,14 +68,20 @@ async fn an_unmet_gate_parameter_stops_the_promotion() {
     let dir = tempfile::tempdir().unwrap();
     let root = fleet(dir.path()).await;
     // The telemetry features alone (no error counts) leave this fleet's model short of perfect.
-    let strict = [("feature_set", json!("seed")), ("min_precision", json!(0.9999)), ("min_recall", json!(0.9999))];
+    // A negative margin reaches pm-evaluate intact (as `--min-improvement=-0.5`).
+    let strict = [
+        ("feature_set", json!("seed")),
+        ("min_precision", json!(0.9999)),
+        ("min_recall", json!(0.9999)),
+        ("min_improvement", json!(-0.5)),
+    ];
     let r = run_training(dir.path(), &root, &strict).await;
     assert_eq!(r.status, "succeeded", "{r:#?}");
     assert_eq!(r.steps["evaluate"].outputs["blessed"].value, Some(json!(false)));
     assert_eq!(r.steps["deploy"].status, StepStatus::Skipped);
     let eval_uri = r.steps["evaluate"].outputs["evaluation"].uri.clone().unwrap();
     let e = load_evaluation(&Store::open(&eval_uri).unwrap()).await.unwrap().evaluation;
-    assert_eq!((e.gates.min_precision, e.gates.min_recall), (0.9999, 0.9999));
+    assert_eq!((e.gates.min_precision, e.gates.min_recall, e.gates.min_improvement), (0.9999, 0.9999, -0.5));
     let c = &e.candidate;
     assert!(c.precision < 0.9999 || c.recall < 0.9999, "the fleet is too easy for this test: {c:?}");
     assert!(e.reasons.iter().any(|r| r.starts_with("FAIL:") && r.ends_with("(minimum 0.9999)")), "{:?}", e.reasons);

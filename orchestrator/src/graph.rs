@@ -457,6 +457,21 @@ fn check_component(c: &str, comp: &ComponentSpec, errors: &mut Vec<SpecError>) {
         match parse_arg(arg) {
             Err(e) => errors.push(err(path, e)),
             Ok(pieces) => {
+                // A value on its own after `--flag` is read as an option when it starts with '-'
+                // (a negative number, a dash-led string): `--flag=VALUE` reaches the step intact.
+                if let ([Piece::Ph(Placeholder::InputValue(n))], Some(flag)) =
+                    (pieces.as_slice(), k.checked_sub(1).and_then(|j| comp.args.get(j)))
+                    && flag.starts_with("--")
+                    && !flag.contains('=')
+                    && !flag.contains("{{")
+                {
+                    errors.push(err(
+                        path.clone(),
+                        format!(
+                            "write \"{flag}={{{{inputs.{n}}}}}\": a value given as its own argument after {flag} is read as an option when it starts with '-'"
+                        ),
+                    ));
+                }
                 for piece in pieces {
                     let Piece::Ph(ph) = piece else { continue };
                     let problem = match &ph {

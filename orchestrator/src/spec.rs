@@ -15,7 +15,7 @@
 //!     command: [/usr/local/bin/pm-ingest]
 //!     inputs: {source: {type: uri}}
 //!     outputs: {dataset: {type: Dataset}, rows: {type: int}}
-//!     args: [--input-uri, "{{inputs.source}}", --output-uri, "{{outputs.dataset.uri}}",
+//!     args: ["--input-uri={{inputs.source}}", --output-uri, "{{outputs.dataset.uri}}",
 //!            --rows-output-file, "{{outputs.rows.file}}"]
 //! steps:
 //!   ingest:

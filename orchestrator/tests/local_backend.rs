@@ -67,7 +67,7 @@ components:
       payload: {type: string, default: payload}
     outputs:
       out: {type: Dataset}
-    args: [--counter, "{{inputs.counter}}", --fail-times, "{{inputs.fail_times}}", --artifact-uri, "{{outputs.out.uri}}", --payload, "{{inputs.payload}}"]
+    args: ["--counter={{inputs.counter}}", "--fail-times={{inputs.fail_times}}", --artifact-uri, "{{outputs.out.uri}}", "--payload={{inputs.payload}}"]
   read:
     image: localhost/pm/fault:test
     command: [pm-fault]
@@ -147,7 +147,7 @@ components:
     command: [pm-fault]
     inputs: {counter: {type: string}}
     outputs: {out: {type: Dataset}}
-    args: [--counter, "{{inputs.counter}}", --artifact-uri, "{{outputs.out.uri}}", --files, "4", --die-after, "2"]
+    args: ["--counter={{inputs.counter}}", --artifact-uri, "{{outputs.out.uri}}", --files, "4", --die-after, "2"]
 steps:
   w: {component: w, with: {counter: "{{params.counter}}"}, retries: {max: 0}}
 "#;
@@ -218,7 +218,7 @@ components:
     command: [pm-fault]
     inputs: {verdict: {type: string}}
     outputs: {blessed: {type: bool}}
-    args: [--value-file, "{{outputs.blessed.file}}", --value, "{{inputs.verdict}}"]
+    args: [--value-file, "{{outputs.blessed.file}}", "--value={{inputs.verdict}}"]
   act:
     image: localhost/pm/fault:test
     command: [pm-fault]
@@ -284,7 +284,7 @@ components:
     command: [pm-fault]
     inputs: {data: {type: Dataset}, gate: {type: string}}
     outputs: {ok: {type: bool}}
-    args: [--input-uri, "{{inputs.data.uri}}", --wait-for, "{{inputs.gate}}", --value-file, "{{outputs.ok.file}}", --value, "true"]
+    args: [--input-uri, "{{inputs.data.uri}}", "--wait-for={{inputs.gate}}", --value-file, "{{outputs.ok.file}}", --value, "true"]
 steps:
   first: {component: first}
   second: {component: second, with: {data: "{{steps.first.outputs.out}}", gate: "{{params.gate}}"}}
@@ -328,7 +328,7 @@ steps:
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     // The second step, waiting for the gate, does not outlive the orchestrator: it got SIGTERM.
-    let waiting = format!("--wait-for {}", gate.display());
+    let waiting = format!("--wait-for={}", gate.display());
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::process::Command::new("pgrep").args(["-f", "--", &waiting]).status().unwrap().success() {
         assert!(Instant::now() < deadline, "the running step outlived the SIGKILLed orchestrator");
@@ -512,4 +512,39 @@ steps:
     assert!(err.contains("No space left on device"), "{err}");
     assert!(err.contains("the step logs are kept in"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("run record:"), "no path to a record that is not there");
+}
+
+/// Parameter values reach the step exactly as given, whatever they start with: negative numbers,
+/// an empty string, option-like text.
+#[tokio::test]
+async fn any_value_reaches_the_step_intact() {
+    let e = env();
+    let yaml = r#"
+name: values
+parameters:
+  text: {type: string}
+  number: {type: float}
+components:
+  echo:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {v: {type: string}}
+    outputs: {out: {type: string}}
+    args: ["--value={{inputs.v}}", --value-file, "{{outputs.out.file}}"]
+  echo_number:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {v: {type: float}}
+    outputs: {out: {type: float}}
+    args: ["--value={{inputs.v}}", --value-file, "{{outputs.out.file}}"]
+steps:
+  text: {component: echo, with: {v: "{{params.text}}"}, cache: false}
+  number: {component: echo_number, with: {v: "{{params.number}}"}, cache: false}
+"#;
+    for (text, number) in [("-1", -1.5), ("", -0.001), ("--help", 0.0), ("-x", -1e-9), ("--value=x", -3.0)] {
+        let r = go(yaml, opts(&e, &[("text", Value::from(text)), ("number", Value::from(number))])).await;
+        assert_eq!(r.status, "succeeded", "{text:?}: {:?}", r.steps);
+        assert_eq!(r.steps["text"].outputs["out"].value, Some(Value::from(text)));
+        assert_eq!(r.steps["number"].outputs["out"].value, Some(Value::from(number)));
+    }
 }

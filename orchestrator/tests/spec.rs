@@ -21,13 +21,13 @@ components:
     command: [/usr/local/bin/pm-ingest]
     inputs: {source: {type: uri}}
     outputs: {dataset: {type: Dataset}}
-    args: [--input-uri, "{{inputs.source}}", --output-uri, "{{outputs.dataset.uri}}"]
+    args: ["--input-uri={{inputs.source}}", --output-uri, "{{outputs.dataset.uri}}"]
   train:
     image: localhost/pm/train:test
     command: [/usr/local/bin/pm-train]
     inputs: {data: {type: Dataset}, horizon: {type: int, default: 24}}
     outputs: {model: {type: Model}, auc: {type: float}}
-    args: [--features-uri, "{{inputs.data.uri}}", --h, "{{inputs.horizon}}", --output-uri, "{{outputs.model.uri}}", --auc-output-file, "{{outputs.auc.file}}"]
+    args: [--features-uri, "{{inputs.data.uri}}", "--h={{inputs.horizon}}", --output-uri, "{{outputs.model.uri}}", --auc-output-file, "{{outputs.auc.file}}"]
 steps:
   ingest: {component: ingest, with: {source: "{{params.source}}"}}
   train: {component: train, with: {data: "{{steps.ingest.outputs.dataset}}", horizon: "{{params.horizon}}"}}
@@ -148,15 +148,30 @@ fn b10_unknown_parameter_and_literal_of_the_wrong_type() {
 #[test]
 fn b11_bad_placeholders_in_component_args() {
     let yaml = BASE
-        .replace("--h, \"{{inputs.horizon}}\"", "--h, \"{{input.horizon}}\"")
+        .replace("\"--h={{inputs.horizon}}\"", "\"--h={{input.horizon}}\"")
         .replace("\"{{outputs.auc.file}}\"", "\"{{outputs.auc.uri}}\"");
     check(
         &yaml,
         &[
-            "components.train.args[3]: unknown placeholder {{input.horizon}} (expected inputs.NAME, inputs.NAME.uri, outputs.NAME.uri, outputs.NAME.path or outputs.NAME.file)",
-            "components.train.args[7]: \"auc\" is a parameter output; use {{outputs.auc.file}}",
+            "components.train.args[2]: unknown placeholder {{input.horizon}} (expected inputs.NAME, inputs.NAME.uri, outputs.NAME.uri, outputs.NAME.path or outputs.NAME.file)",
+            "components.train.args[6]: \"auc\" is a parameter output; use {{outputs.auc.file}}",
         ],
     );
+}
+
+/// A parameter value given as its own argument after `--flag` would be read as an option when
+/// it starts with '-' (`--param min_improvement=-1` broke pm-evaluate): `--flag=VALUE` is
+/// required. A URI, a text after `=`, or a flag that is itself a placeholder are fine.
+#[test]
+fn b17_a_value_on_its_own_after_a_flag_is_refused() {
+    let yaml = BASE.replace("\"--h={{inputs.horizon}}\"", "--h, \"{{inputs.horizon}}\"");
+    check(
+        &yaml,
+        &[
+            "components.train.args[3]: write \"--h={{inputs.horizon}}\": a value given as its own argument after --h is read as an option when it starts with '-'",
+        ],
+    );
+    assert!(errors(&BASE.replace("\"--h={{inputs.horizon}}\"", "-h, \"{{inputs.horizon}}\"")).is_empty());
 }
 
 #[test]
