@@ -27,9 +27,48 @@ pub fn load_file(path: &std::path::Path) -> anyhow::Result<(graph::Pipeline, Str
     }
 }
 
-/// Parses `NAME=VALUE` (the value as JSON when it parses, else as a string).
-pub fn parse_param(s: &str) -> Result<(String, serde_json::Value), String> {
+/// Splits `NAME=VALUE` (the command line's `--param`); the value is typed later, by
+/// [`typed_params`], from the parameter's declared type.
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
-    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-    Ok((k.trim().to_string(), value))
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+/// Command-line parameter values as the pipeline declares them: a `string` or `uri` takes the
+/// text as it is (`1`, `true`, `null` and `1e3` are text too), an `int` a whole number, a `float`
+/// a finite number, a `bool` `true` or `false`. Every problem is reported, each naming the
+/// parameter.
+pub fn typed_params(
+    p: &graph::Pipeline,
+    raw: &[(String, String)],
+) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    use serde_json::Value;
+    use spec::Type;
+    let mut out = std::collections::BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, text) in raw {
+        let Some(ps) = p.spec.parameters.get(name) else {
+            let known: Vec<&str> = p.spec.parameters.keys().map(String::as_str).collect();
+            errors.push(format!("--param {name}: unknown parameter (the pipeline has {})", known.join(", ")));
+            continue;
+        };
+        let t = text.trim();
+        let value = match ps.ty {
+            Type::Int => t.parse::<i64>().ok().map(Value::from),
+            Type::Float => t.parse::<f64>().ok().filter(|x| x.is_finite()).map(Value::from),
+            Type::Bool => match t {
+                "true" | "True" => Some(Value::Bool(true)),
+                "false" | "False" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            _ => Some(Value::String(text.clone())),
+        };
+        match value {
+            Some(v) => {
+                out.insert(name.clone(), v);
+            }
+            None => errors.push(format!("--param {name}={text}: {text:?} is not {}", ps.ty.article())),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { anyhow::bail!("{}", errors.join("\n")) }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use pm_core::store::Store;
-use pm_orchestrator::{dot, kfp, load_file, local, parse_param, summary, vertex};
+use pm_orchestrator::{dot, kfp, load_file, local, parse_param, summary, typed_params, vertex};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -63,7 +63,7 @@ struct RunArgs {
     run_id_output_file: Option<PathBuf>,
     /// Pipeline parameters, NAME=VALUE (repeatable).
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
-    params: Vec<(String, serde_json::Value)>,
+    params: Vec<(String, String)>,
     /// Steps running at once.
     #[arg(long, default_value_t = 2)]
     parallelism: usize,
@@ -97,7 +97,7 @@ struct CompileArgs {
     gcs_output_directory: String,
     /// Vertex: parameter values, NAME=VALUE.
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
-    params: Vec<(String, serde_json::Value)>,
+    params: Vec<(String, String)>,
     /// Pull the `localhost/...` images from this registry instead (where `make push-images`
     /// put them), e.g. europe-west4-docker.pkg.dev/PROJECT/REPO.
     #[arg(long, env = "PM_IMAGE_REGISTRY")]
@@ -114,7 +114,7 @@ struct SubmitArgs {
     #[arg(long)]
     gcs_output_directory: String,
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
-    params: Vec<(String, serde_json::Value)>,
+    params: Vec<(String, String)>,
     #[arg(long)]
     job_id: Option<String>,
     /// Pull the `localhost/...` images from this registry instead (see `compile`).
@@ -166,11 +166,11 @@ fn compiled(p: &pm_orchestrator::graph::Pipeline) -> Result<serde_json::Value> {
 fn vertex_body(
     p: &pm_orchestrator::graph::Pipeline,
     gcs: &str,
-    params: &[(String, serde_json::Value)],
+    params: &[(String, String)],
 ) -> Result<serde_json::Value> {
     let cfg = vertex::JobConfig {
         gcs_output_directory: gcs.to_string(),
-        parameter_values: params.iter().cloned().collect(),
+        parameter_values: typed_params(p, params)?,
         display_name: None,
         labels: BTreeMap::from([("system".to_string(), "pm".to_string())]),
     };
@@ -281,7 +281,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 root: root.clone(),
                 bin_dir,
                 parallelism: a.parallelism,
-                params: a.params.into_iter().collect(),
+                params: typed_params(&p, &a.params)?,
                 resume: a.resume,
                 use_cache: !a.no_cache,
                 work_dir,

@@ -548,3 +548,59 @@ steps:
         assert_eq!(r.steps["number"].outputs["out"].value, Some(Value::from(number)));
     }
 }
+
+/// `--param` values are typed by the pipeline's declarations: a string parameter takes any text
+/// (`1`, `true`, `null`, `1e3` were refused as "not a string"); a number must be one.
+#[test]
+fn command_line_parameters_follow_their_declared_types() {
+    let e = env();
+    let yaml = e.scratch.join("typed.yaml");
+    std::fs::write(
+        &yaml,
+        r#"
+name: typed
+parameters:
+  text: {type: string}
+  count: {type: int, default: 1}
+components:
+  echo:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {v: {type: string}, n: {type: int}}
+    outputs: {out: {type: string}}
+    args: ["--value={{inputs.v}}", "--files={{inputs.n}}", --value-file, "{{outputs.out.file}}"]
+steps:
+  echo: {component: echo, with: {v: "{{params.text}}", n: "{{params.count}}"}, cache: false}
+"#,
+    )
+    .unwrap();
+    let run = |params: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pm-orchestrator"));
+        cmd.args(["run", yaml.to_str().unwrap(), "--root", e.root.url(), "--bin-dir", bin_dir().to_str().unwrap()]);
+        cmd.arg(format!("--work-dir={}", e.scratch.join("work").display()));
+        cmd.arg(format!("--run-id-output-file={}", e.scratch.join("run-id").display()));
+        for p in params {
+            cmd.args(["--param", p]);
+        }
+        cmd.output().unwrap()
+    };
+    for text in ["1", "true", "null", "1e3", "{\"a\": 1}", " padded "] {
+        let out = run(&[&format!("text={text}"), "count=2"]);
+        assert!(out.status.success(), "{text:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let id = std::fs::read_to_string(e.scratch.join("run-id")).unwrap();
+        let r = block_on(pm_orchestrator::local::load_run(&e.root, &id));
+        assert_eq!(r.params["text"], Value::from(text));
+        assert_eq!(r.params["count"], Value::from(2));
+        assert_eq!(r.steps["echo"].outputs["out"].value, Some(Value::from(text.trim())), "{text:?}");
+    }
+    let out = run(&["text=x", "count=two", "nope=1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--param count=two: \"two\" is not an int"), "{err}");
+    assert!(err.contains("--param nope: unknown parameter (the pipeline has count, text)"), "{err}");
+}
+
+/// Runs a future to completion on a fresh runtime (for the synchronous tests).
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f).unwrap()
+}
