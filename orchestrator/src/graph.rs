@@ -347,27 +347,7 @@ impl Pipeline {
         }
         let mut order = Vec::new();
         match toposort(&graph, None) {
-            Ok(_) => {
-                // Kahn's algorithm with names sorted: a stable, readable order.
-                let mut indeg: BTreeMap<&str, usize> = steps.keys().map(|k| (k.as_str(), 0)).collect();
-                for step in steps.values() {
-                    *indeg.entry(step.name.as_str()).or_default() =
-                        step.upstream.iter().filter(|u| steps.contains_key(*u)).count();
-                }
-                let mut ready: BTreeSet<&str> = indeg.iter().filter(|(_, d)| **d == 0).map(|(k, _)| *k).collect();
-                while let Some(n) = ready.pop_first() {
-                    order.push(n.to_string());
-                    for (other, step) in &steps {
-                        if step.upstream.contains(n) {
-                            let d = indeg.entry(other.as_str()).or_default();
-                            *d -= 1;
-                            if *d == 0 {
-                                ready.insert(other.as_str());
-                            }
-                        }
-                    }
-                }
-            }
+            Ok(_) => order = stable_order(&steps),
             Err(cycle) => {
                 let start = graph[cycle.node_id()].clone();
                 let path = cycle_path(&steps, &start);
@@ -393,35 +373,68 @@ impl Pipeline {
     }
 }
 
-fn cycle_path(steps: &BTreeMap<String, Step>, start: &str) -> Vec<String> {
-    // Depth-first search for a path from start back to start.
-    fn dfs(
-        steps: &BTreeMap<String, Step>,
-        target: &str,
-        at: &str,
-        path: &mut Vec<String>,
-        seen: &mut BTreeSet<String>,
-    ) -> bool {
-        for (next, step) in steps {
-            if step.upstream.contains(at) {
-                if next == target {
-                    path.push(next.clone());
-                    return true;
-                }
-                if seen.insert(next.clone()) {
-                    path.push(next.clone());
-                    if dfs(steps, target, next, path, seen) {
-                        return true;
-                    }
-                    path.pop();
+/// Each step's dependents (the reverse of `upstream`), for the linear walks below.
+fn dependents(steps: &BTreeMap<String, Step>) -> BTreeMap<&str, Vec<&str>> {
+    let mut down: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, step) in steps {
+        for up in step.upstream.iter().filter(|u| steps.contains_key(*u)) {
+            down.entry(up.as_str()).or_default().push(name.as_str());
+        }
+    }
+    down
+}
+
+/// Kahn's algorithm with the ready steps taken by name: a stable, readable topological order, in
+/// O((steps + edges) log steps).
+fn stable_order(steps: &BTreeMap<String, Step>) -> Vec<String> {
+    let down = dependents(steps);
+    let mut indeg: BTreeMap<&str, usize> = steps
+        .iter()
+        .map(|(name, step)| (name.as_str(), step.upstream.iter().filter(|u| steps.contains_key(*u)).count()))
+        .collect();
+    let mut ready: BTreeSet<&str> = indeg.iter().filter(|(_, d)| **d == 0).map(|(k, _)| *k).collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(n) = ready.pop_first() {
+        order.push(n.to_string());
+        for &next in down.get(n).into_iter().flatten() {
+            if let Some(d) = indeg.get_mut(next) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(next);
                 }
             }
         }
-        false
     }
-    let mut path = vec![start.to_string()];
-    dfs(steps, start, start, &mut path, &mut BTreeSet::new());
-    path
+    order
+}
+
+/// A path from `start` back to itself along dependents (a step known to be on a cycle), found
+/// by an iterative depth-first search that visits each step once.
+fn cycle_path(steps: &BTreeMap<String, Step>, start: &str) -> Vec<String> {
+    let down = dependents(steps);
+    let mut seen: BTreeSet<&str> = BTreeSet::from([start]);
+    // The path so far, each step with the index of the next dependent to try.
+    let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+    while let Some((at, i)) = stack.last_mut() {
+        let next = down.get(*at).and_then(|d| d.get(*i)).copied();
+        *i += 1;
+        match next {
+            None => {
+                stack.pop();
+            }
+            Some(n) if n == start => {
+                let mut path: Vec<String> = stack.iter().map(|(s, _)| s.to_string()).collect();
+                path.push(start.to_string());
+                return path;
+            }
+            Some(n) => {
+                if seen.insert(n) {
+                    stack.push((n, 0));
+                }
+            }
+        }
+    }
+    vec![start.to_string()]
 }
 
 fn check_component(c: &str, comp: &ComponentSpec, errors: &mut Vec<SpecError>) {

@@ -15,14 +15,17 @@ pub mod spec;
 pub mod summary;
 pub mod vertex;
 
-/// Reads and validates a pipeline file; errors are one per line, each with its YAML path.
+use pm_core::cli::BadInputExt;
+
+/// Reads and validates a pipeline file; errors are one per line, each with its YAML path (bad
+/// input: the orchestrator exits 65).
 pub fn load_file(path: &std::path::Path) -> anyhow::Result<(graph::Pipeline, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     match graph::load(&text) {
         Ok(p) => Ok((p, text)),
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", path.display())).collect();
-            anyhow::bail!("{} error(s):\n{}", errors.len(), lines.join("\n"))
+            Err(anyhow::anyhow!("{} error(s):\n{}", errors.len(), lines.join("\n"))).bad_input()
         }
     }
 }
@@ -70,5 +73,5 @@ pub fn typed_params(
             None => errors.push(format!("--param {name}={text}: {text:?} is not {}", ps.ty.article())),
         }
     }
-    if errors.is_empty() { Ok(out) } else { anyhow::bail!("{}", errors.join("\n")) }
+    if errors.is_empty() { Ok(out) } else { Err(anyhow::anyhow!("{}", errors.join("\n"))).bad_input() }
 }

@@ -182,7 +182,12 @@ async fn main_async(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Validate { pipeline } => {
             let (p, _) = load_file(&pipeline)?;
-            println!("{}: valid ({} steps: {})", pipeline.display(), p.order.len(), p.order.join(" -> "));
+            const SHOWN: usize = 12;
+            let mut order = p.order.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(" -> ");
+            if p.order.len() > SHOWN {
+                order.push_str(&format!(" -> … ({} more)", p.order.len() - SHOWN));
+            }
+            println!("{}: valid ({} steps: {order})", pipeline.display(), p.order.len());
         }
         Command::Graph { pipeline, format } => {
             let (p, _) = load_file(&pipeline)?;

@@ -594,7 +594,7 @@ steps:
         assert_eq!(r.steps["echo"].outputs["out"].value, Some(Value::from(text.trim())), "{text:?}");
     }
     let out = run(&["text=x", "count=two", "nope=1"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--param count=two: \"two\" is not an int"), "{err}");
     assert!(err.contains("--param nope: unknown parameter (the pipeline has count, text)"), "{err}");
