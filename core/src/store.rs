@@ -374,6 +374,60 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the staging files an interrupted write left below this location, and returns
+    /// their paths. A local write goes to `<name>#<n>` and is renamed when complete, so a writer
+    /// killed mid-write (SIGKILL, OOM) leaves `<name>#<n>` behind, invisible to listings and
+    /// never removed otherwise. Only files of that pattern go: an object's own name never has a
+    /// raw `#` on disk (object_store writes it as `%23`), so committed artifacts are not touched.
+    /// Call it only while nothing writes below this location. Object stores publish an object whole; an upload they did not finish is theirs
+    /// to expire (an S3 lifecycle rule's AbortIncompleteMultipartUpload), so there it does
+    /// nothing.
+    pub async fn clean_staging(&self) -> Result<Vec<String>> {
+        let Some(dir) = self.url.strip_prefix("file://").map(std::path::PathBuf::from) else {
+            return Ok(Vec::new());
+        };
+        let url = self.url.clone();
+        let walk = move || -> std::io::Result<Vec<String>> {
+            let mut removed = Vec::new();
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                let entries = match std::fs::read_dir(&d) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let path = entry.path();
+                    if entry.file_type()?.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let staging = name
+                        .rsplit_once('#')
+                        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                    if staging {
+                        std::fs::remove_file(&path)?;
+                        removed.push(path.display().to_string());
+                    }
+                }
+            }
+            Ok(removed)
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|e| StoreError::Backend { url: url.clone(), message: e.to_string() })?
+            .map_err(|e| {
+                let message = format!("cleaning staging files: {e}");
+                if refused_by_the_machine(&e) {
+                    StoreError::Refused { url, message }
+                } else {
+                    StoreError::Backend { url, message }
+                }
+            })
+    }
+
     /// Reads one file of a committed artifact and checks it against the manifest.
     pub async fn read_artifact_file(&self, manifest: &Manifest, name: &str) -> Result<Bytes> {
         let entry = manifest.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt {

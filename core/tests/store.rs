@@ -129,3 +129,37 @@ fn urls_are_checked() {
     assert_eq!(s.join("b/c").url(), "memory://m/a/b/c");
     assert_eq!(s.url_of("/x/"), "memory://m/a/x");
 }
+
+/// Staging files of an interrupted local write (`<name>#<n>`) are removed; committed files (an
+/// object named with a `#` among them) and other names with a `#` are not. Elsewhere there is
+/// nothing to clean.
+#[tokio::test]
+async fn staging_files_of_an_interrupted_write_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let art = store.join("a");
+    art.write_artifact(
+        "Dataset",
+        "test",
+        vec![("odd#7".into(), Bytes::from_static(b"listed"))],
+        serde_json::Value::Null,
+    )
+    .await
+    .unwrap();
+    let root = dir.path().join("a");
+    for name in ["data.bin#1", "data.bin#23", "deep/x.parquet#2", "keep#me", "keep#", "keep"] {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"x").unwrap();
+    }
+    let mut gone = art.clean_staging().await.unwrap();
+    gone.sort();
+    let expect: Vec<String> =
+        ["data.bin#1", "data.bin#23", "deep/x.parquet#2"].iter().map(|n| root.join(n).display().to_string()).collect();
+    assert_eq!(gone, expect);
+    for kept in ["keep#me", "keep#", "keep", "_manifest.json"] {
+        assert!(root.join(kept).exists(), "{kept}");
+    }
+    art.verify_artifact(&art.read_manifest().await.unwrap()).await.unwrap();
+    assert!(Store::open("memory://staging/x").unwrap().clean_staging().await.unwrap().is_empty());
+}

@@ -897,6 +897,20 @@ async fn execute(
         for p in places.outputs.values() {
             let _ = std::fs::create_dir_all(p.path.parent().unwrap_or(local));
         }
+        // What an earlier attempt killed mid-write left in the step's artifact folders.
+        for (o, ty) in &step.outputs {
+            if let (true, Some(p)) = (ty.is_artifact(), places.outputs.get(o)) {
+                match Store::open(&p.uri)?.clean_staging().await {
+                    Ok(gone) if !gone.is_empty() => {
+                        tracing::info!(step = %step.name, output = %o, files = ?gone, "Removed staging files of an interrupted write.");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(step = %step.name, output = %o, error = %e, "Could not clean staging files.")
+                    }
+                }
+            }
+        }
         let log_path = local.join(format!("attempt-{attempt}.log"));
         say(format!("running (attempt {attempt}/{max_attempts})"));
         let launch = match &shared.opts.runner {

@@ -166,6 +166,40 @@ steps:
     assert_eq!(out.read_manifest().await.unwrap().files.len(), 4);
 }
 
+/// An attempt killed mid-write leaves a half-written staging file (`part-2.txt#1`) beside the
+/// files it finished; the next attempt removes it before it runs, and the committed artifact
+/// holds no stray file.
+#[tokio::test]
+async fn the_next_attempt_removes_a_killed_attempts_staging_files() {
+    let e = env();
+    let yaml = r#"
+name: staging
+parameters:
+  counter: {type: string}
+components:
+  w:
+    image: localhost/pm/fault:test
+    command: [pm-fault]
+    inputs: {counter: {type: string}}
+    outputs: {out: {type: Dataset}}
+    args: ["--counter={{inputs.counter}}", --artifact-uri, "{{outputs.out.uri}}", --files, "4", --die-after, "2", --staging-bytes, "1000000"]
+steps:
+  w: {component: w, with: {counter: "{{params.counter}}"}, retries: {max: 1, backoff_seconds: 0.05}}
+"#;
+    let r = go(yaml, opts(&e, &[("counter", counter(&e, "staging"))])).await;
+    let w = &r.steps["w"];
+    assert_eq!((w.status, w.attempts), (StepStatus::Succeeded, 2), "{w:?}");
+    let log = e.root.get(&format!("runs/{}/logs/w.attempt-1.log", r.run_id)).await.unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("dying after 2 files"), "the first attempt died mid-write");
+    let dir = e.root.url().strip_prefix("file://").unwrap().to_string() + &format!("/runs/{}/w/out", r.run_id);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|f| f.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["_manifest.json", "part-0.txt", "part-1.txt", "part-2.txt", "part-3.txt"]);
+    let out = Store::open(w.outputs["out"].uri.as_deref().unwrap()).unwrap();
+    out.verify_artifact(&out.read_manifest().await.unwrap()).await.unwrap();
+}
+
 #[tokio::test]
 async fn unchanged_steps_come_from_the_cache_and_a_changed_input_reruns_downstream() {
     let e = env();
@@ -190,8 +224,8 @@ async fn unchanged_steps_come_from_the_cache_and_a_changed_input_reruns_downstre
     Store::open(&uri).unwrap().delete("_manifest.json").await.unwrap();
     let r5 = go(&yaml, opts(&e, &[("counter", c.clone()), ("payload", Value::from("other"))])).await;
     assert_eq!(r5.steps["a"].status, StepStatus::Succeeded);
-    // Nor is one whose file was truncated behind an intact manifest: a and b run again, and the
-    // artifact b reads is whole.
+    // Nor is one whose file was truncated behind an intact manifest: a runs again (b, whose input
+    // is the same content, stays cached), and the artifact it recorded is whole.
     let r6 = go(&yaml, opts(&e, &[("counter", c.clone()), ("payload", Value::from("other"))])).await;
     assert_eq!((r6.steps["a"].status, r6.steps["b"].status), (StepStatus::Cached, StepStatus::Cached));
     let out = Store::open(r6.steps["a"].outputs["out"].uri.as_deref().unwrap()).unwrap();

@@ -50,6 +50,10 @@ struct Args {
     files: u32,
     #[arg(long)]
     die_after: Option<u32>,
+    /// With --die-after: first leave a half-written staging file (`part-K.txt#1`, as a local
+    /// object store write killed mid-way leaves) of this many bytes.
+    #[arg(long, default_value_t = 0)]
+    staging_bytes: usize,
     #[arg(long)]
     value_file: Option<PathBuf>,
     #[arg(long, default_value = "")]
@@ -105,6 +109,10 @@ async fn run(args: Args) -> Result<()> {
             let name = format!("part-{k}.txt");
             let bytes = Bytes::from(format!("{} {k}\n", args.payload));
             if args.die_after == Some(k) && n == 1 {
+                if let (true, Some(dir)) = (args.staging_bytes > 0, uri.strip_prefix("file://")) {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::write(format!("{dir}/{name}#1"), vec![b'x'; args.staging_bytes])?;
+                }
                 // Die mid-write: some files are there, the manifest is not.
                 eprintln!("pm-fault: dying after {k} files");
                 nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL)?;
