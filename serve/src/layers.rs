@@ -27,7 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// pm-serve's HTTP application: a tower service (cheap to clone) for `axum::serve` or `oneshot`.
+/// pm-serve's HTTP application: a tower service (cheap to clone), served by
+/// [`crate::server::accept`] or called with `oneshot` in tests.
 #[derive(Clone)]
 pub struct App {
     front: Arc<Front>,
@@ -60,11 +61,6 @@ impl App {
         let permits = Arc::new(Semaphore::new(st.cfg.max_inflight.max(1)));
         let timeout = st.cfg.request_timeout;
         App { front: Arc::new(Front { st, matcher, routes, permits, timeout }), router }
-    }
-
-    /// For `axum::serve`: the same service for every connection.
-    pub fn into_make_service(self) -> axum::routing::IntoMakeService<Self> {
-        axum::ServiceExt::<Request>::into_make_service(self)
     }
 }
 

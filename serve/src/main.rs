@@ -77,6 +77,10 @@ struct Args {
     body_limit_bytes: usize,
     #[arg(long, env = "PM_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     request_timeout_ms: u64,
+    /// Close a connection that has not sent a whole request header within this many seconds
+    /// (slow or stalled clients); an idle keep-alive connection is closed after it too.
+    #[arg(long, env = "PM_HEADER_READ_TIMEOUT_SECS", default_value_t = 10.0, value_parser = positive_seconds)]
+    header_read_timeout_secs: f64,
     /// Prediction/telemetry requests handled at once; more are refused with 503 + Retry-After.
     #[arg(long, env = "PM_MAX_INFLIGHT", default_value_t = 512)]
     max_inflight: usize,
@@ -157,6 +161,14 @@ fn parse_bound(s: &str) -> Result<(String, f64, f64), String> {
     Ok((name.trim().to_string(), lo, hi))
 }
 
+/// Seconds above 0 and at most a day.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("expected seconds above 0 and at most 86400, got {s:?}")),
+    }
+}
+
 fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
     for r in args.health_route.iter().chain(&args.predict_route) {
         pm_serve::routes::check_route(r).map_err(anyhow::Error::msg)?;
@@ -202,6 +214,7 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
         poll_interval: pm_serve::routes::poll_interval(args.poll_interval_secs),
         poll_timeout: pm_serve::routes::poll_interval(args.poll_timeout_secs),
         prime_from: args.prime_from.clone(),
+        header_read_timeout: Duration::from_secs_f64(args.header_read_timeout_secs),
     };
     Ok((cfg, opts))
 }

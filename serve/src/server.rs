@@ -25,7 +25,13 @@ pub struct RunOptions {
     pub poll_timeout: Duration,
     /// Raw data set (the five CSVs) whose latest hours prime the fleet state at start.
     pub prime_from: Option<String>,
+    /// A connection that has not sent a request's whole header within this time is closed (a
+    /// slow or stalled client, slowloris); an idle keep-alive connection too.
+    pub header_read_timeout: Duration,
 }
+
+/// The default of [`RunOptions::header_read_timeout`].
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves; then stops accepting, lets requests in flight finish, and
 /// stops watching the registry.
@@ -43,13 +49,11 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(watch(state.clone(), opts.clone(), stop_rx));
     let app = crate::routes::app(state.clone());
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("Shutting down: finishing requests in flight.");
-        })
-        .await
-        .context("serving HTTP")?;
+    accept(listener, app, opts.header_read_timeout, async move {
+        shutdown.await;
+        tracing::info!("Shutting down: finishing requests in flight.");
+    })
+    .await;
     let _ = stop_tx.send(true);
     let _ = watcher.await;
     let m = &state.metrics;
@@ -61,6 +65,89 @@ pub async fn serve(
         "pm-serve stopped."
     );
     Ok(())
+}
+
+/// Serves HTTP/1.1 connections on `listener` with `app` until `shutdown` resolves, then stops
+/// accepting, asks every connection to close after its request in flight, and waits for them.
+///
+/// axum's own `serve` sets no timer on hyper's connections, so a client that trickles a header
+/// (or never finishes one) held its connection open indefinitely; here each connection has hyper's
+/// header read timeout.
+pub async fn accept(
+    listener: tokio::net::TcpListener,
+    app: crate::layers::App,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(signal_rx);
+    });
+    // Every connection task holds a receiver; all are gone once every connection has closed.
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    loop {
+        let io = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((io, _)) => io,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = signal_tx.closed() => break,
+        };
+        let service = HyperApp(app.clone());
+        let conn = http.serve_connection(TokioIo::new(io), service);
+        let (signal_tx, close_rx) = (signal_tx.clone(), close_rx.clone());
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let mut stopping = std::pin::pin!(signal_tx.closed());
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!("connection ended: {e}");
+                        }
+                        break;
+                    }
+                    () = &mut stopping => conn.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(close_rx);
+        });
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
+}
+
+/// An error of `accept`: a connection reset before it was accepted is skipped; anything else
+/// (out of file descriptors, for one) is logged and waited out for a second rather than spun on.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset) {
+        return;
+    }
+    tracing::error!("accepting a connection failed: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The application as a hyper service: each request's body as axum's.
+#[derive(Clone)]
+struct HyperApp(crate::layers::App);
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for HyperApp {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = crate::layers::AppFuture;
+
+    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        tower_service::Service::call(&mut self.0.clone(), req.map(axum::body::Body::new))
+    }
 }
 
 /// Polls the model source until told to stop; primes the fleet after the first model loads.

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use pm_core::time::{HOUR, Timestamp};
+use pm_serve::server::DEFAULT_HEADER_READ_TIMEOUT;
 use pm_serve::{ServeConfig, app};
 use serde_json::{Value, json};
 
@@ -983,7 +984,8 @@ async fn standard_v2_and_kserve_clients_work_unchanged() {
     assert!(features.iter().flatten().any(Value::is_null), "some feature is missing: NaN goes through as binary");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, app.clone().into_make_service()).into_future());
+    let serving = pm_serve::server::accept(listener, app.clone(), DEFAULT_HEADER_READ_TIMEOUT, std::future::pending());
+    tokio::spawn(serving);
     let job = json!({ "ids": [6, 9, 6], "features": features });
     let of = |key: &str| -> Value { json!([0, 1, 0].iter().map(|&i| expected[i][key].clone()).collect::<Vec<_>>()) };
     let both = json!([expected[0]["failure_probability"], expected[1]["failure_probability"]]);
@@ -1530,4 +1532,57 @@ async fn a_machine_is_rescored_from_its_current_buffer_and_model() {
     assert_eq!(a.body["accepted"]["machines"], 1, "{}", a.text);
     let p7 = call(&app, "POST", "/predict", Some(ask)).await.body;
     assert_eq!(p7["features"]["age"], json!(42.0), "{}", p7["features"]);
+}
+
+/// A client that trickles its request header (slowloris) is cut off at the header read timeout,
+/// and so is one that connects and sends nothing; a client that sends its header at once is
+/// answered on the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_header_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let timeout = Duration::from_millis(800);
+    tokio::spawn(pm_serve::server::accept(listener, app(state()), timeout, std::future::pending()));
+
+    // One byte of the header every 200 ms: the connection is closed after ~0.8 s, long before
+    // the header would be complete (~9 s).
+    let header = b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: slow-client/1.0\r\n\r\n";
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    let closed = loop {
+        if slow.write_all(&header[sent..=sent]).await.is_err() {
+            break true;
+        }
+        sent += 1;
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(200), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => {
+                // hyper answers a timed-out header with 408 and closes.
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "{:?}", &buf[..n]);
+            }
+            Err(_) => {}
+        }
+        if sent == header.len() {
+            break false;
+        }
+    };
+    assert!(closed, "the trickling client was served to the end of its header");
+    let took = started.elapsed();
+    assert!(took >= timeout && took < Duration::from_secs(5), "closed after {took:?}");
+    assert!(sent < header.len() / 2, "{sent} of {} bytes were read first", header.len());
+
+    // Connected, silent: closed too.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await.expect("not closed").unwrap_or(0);
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"));
+
+    // A normal client meanwhile.
+    let mut fast = tokio::net::TcpStream::connect(addr).await.unwrap();
+    fast.write_all(header).await.unwrap();
+    let n = fast.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
 }
