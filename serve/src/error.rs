@@ -122,7 +122,9 @@ pub fn check_content_type(content_type: Option<&HeaderValue>, also: Option<&str>
     Ok(())
 }
 
-/// Parses a request body as JSON: a 400 naming line and column for broken JSON.
+/// Parses a request body as JSON: a 400 naming line and column for broken JSON, a 422 naming the
+/// field for a key that appears twice in one object (JSON parsers disagree on which one counts,
+/// so none is picked).
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
@@ -131,7 +133,17 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
             "the request body is empty; expected a JSON object",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let path = std::cell::RefCell::new(Vec::new());
+    let duplicate = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::de::DeserializeSeed::deserialize(Strict { path: &path, duplicate: &duplicate }, &mut de)
+        .and_then(|v| de.end().map(|()| v));
+    if let Some(field) = duplicate.into_inner() {
+        return Err(
+            ApiError::invalid(field, "appears twice in one object; send each field once").with_code("duplicate_field")
+        );
+    }
+    parsed.map_err(|e| {
         let hint = match non_json_number(body, e.line(), e.column()) {
             Some(token) => format!(
                 " ({token} is not a JSON number: send null for a missing value, or the Open Inference Protocol's binary tensors)"
@@ -149,6 +161,100 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
             ),
         )
     })
+}
+
+/// One step of the path to a value: an object's key or an array's index.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Deserializes a JSON value as `serde_json::Value` does, but refuses an object with a key twice:
+/// the duplicate's path (`instances[0].machineID`) goes to `duplicate`. `path` is the way to the
+/// value being read.
+#[derive(Clone, Copy)]
+struct Strict<'a> {
+    path: &'a std::cell::RefCell<Vec<Step>>,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Strict<'_> {
+    fn rendered(&self, key: &str) -> String {
+        let mut out = String::new();
+        for step in self.path.borrow().iter() {
+            match step {
+                Step::Key(k) => out = crate::input::join(&out, k),
+                Step::Index(i) => out = crate::input::at(&out, *i),
+            }
+        }
+        crate::input::join(&out, key)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            self.path.borrow_mut().push(Step::Index(items.len()));
+            let item = seq.next_element_seed(self);
+            self.path.borrow_mut().pop();
+            match item? {
+                Some(v) => items.push(v),
+                None => return Ok(serde_json::Value::Array(items)),
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(self.rendered(&key));
+                return Err(serde::de::Error::custom(format!("duplicate field {key:?}")));
+            }
+            self.path.borrow_mut().push(Step::Key(key.clone()));
+            let value = map.next_value_seed(self);
+            self.path.borrow_mut().pop();
+            out.insert(key, value?);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 /// `NaN`, `Infinity` or `-Infinity` where the parser stopped at `line`, `column` (1-based): what

@@ -195,6 +195,42 @@ async fn bad_input_corpus_gets_clear_structured_errors() {
     let big = "x".repeat(70 * 1024);
     let cases = vec![
         Case {
+            name: "a field twice (the fast path's shape)",
+            req: raw("/predict", "application/json", "{\"machineID\": 7, \"machineID\": 8}"),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "duplicate_field",
+            message: "machineID: appears twice in one object; send each field once",
+        },
+        Case {
+            name: "a field twice in a history reading",
+            req: raw(
+                "/predict",
+                "application/json",
+                "{\"machineID\": 1, \"history\": {\"readings\": [{\"datetime\": \"2015-01-01 06:00:00\", \"volt\": 170, \"volt\": 171}]}}",
+            ),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "duplicate_field",
+            message: "history.readings[0].volt: appears twice",
+        },
+        Case {
+            name: "a field twice in a Vertex instance",
+            req: raw(
+                "/predict",
+                "application/json",
+                "{\"instances\": [{\"machineID\": 1}, {\"machineID\": 1, \"machine_id\": 2, \"machineID\": 2}]}",
+            ),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "duplicate_field",
+            message: "instances[1].machineID: appears twice",
+        },
+        Case {
+            name: "a field twice in telemetry",
+            req: raw("/telemetry", "application/json", "{\"readings\": [], \"readings\": []}"),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "duplicate_field",
+            message: "readings: appears twice",
+        },
+        Case {
             name: "not JSON",
             req: raw("/predict", "application/json", "{machineID: 1}"),
             status: StatusCode::BAD_REQUEST,
@@ -666,6 +702,22 @@ async fn open_inference_protocol_v2() {
     let a = call(&app, "POST", "/v2/models/pm-failure/infer", Some(infer)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert_eq!(a.body["id"], "req-1");
+    // A tensor naming itself twice is refused, the field named, in the protocol's error shape.
+    let twice =
+        r#"{"inputs": [{"name": "machine_id", "datatype": "INT64", "name": "features", "shape": [1], "data": [6]}]}"#;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v2/models/pm-failure/infer")
+        .header("content-type", "application/json")
+        .body(Body::from(twice))
+        .unwrap();
+    let dup = send(&app, req).await;
+    assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dup.text);
+    assert_eq!(
+        (dup.body["code"].as_str(), dup.body["field"].as_str()),
+        (Some("duplicate_field"), Some("inputs[0].name"))
+    );
+    assert!(dup.body["error"].as_str().unwrap().contains("appears twice"), "{}", dup.text);
     assert_eq!(a.body["model_version"], "v1");
     let out = |name: &str| a.body["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap().clone();
     assert_eq!(out("failure_probability")["shape"], json!([2]));

@@ -731,10 +731,14 @@ mod tests {
             assert!(super::predict_request(&v, b.as_bytes()).is_none(), "the fast path took {b}");
             assert!(!matches!(slow(&v, b), Some(Ok(_))), "the Value path accepts {b}");
         }
-        // Valid for the Value path, but not the fast path's to decide: a repeated field, both
-        // spellings of one, escapes.
+        // A repeated field: the fast path gives up, and the Value path refuses it by name.
+        let repeated = r#"{"machineID": 7, "machineID": 8}"#;
+        assert!(super::predict_request(&v, repeated.as_bytes()).is_none());
+        let e = crate::error::parse_json(repeated.as_bytes()).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("duplicate_field", Some("machineID")));
+        // Valid for the Value path, but not the fast path's to decide: both spellings of a
+        // field, escapes.
         for b in [
-            r#"{"machineID": 7, "machineID": 8}"#,
             r#"{"machineID": 7, "machine_id": 8}"#,
             r#"{"machine\u0049D": 3, "d\u0061tetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": 4}"#,
         ] {
