@@ -191,6 +191,50 @@ impl FeatureSpec {
         self.names().len()
     }
 
+    /// The range each feature's value can take, in the order of [`FeatureSpec::names`], when every
+    /// reading lies within its sensor's bounds (`sensors`, in contract order; a sensor without
+    /// one is unbounded) and the machine's age within `age`: a reading, a window's mean, max and
+    /// min within the sensor's range; a standard deviation, lag delta or trend within its width;
+    /// counts and hours not negative; the model one-hot 0 or 1. A missing value (NaN) is in no
+    /// range; callers decide whether to allow it.
+    pub fn value_ranges(&self, sensors: &[(f64, f64)], age: (f64, f64)) -> Vec<(f64, f64)> {
+        let c = &self.contract;
+        let sensor = |i: usize| sensors.get(i).copied().unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+        let width = |i: usize| {
+            let (lo, hi) = sensor(i);
+            hi - lo
+        };
+        let mut out = Vec::new();
+        if self.raw {
+            out.extend((0..c.sensors.len()).map(sensor));
+        }
+        for _ in &self.rolling_windows_hours {
+            for i in 0..c.sensors.len() {
+                for st in &self.rolling_stats {
+                    out.push(match st {
+                        RollingStat::Std => (0.0, width(i)),
+                        RollingStat::Mean | RollingStat::Max | RollingStat::Min => sensor(i),
+                    });
+                }
+            }
+        }
+        let counts = self.error_windows_hours.len() * c.error_types.len();
+        out.extend(std::iter::repeat_n((0.0, f64::INFINITY), counts));
+        if self.hours_since_replacement {
+            out.extend(std::iter::repeat_n((0.0, f64::INFINITY), c.components.len()));
+        }
+        if self.machine {
+            out.extend(std::iter::repeat_n((0.0, 1.0), c.models.len()));
+            out.push(age);
+        }
+        if self.trend_hours.is_some() {
+            for _ in 0..2 {
+                out.extend((0..c.sensors.len()).map(|i| (-width(i), width(i))));
+            }
+        }
+        out
+    }
+
     /// How far back (hours) telemetry must be kept to compute a row: readings older than
     /// `t - telemetry_history_hours()` never enter any window.
     pub fn telemetry_history_hours(&self) -> u32 {

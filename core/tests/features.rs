@@ -283,6 +283,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Every feature computed from readings within their sensors' bounds lies within the range
+    /// `value_ranges` gives it (what pm-serve checks a client's feature vectors against).
+    #[test]
+    fn features_lie_within_their_value_ranges(h in history(), rich in any::<bool>()) {
+        let set = if rich { FeatureSet::Rich } else { FeatureSet::Seed };
+        let spec = FeatureSpec::new(set, Contract::azure_pdm(), 24);
+        let bounds: Vec<(f64, f64)> = h
+            .sensors
+            .iter()
+            .map(|c| (c.iter().copied().fold(f64::INFINITY, f64::min), c.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
+            .collect();
+        let ranges = spec.value_ranges(&bounds, (h.age, h.age));
+        prop_assert_eq!(ranges.len(), spec.n_features());
+        let batch = batch_rows(&spec, &h);
+        for (c, name) in batch.names.iter().enumerate() {
+            // A mean of equal readings may round one ulp past them.
+            let (lo, hi) = ranges[c];
+            let (lo, hi) = (lo - 1e-9 * (1.0 + lo.abs()), hi + 1e-9 * (1.0 + hi.abs()));
+            for (i, &x) in batch.columns[c].iter().enumerate() {
+                prop_assert!(x.is_nan() || (lo..=hi).contains(&x), "row {i} {name} = {x} outside [{lo}, {hi}]");
+            }
+        }
+    }
+}
+
 #[test]
 fn online_refuses_bad_updates_and_keeps_its_state() {
     let spec = FeatureSpec::new(FeatureSet::Rich, Contract::azure_pdm(), 24);

@@ -114,6 +114,9 @@ pub struct Loaded {
     /// The training fleet: id → (model index, age), for machines not described by telemetry.
     pub machines: HashMap<u32, (u16, f64)>,
     pub names: Vec<String>,
+    /// The range of each feature given the sensors' physical bounds (`FeatureSpec::value_ranges`):
+    /// what a client's feature vector (`/v2` `features`) is checked against.
+    pub feature_ranges: Vec<(f64, f64)>,
     pub drift: DriftWindow,
     /// The model in its scoring layout (bit-identical to `bundle.model`).
     pub flat: pm_core::model::FlatModel,
@@ -132,6 +135,7 @@ impl Loaded {
             id: LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             version,
             names: bundle.feature_spec.names(),
+            feature_ranges: bundle.feature_spec.value_ranges(&vocab.bounds, vocab.age_bounds),
             flat: bundle.model.flatten(),
             drift: DriftWindow::new(bundle.baseline.clone(), rules.drift_window, rules.drift_sample),
             vocab,

@@ -210,20 +210,54 @@ impl FromRequest<AppState> for InferBody {
     }
 }
 
+/// A client's feature vector (the `index`th value of the tensor onwards): each value missing
+/// (NaN) or finite and within the range the sensors' physical bounds give that feature — the
+/// bounds `/predict` holds readings to, so a reading refused there is refused here as a feature.
+fn check_features(model: &Loaded, row: &[f64], index: usize) -> Result<(), ApiError> {
+    for (j, (&x, &(lo, hi))) in row.iter().zip(&model.feature_ranges).enumerate() {
+        let field = || format!("inputs[0].data[{}]", index + j);
+        if x.is_infinite() {
+            return Err(bad(&field(), "not a finite number"));
+        }
+        if !x.is_nan() && !(lo..=hi).contains(&x) {
+            let name = &model.names[j];
+            return Err(ApiError::invalid(
+                field(),
+                format!("feature {name} = {x:?} is outside its range [{lo}, {hi}] (the sensors' physical bounds)"),
+            )
+            .with_code("out_of_bounds"));
+        }
+    }
+    Ok(())
+}
+
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(field, message).with_status(StatusCode::BAD_REQUEST)
 }
 
-/// A tensor's `data`, flat or nested, as numbers.
-fn flatten(v: &Value, path: &str, out: &mut Vec<f64>, nulls_are_nan: bool) -> Result<(), ApiError> {
+/// A tensor's `data`, flat or nested, as numbers of `dtype`: an FP32 value is rounded to FP32
+/// (as the same tensor sent as binary data is), and one too large for FP32 is refused.
+fn flatten(v: &Value, path: &str, dtype: &str, out: &mut Vec<f64>, nulls_are_nan: bool) -> Result<(), ApiError> {
     match v {
         Value::Array(items) => {
             for (i, x) in items.iter().enumerate() {
                 if x.is_array() {
-                    flatten(x, path, out, nulls_are_nan)?;
+                    flatten(x, path, dtype, out, nulls_are_nan)?;
                 } else {
+                    let at = || format!("{path}[{}]", out.len());
                     match x {
-                        Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+                        Value::Number(n) => {
+                            let x = n.as_f64().unwrap_or(f64::NAN);
+                            if dtype == "FP32" {
+                                let single = x as f32;
+                                if single.is_infinite() {
+                                    return Err(bad(&at(), format!("{n} does not fit in FP32")));
+                                }
+                                out.push(f64::from(single));
+                            } else {
+                                out.push(x);
+                            }
+                        }
                         Value::Null if nulls_are_nan => out.push(f64::NAN),
                         other => return Err(bad(&format!("{path}[{i}]"), format!("expected a number, got {other}"))),
                     }
@@ -278,7 +312,7 @@ fn tensor_values(
         }
         (Some(data), None) => {
             let mut out = Vec::new();
-            flatten(data, &format!("{path}.data"), &mut out, nulls_are_nan)?;
+            flatten(data, &format!("{path}.data"), dtype, &mut out, nulls_are_nan)?;
             Ok(out)
         }
         (None, Some(size)) => {
@@ -504,9 +538,7 @@ fn run_infer(
                 ));
             }
             for (i, row) in values.chunks_exact(f).enumerate() {
-                if let Some(j) = row.iter().position(|x| x.is_infinite()) {
-                    return Err(bad(&format!("inputs[0].data[{}]", i * f + j), "not a finite number"));
-                }
+                check_features(&model, row, i * f)?;
                 rows.push(finish(st, &model, 0, row, None, None, "features"));
             }
         }

@@ -732,6 +732,41 @@ async fn open_inference_protocol_v2() {
     assert_eq!(b.status, StatusCode::OK, "{}", b.text);
     assert_eq!(b.body["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(b.body["outputs"][0]["data"][0], p["failure_probability"]);
+    // The features are held to the sensors' physical bounds, as /predict holds readings: a volt
+    // of 1e30 is refused (it used to be scored), here in the raw reading and in a rolling mean.
+    for name in ["volt", "volt_24h_mean"] {
+        let j = f.spec.names().iter().position(|m| m == name).unwrap();
+        let mut bad = x.clone();
+        bad[j] = json!(1e30);
+        let infer = json!({ "inputs": [{ "name": "features", "datatype": "FP64", "shape": [1, n], "data": bad }] });
+        let a = call(&app, "POST", "/v2/models/pm-failure/infer", Some(infer)).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+        assert_eq!(
+            (a.body["code"].as_str(), a.body["field"].as_str()),
+            (Some("out_of_bounds"), Some(format!("inputs[0].data[{j}]").as_str()))
+        );
+        assert!(
+            a.body["error"].as_str().unwrap().contains(&format!("feature {name} = 1e30 is outside its range [")),
+            "{}",
+            a.text
+        );
+    }
+    // FP32 in JSON is FP32: a value too large for it is refused (binary FP32 cannot carry one),
+    // and the others are rounded to FP32, as binary FP32 tensors are.
+    let mut big = x.clone();
+    big[n - 1] = json!(1e39);
+    let infer = json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [1, n], "data": big }] });
+    let a = call(&app, "POST", "/v2/models/pm-failure/infer", Some(infer)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert_eq!(a.body["error"], format!("inputs[0].data[{}]: 1e+39 does not fit in FP32", n - 1));
+    let single: Vec<Value> = x.iter().map(|v| v.as_f64().map_or(Value::Null, |y| json!(f64::from(y as f32)))).collect();
+    let as_fp32 = |data: &Vec<Value>| json!({ "inputs": [{ "name": "features", "datatype": "FP32", "shape": [1, n], "data": data }] });
+    let as_fp64 = json!({ "inputs": [{ "name": "features", "datatype": "FP64", "shape": [1, n], "data": single }] });
+    let (r32, r64) = (
+        call(&app, "POST", "/v2/models/pm-failure/infer", Some(as_fp32(&x))).await,
+        call(&app, "POST", "/v2/models/pm-failure/infer", Some(as_fp64)).await,
+    );
+    assert_eq!(r32.body["outputs"][0]["data"], r64.body["outputs"][0]["data"], "FP32 values count as rounded");
 
     // KServe's client names the model in the body too: it must agree with the URL.
     let ids = json!([{ "name": "machine_id", "datatype": "INT64", "shape": [1], "data": [6] }]);
