@@ -51,5 +51,7 @@ PY_TOOLS="$(scripts/py-venv.sh)"
 export PM_KFP_PYTHON="${PM_KFP_PYTHON:-$PY_TOOLS}"
 export PM_OPENAPI_PYTHON="${PM_OPENAPI_PYTHON:-$PY_TOOLS}"
 export PM_OIP_PYTHON="${PM_OIP_PYTHON:-$PY_TOOLS}"
+# schemathesis, which fuzzes pm-serve against its own OpenAPI document (serve/tests/api.rs).
+export PM_SCHEMATHESIS_PYTHON="${PM_SCHEMATHESIS_PYTHON:-$(scripts/py-venv.sh schemathesis)}"
 
 cargo test --workspace --locked "$@"

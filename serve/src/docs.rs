@@ -10,37 +10,84 @@ use axum::response::Html;
 use pm_core::contract::Contract;
 use serde_json::{Value, json};
 
+use crate::input::Vocab;
 use crate::state::AppState;
 use pm_core::html::escape as esc;
 
-fn reading_schema(c: &Contract, with_machine: bool) -> Value {
-    let mut props = serde_json::Map::new();
-    let mut required = vec![json!("datetime")];
-    if with_machine {
-        props.insert(
-            "machineID".into(),
-            json!({ "type": "integer", "minimum": 0, "description": "Machine id (also accepted as machine_id)." }),
-        );
-    }
-    props.insert(
-        "datetime".into(),
-        json!({ "type": "string", "examples": ["2015-06-01 12:00:00"], "description": "Time of the reading: 'YYYY-MM-DD HH:MM:SS' (a 'T' and trailing 'Z' are accepted) or 'M/D/YYYY H:MM:SS AM'." }),
-    );
-    for s in &c.sensors {
-        props.insert(s.clone(), json!({ "type": "number", "description": format!("{s}: finite, within the server's physical bounds (see /model/info).") }));
-        required.push(json!(s));
-    }
-    json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false })
+/// The datetime forms every route reads: `YYYY-MM-DD HH:MM:SS` (a `T` for the space and a
+/// trailing `Z` are accepted) or `M/D/YYYY H:MM:SS AM|PM`.
+const DATETIME_PATTERN: &str = r"^([0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z?|([1-9]|1[0-2])/([1-9]|1[0-9]|2[0-8])/[0-9]{4} ([1-9]|1[0-2]):[0-5][0-9]:[0-5][0-9] (AM|PM))$";
+
+fn datetime_schema() -> Value {
+    json!({ "type": "string", "pattern": DATETIME_PATTERN, "examples": ["2015-06-01 12:00:00"], "description": "Time of the reading or event: 'YYYY-MM-DD HH:MM:SS' (a 'T' and trailing 'Z' are accepted) or 'M/D/YYYY H:MM:SS AM'. Any valid date is read; the pattern shows the first 28 days of each month." })
 }
 
-fn event_schema(key: &str, names: &[String], with_machine: bool) -> Value {
-    let mut props = serde_json::Map::new();
-    if with_machine {
-        props.insert("machineID".into(), json!({ "type": "integer", "minimum": 0 }));
+fn machine_id_schema() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX, "description": "Machine id (also accepted as machine_id)." })
+}
+
+/// Where a machine id goes in an item: required in `/telemetry` (each item says which machine it
+/// is about); in a request's history an item may repeat the request's machine id, and only that
+/// one, which a schema cannot say, so there it is left out of the schema.
+#[derive(Clone, Copy, PartialEq)]
+enum Machine {
+    Required,
+    InHistory,
+}
+
+fn with_machine(mut props: serde_json::Map<String, Value>, mut required: Vec<Value>, machine: Machine) -> Value {
+    let mut s = json!({ "type": "object", "additionalProperties": false });
+    match machine {
+        Machine::Required => {
+            props.insert("machineID".into(), machine_id_schema());
+            required.insert(0, json!("machineID"));
+        }
+        Machine::InHistory => s["description"] = json!("May also repeat the request's machineID (that one only)."),
     }
-    props.insert("datetime".into(), json!({ "type": "string" }));
+    s["properties"] = Value::Object(props);
+    s["required"] = json!(required);
+    s
+}
+
+/// A sensor value: a number within the server's physical bounds for it.
+fn sensor_schema(name: &str, (lo, hi): (f64, f64)) -> Value {
+    let mut s = json!({ "type": "number", "description": format!("{name}: within the server's physical bounds (see /model/info).") });
+    if lo.is_finite() {
+        s["minimum"] = json!(lo);
+    }
+    if hi.is_finite() {
+        s["maximum"] = json!(hi);
+    }
+    s
+}
+
+fn sensor_props(v: &Vocab) -> serde_json::Map<String, Value> {
+    v.sensors.iter().zip(&v.bounds).map(|(n, b)| (n.clone(), sensor_schema(n, *b))).collect()
+}
+
+fn reading_schema(v: &Vocab, machine: Machine) -> Value {
+    let mut props = sensor_props(v);
+    props.insert("datetime".into(), datetime_schema());
+    let mut required = vec![json!("datetime")];
+    required.extend(v.sensors.iter().map(|s| json!(s)));
+    with_machine(props, required, machine)
+}
+
+fn event_schema(key: &str, names: &[String], machine: Machine) -> Value {
+    let mut props = serde_json::Map::new();
+    props.insert("datetime".into(), datetime_schema());
     props.insert(key.into(), json!({ "type": "string", "enum": names }));
-    json!({ "type": "object", "properties": props, "required": ["datetime", key], "additionalProperties": false })
+    with_machine(props, vec![json!("datetime"), json!(key)], machine)
+}
+
+fn machine_schema(c: &Contract, (lo, hi): (f64, f64), machine: Machine) -> Value {
+    let mut props = serde_json::Map::new();
+    props.insert("model".into(), json!({ "type": "string", "enum": c.models }));
+    props.insert(
+        "age".into(),
+        json!({ "type": "number", "minimum": lo, "maximum": hi, "description": "Age in years." }),
+    );
+    with_machine(props, vec![json!("model"), json!("age")], machine)
 }
 
 fn example_reading(c: &Contract, machine: Option<u32>, hour: u32) -> Value {
@@ -48,7 +95,7 @@ fn example_reading(c: &Contract, machine: Option<u32>, hour: u32) -> Value {
     if let Some(id) = machine {
         m.insert("machineID".into(), json!(id));
     }
-    m.insert("datetime".into(), json!(format!("2015-06-01 {hour:02}:00:00")));
+    m.insert("datetime".into(), json!(format!("2016-06-01 {hour:02}:00:00")));
     let typical = [170.0, 446.0, 100.0, 40.0];
     for (i, s) in c.sensors.iter().enumerate() {
         m.insert(s.clone(), json!(typical.get(i).copied().unwrap_or(1.0) + f64::from(hour % 3)));
@@ -56,51 +103,68 @@ fn example_reading(c: &Contract, machine: Option<u32>, hour: u32) -> Value {
     Value::Object(m)
 }
 
+/// The machine of the document's stateful examples: one of the default fleet, so that on a
+/// server primed with its data (`make serve`) they answer in any order; their times (June 2016)
+/// come after that data's end.
+pub const EXAMPLE_MACHINE: u32 = 1;
+
 /// The request examples of the document: `(method, path, body)`. The telemetry example comes
-/// first so that the stateful examples after it find their machine.
+/// first so that, on a server that holds nothing yet, the stateful examples after it find their
+/// machine.
 pub fn examples(c: &Contract, model_name: &str) -> Vec<(&'static str, String, Value)> {
     let model = c.models.first().cloned().unwrap_or_default();
     let err = c.error_types.first().cloned().unwrap_or_default();
     let comp = c.components.first().cloned().unwrap_or_default();
     let telemetry = json!({
-        "machines": [{ "machineID": 1, "model": model, "age": 18 }],
-        "maint": [{ "machineID": 1, "datetime": "2015-05-20 06:00:00", "comp": comp }],
-        "errors": [{ "machineID": 1, "datetime": "2015-06-01 10:00:00", "errorID": err }],
-        "readings": (8..12).map(|h| example_reading(c, Some(1), h)).collect::<Vec<_>>(),
+        "machines": [{ "machineID": EXAMPLE_MACHINE, "model": model, "age": 18 }],
+        "maint": [{ "machineID": EXAMPLE_MACHINE, "datetime": "2016-05-20 06:00:00", "comp": comp }],
+        "errors": [{ "machineID": EXAMPLE_MACHINE, "datetime": "2016-06-01 10:00:00", "errorID": err }],
+        "readings": (8..12).map(|h| example_reading(c, Some(EXAMPLE_MACHINE), h)).collect::<Vec<_>>(),
     });
-    let mut seed_shape = example_reading(c, Some(1), 12);
+    let mut seed_shape = example_reading(c, Some(EXAMPLE_MACHINE), 12);
     seed_shape["return_features"] = json!(false);
     let window = json!({
         "machineID": 2,
         "history": {
             "machine": { "model": model, "age": 7 },
             "readings": (0..4).map(|h| example_reading(c, None, h)).collect::<Vec<_>>(),
-            "errors": [{ "datetime": "2015-06-01 02:00:00", "errorID": err }],
-            "maint": [{ "datetime": "2015-05-01 06:00:00", "comp": comp }],
+            "errors": [{ "datetime": "2016-06-01 02:00:00", "errorID": err }],
+            "maint": [{ "datetime": "2016-05-01 06:00:00", "comp": comp }],
         }
     });
     vec![
         ("POST", "/telemetry".into(), telemetry),
-        ("POST", "/predict".into(), json!({ "machineID": 1 })),
+        ("POST", "/predict".into(), json!({ "machineID": EXAMPLE_MACHINE })),
         ("POST", "/predict".into(), seed_shape),
         ("POST", "/predict".into(), window.clone()),
-        ("POST", "/predict/batch".into(), json!({ "predictions": [{ "machineID": 1 }, window.clone()] })),
-        ("POST", format!("/v1/models/{model_name}:predict"), json!({ "instances": [{ "machineID": 1 }] })),
+        ("POST", "/predict/batch".into(), json!({ "predictions": [{ "machineID": EXAMPLE_MACHINE }, window.clone()] })),
+        (
+            "POST",
+            format!("/v1/models/{model_name}:predict"),
+            json!({ "instances": [{ "machineID": EXAMPLE_MACHINE }] }),
+        ),
         (
             "POST",
             format!("/v2/models/{model_name}/infer"),
-            json!({ "id": "1", "inputs": [{ "name": "machine_id", "datatype": "INT64", "shape": [1], "data": [1] }] }),
+            json!({ "id": "1", "inputs": [{ "name": "machine_id", "datatype": "INT64", "shape": [1], "data": [EXAMPLE_MACHINE] }] }),
         ),
     ]
 }
 
-/// The OpenAPI 3.1 document, for the served model's data contract (the default contract before
-/// a model is loaded).
+/// The OpenAPI 3.1 document, for the served model's data contract and this server's bounds (the
+/// default contract before a model is loaded). It says what the handlers do, down to the
+/// mutually exclusive shapes of a request: a standard fuzzer (schemathesis, in `make test`)
+/// checks the two against each other.
 pub fn openapi(st: &AppState) -> Value {
     let model = st.slot.get();
+    let vocab = match &model {
+        Some(m) => m.vocab.clone(),
+        None => Vocab::new(&Contract::azure_pdm(), &st.cfg.rules.bounds, st.cfg.rules.age_bounds),
+    };
     let contract = model.as_ref().map_or_else(Contract::azure_pdm, |m| m.bundle.feature_spec.contract.clone());
     let c = &contract;
     let name = &st.cfg.model_name;
+    let max_batch = st.cfg.max_batch;
     let ex = examples(c, name);
     let example_for = |method: &str, path: &str| -> Value {
         let found: Vec<&Value> = ex.iter().filter(|(m, p, _)| *m == method && p == path).map(|(_, _, b)| b).collect();
@@ -113,94 +177,130 @@ pub fn openapi(st: &AppState) -> Value {
     let r = |s: &str| json!({ "$ref": format!("#/components/schemas/{s}") });
     let json_body = |schema: Value, examples: Value| json!({ "required": true, "content": { "application/json": { "schema": schema, "examples": examples } } });
     let ok = |desc: &str, schema: Value| json!({ "description": desc, "content": { "application/json": { "schema": schema } } });
-    let errors = json!({
-        "400": { "description": "Body is not JSON.", "content": { "application/json": { "schema": r("Error") } } },
-        "404": { "description": "Unknown machine (no telemetry, or not described).", "content": { "application/json": { "schema": r("Error") } } },
-        "408": { "description": "Request timed out.", "content": { "application/json": { "schema": r("Error") } } },
-        "413": { "description": "Body or batch over the limit.", "content": { "application/json": { "schema": r("Error") } } },
-        "415": { "description": "Not application/json, or a Content-Encoding other than gzip or deflate.", "content": { "application/json": { "schema": r("Error") } } },
-        "422": { "description": "A value is invalid (the field is named).", "content": { "application/json": { "schema": r("Error") } } },
-        "503": { "description": "No model loaded, or overloaded (Retry-After).", "content": { "application/json": { "schema": r("Error") } } },
-    });
-    let with_errors = |mut responses: Value| {
-        if let (Some(m), Some(e)) = (responses.as_object_mut(), errors.as_object()) {
-            for (k, v) in e {
-                m.insert(k.clone(), v.clone());
+    let error =
+        |desc: &str| json!({ "description": desc, "content": { "application/json": { "schema": r("Error") } } });
+    let oip_error =
+        |desc: &str| json!({ "description": desc, "content": { "application/json": { "schema": r("OipError") } } });
+    // The refusals a route with a JSON body can answer, besides its own.
+    let body_errors = [
+        ("400", "The body is not JSON."),
+        ("408", "The request timed out (--request-timeout-ms)."),
+        ("413", "The body, or the batch, is over the limit (--body-limit-bytes, --max-batch)."),
+        ("415", "Not application/json, or a Content-Encoding other than gzip or deflate."),
+        ("422", "A value is invalid, a key appears twice, or an unknown field is sent (the field is named)."),
+        ("503", "No model loaded, or overloaded (Retry-After)."),
+    ];
+    let with_errors = |mut responses: Value, extra: &[(&str, &str)]| {
+        if let Some(m) = responses.as_object_mut() {
+            for (code, desc) in body_errors.iter().chain(extra) {
+                m.insert((*code).to_string(), error(desc));
             }
         }
         responses
     };
-    let plain_get = |summary: &str, desc: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": desc } } } });
+    let get = |summary: &str, responses: Value| json!({ "get": { "summary": summary, "responses": responses } });
+    let json_get = |summary: &str, desc: &str| get(summary, json!({ "200": ok(desc, json!({ "type": "object" })) }));
+    let page = |summary: &str, media: &str| {
+        get(
+            summary,
+            json!({ "200": { "description": summary, "content": { media: { "schema": { "type": "string" } } } } }),
+        )
+    };
     let mut paths = serde_json::Map::new();
-    paths.insert("/".into(), plain_get("Service description and endpoints", "Service, version, model, endpoints."));
-    paths.insert("/health".into(), json!({ "get": { "summary": "Liveness (always 200 while the process answers); status ok | degraded | no_model", "responses": { "200": ok("Health", r("Health")) } } }));
-    paths.insert("/ready".into(), json!({ "get": { "summary": "Readiness: 200 when a model is loaded, 503 otherwise", "responses": { "200": { "description": "Ready" }, "503": { "description": "No model", "content": { "application/json": { "schema": r("Error") } } } } } }));
+    paths.insert("/".into(), json_get("Service description and endpoints", "Service, version, model, endpoints."));
+    paths.insert(
+        "/health".into(),
+        get(
+            "Liveness (always 200 while the process answers); status ok | degraded | no_model",
+            json!({ "200": ok("Health", r("Health")) }),
+        ),
+    );
+    paths.insert("/ready".into(), get("Readiness: 200 when a model is loaded, 503 otherwise", json!({ "200": ok("Ready", json!({ "type": "object" })), "503": ok("No model", json!({ "type": "object" })) })));
     paths.insert("/predict".into(), json!({ "post": {
         "summary": "Predict one machine: from its buffered state, from a reading appended to it, or from a history window in the request. A body with `instances` is answered as a Vertex AI request.",
-        "requestBody": json_body(r("PredictRequest"), example_for("POST", "/predict")),
-        "responses": with_errors(json!({ "200": ok("The prediction", r("Prediction")), "409": { "description": "A different reading already exists at that time.", "content": { "application/json": { "schema": r("Error") } } } })),
+        "requestBody": json_body(r("PredictBody"), example_for("POST", "/predict")),
+        "responses": with_errors(
+            json!({ "200": ok("The prediction (a Vertex AI body: one per instance)", json!({ "oneOf": [r("Prediction"), r("VertexAnswer")] })) }),
+            &[("404", "Unknown machine (no telemetry, or not described)."), ("409", "The reading conflicts with the machine's buffer: a different reading at that time, or older than the buffer.")],
+        ),
     } }));
     paths.insert("/predict/batch".into(), json!({ "post": {
-        "summary": format!("Predict up to {} items (--max-batch); every item is answered, in order, with its prediction or its error", st.cfg.max_batch),
+        "summary": format!("Predict up to {max_batch} items (--max-batch); every item is answered, in order, with its prediction or its error"),
         "requestBody": json_body(r("BatchRequest"), example_for("POST", "/predict/batch")),
-        "responses": with_errors(json!({ "200": ok("One answer per item", r("BatchAnswer")) })),
+        "responses": with_errors(json!({ "200": ok("One answer per item", r("BatchAnswer")) }), &[]),
     } }));
     paths.insert("/telemetry".into(), json!({ "post": {
-        "summary": "Add readings, error and maintenance events, and machine descriptions to the fleet's buffered state (any order; retries are idempotent)",
+        "summary": "Add readings, error and maintenance events, and machine descriptions to the fleet's buffered state (any order; retries are idempotent; items the buffers refuse are listed in `rejected`)",
         "requestBody": json_body(r("Telemetry"), example_for("POST", "/telemetry")),
-        "responses": with_errors(json!({ "200": ok("What was applied", r("TelemetryAnswer")) })),
+        "responses": with_errors(
+            json!({ "200": ok("What was applied (the items refused, each with its reason, in `rejected`)", r("TelemetryAnswer")) }),
+            &[("409", "Every item was refused for a conflict with the buffers (a different reading at that time, or one older than the buffer); `rejected` lists them.")],
+        ),
     } }));
     paths.insert(
         "/model/info".into(),
-        plain_get(
+        get(
             "The served model: version, hash, threshold, features, validation metrics, loader status",
-            "Model information.",
+            json!({ "200": ok("Model information.", json!({ "type": "object" })), "503": error("No model loaded.") }),
         ),
     );
-    paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics (text format 0.0.4)", "responses": { "200": { "description": "Metrics", "content": { "text/plain": {} } } } } }));
-    paths.insert("/metrics/summary".into(), plain_get("A JSON summary of the metrics (for dashboards)", "Summary."));
+    paths.insert("/metrics".into(), page("Prometheus metrics (text format 0.0.4)", "text/plain"));
+    paths.insert("/metrics/summary".into(), json_get("A JSON summary of the metrics (for dashboards)", "Summary."));
     paths.insert(
         "/dashboard".into(),
-        plain_get("Live dashboard (HTML): request rate, latency, risk levels, model version, drift", "An HTML page."),
+        page("Live dashboard (HTML): request rate, latency, risk levels, model version, drift", "text/html"),
     );
-    paths.insert("/openapi.json".into(), plain_get("This document", "OpenAPI 3.1."));
-    paths.insert("/docs".into(), plain_get("This document as a page", "HTML."));
+    paths.insert("/openapi.json".into(), json_get("This document", "OpenAPI 3.1."));
+    paths.insert("/docs".into(), page("This document as a page", "text/html"));
     let name_param = json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
     let v1 = format!("/v1/models/{name}:predict");
     paths.insert(v1.clone(), json!({ "post": {
         "summary": "Vertex AI / KServe V1: {\"instances\": [...]} → {\"predictions\": [...]} (instances are /predict requests)",
         "requestBody": json_body(r("VertexRequest"), example_for("POST", &v1)),
-        "responses": with_errors(json!({ "200": ok("One prediction (or error) per instance", r("VertexAnswer")) })),
+        "responses": with_errors(json!({ "200": ok("One prediction (or error) per instance", r("VertexAnswer")) }), &[]),
     } }));
-    paths.insert("/v1/models".into(), plain_get("KServe V1: the served models", "{\"models\": [\"pm-failure\"]}"));
+    paths.insert("/v1/models".into(), json_get("KServe V1: the served models", "{\"models\": [\"pm-failure\"]}"));
     paths.insert(
         "/v1/models/{name}".into(),
-        json!({ "get": { "summary": "KServe V1 model readiness: {\"name\", \"ready\"} (503 without a model)", "parameters": [name_param], "responses": { "200": { "description": "Ready" }, "404": { "description": "Unknown model" }, "503": { "description": "No model loaded" } } } }),
+        json!({
+            "get": { "summary": "KServe V1 model readiness: {\"name\", \"ready\"} (503 without a model)", "parameters": [name_param], "responses": { "200": ok("Ready", json!({ "type": "object" })), "404": oip_error("Unknown model"), "503": ok("No model loaded", json!({ "type": "object" })) } },
+            "post": { "summary": format!("KServe V1 predict of another model (`<name>:predict`): this server serves only {v1}, so any other name is unknown (404)"), "parameters": [name_param], "responses": { "404": error("Unknown model, or no such route"), "503": error("No model loaded.") } },
+        }),
     );
     for (route, what) in [(&st.cfg.vertex_predict_route, "predict"), (&st.cfg.vertex_health_route, "health")] {
         if let Some(p) = route {
             let op = if what == "predict" {
-                json!({ "post": { "summary": "Vertex AI predict route (AIP_PREDICT_ROUTE)", "requestBody": json_body(r("VertexRequest"), json!({})), "responses": with_errors(json!({ "200": ok("Predictions", r("VertexAnswer")) })) } })
+                json!({ "post": { "summary": "Vertex AI predict route (AIP_PREDICT_ROUTE)", "requestBody": json_body(r("VertexRequest"), json!({})), "responses": with_errors(json!({ "200": ok("Predictions", r("VertexAnswer")) }), &[]) } })
             } else {
-                json!({ "get": { "summary": "Vertex AI health route (AIP_HEALTH_ROUTE): readiness", "responses": { "200": { "description": "Ready" }, "503": { "description": "Not ready" } } } })
+                get(
+                    "Vertex AI health route (AIP_HEALTH_ROUTE): readiness",
+                    json!({ "200": ok("Ready", json!({ "type": "object" })), "503": ok("Not ready", json!({ "type": "object" })) }),
+                )
             };
             paths.insert(p.clone(), op);
         }
     }
-    paths.insert("/v2".into(), plain_get("OIP v2 server metadata", "Server metadata."));
-    paths.insert("/v2/health/live".into(), plain_get("OIP v2 liveness", "{\"live\": true}"));
-    paths.insert("/v2/health/ready".into(), plain_get("OIP v2 readiness (503 without a model)", "{\"ready\": true}"));
+    paths.insert("/v2".into(), json_get("OIP v2 server metadata", "Server metadata."));
+    paths.insert("/v2/health/live".into(), json_get("OIP v2 liveness", "{\"live\": true}"));
+    paths.insert("/v2/health/ready".into(), get("OIP v2 readiness (503 without a model)", json!({ "200": ok("{\"ready\": true}", json!({ "type": "object" })), "503": ok("{\"ready\": false}", json!({ "type": "object" })) })));
     let version_param = json!({ "name": "version", "in": "path", "required": true, "schema": { "type": "string" } });
     for (suffix, summary) in
         [("", "OIP v2 model metadata: inputs, outputs, feature names"), ("/ready", "OIP v2 model readiness")]
     {
-        paths.insert(format!("/v2/models/{{name}}{suffix}"), json!({ "get": { "summary": summary, "parameters": [name_param], "responses": { "200": { "description": "OK" }, "404": { "description": "Unknown model" } } } }));
-        paths.insert(format!("/v2/models/{{name}}/versions/{{version}}{suffix}"), json!({ "get": { "summary": summary, "parameters": [name_param, version_param], "responses": { "200": { "description": "OK" }, "404": { "description": "Unknown model or version" } } } }));
+        let answers = json!({ "200": ok("OK", json!({ "type": "object" })), "404": oip_error("Unknown model or version"), "503": ok("No model loaded", json!({ "type": "object" })) });
+        paths.insert(
+            format!("/v2/models/{{name}}{suffix}"),
+            json!({ "get": { "summary": summary, "parameters": [name_param], "responses": answers } }),
+        );
+        paths.insert(
+            format!("/v2/models/{{name}}/versions/{{version}}{suffix}"),
+            json!({ "get": { "summary": summary, "parameters": [name_param, version_param], "responses": answers } }),
+        );
     }
     // The binary tensor data extension: the JSON, then the tensors' bytes.
     let binary = json!({
         "schema": { "type": "string", "contentMediaType": "application/octet-stream",
-        "description": "The JSON (Inference-Header-Content-Length bytes), then each binary tensor's bytes in order: little-endian numbers, one byte per BOOL, BYTES as a 4-byte length and the bytes." },
+        "description": "With the header Inference-Header-Content-Length (required for this media type; without it the body is refused with 415): the JSON request (that many bytes), then each binary tensor's bytes in order: little-endian numbers, one byte per BOOL, BYTES as a 4-byte length and the bytes." },
     });
     let length_header = json!({ "name": "Inference-Header-Content-Length", "in": "header", "required": false, "description": "Binary tensor data extension: the length of the JSON that starts the body.", "schema": { "type": "integer", "minimum": 0 } });
     let infer_op = |params: Value, examples: Value| {
@@ -217,7 +317,16 @@ pub fn openapi(st: &AppState) -> Value {
         "summary": "OIP v2 inference: input `machine_id` (INT64 [N]: score buffered states) or `features` (FP32/FP64 [N, F]); outputs failure_probability, failure_prediction, risk_level (and component_probabilities); JSON tensors, or binary ones after the JSON (Inference-Header-Content-Length, the binary tensor data extension)",
         "parameters": params,
         "requestBody": body,
-        "responses": { "200": answer, "400": { "description": "Bad tensor: {\"error\": \"message\"}" }, "404": { "description": "Unknown model, version or machine" } },
+        "responses": {
+            "200": answer,
+            "400": oip_error("Bad tensor, shape or binary data"),
+            "404": oip_error("Unknown model, version or machine"),
+            "408": oip_error("The request timed out"),
+            "413": oip_error("The body or the batch is over the limit"),
+            "415": oip_error("Another content type, octet-stream without Inference-Header-Content-Length, or an unsupported Content-Encoding"),
+            "422": oip_error("A value is invalid, out of its bounds, or a key appears twice"),
+            "503": oip_error("No model loaded, or overloaded"),
+        },
     } })
     };
     paths.insert(
@@ -229,30 +338,53 @@ pub fn openapi(st: &AppState) -> Value {
         infer_op(json!([name_param, version_param]), json!({})),
     );
 
+    let bare = |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false });
+    let mut reading_request = sensor_props(&vocab);
+    reading_request.insert("machineID".into(), machine_id_schema());
+    reading_request.insert("datetime".into(), datetime_schema());
+    reading_request.insert("return_features".into(), json!({ "type": "boolean" }));
+    let mut reading_required = vec!["machineID", "datetime"];
+    reading_required.extend(vocab.sensors.iter().map(String::as_str));
+    // A list's items are answered one by one: an item that is not a valid request gets its own
+    // error, in its place in a 200 answer (as Vertex AI and the Python service answer), so the
+    // request takes any values; each should be a PredictRequest.
+    let item = json!({ "description": "A PredictRequest (see its schema); anything else is answered with its error in its place." });
+    let list = |item: Value| json!({ "type": "array", "minItems": 1, "maxItems": max_batch, "items": item });
+    let batch_list = json!({ "type": "array", "maxItems": max_batch, "items": item.clone() });
+    let non_empty = |key: &str| json!({ "required": [key], "properties": { key: { "minItems": 1 } } });
     let schemas = json!({
-        "Reading": reading_schema(c, true),
-        "HistoryReading": reading_schema(c, false),
-        "ErrorEvent": event_schema("errorID", &c.error_types, true),
-        "MaintEvent": event_schema("comp", &c.components, true),
-        "Machine": { "type": "object", "properties": { "machineID": { "type": "integer" }, "model": { "type": "string", "enum": c.models }, "age": { "type": "number", "minimum": 0 } }, "required": ["model", "age"], "additionalProperties": false },
-        "Telemetry": { "type": "object", "additionalProperties": false, "properties": {
-            "readings": { "type": "array", "items": r("Reading") }, "errors": { "type": "array", "items": r("ErrorEvent") },
-            "maint": { "type": "array", "items": r("MaintEvent") }, "machines": { "type": "array", "items": r("Machine") } } },
+        "Reading": reading_schema(&vocab, Machine::Required),
+        "HistoryReading": reading_schema(&vocab, Machine::InHistory),
+        "ErrorEvent": event_schema("errorID", &c.error_types, Machine::Required),
+        "MaintEvent": event_schema("comp", &c.components, Machine::Required),
+        "Machine": machine_schema(c, vocab.age_bounds, Machine::Required),
+        "Telemetry": {
+            "type": "object", "additionalProperties": false,
+            "description": "At least one non-empty list.",
+            "properties": {
+                "readings": { "type": "array", "items": r("Reading") }, "errors": { "type": "array", "items": r("ErrorEvent") },
+                "maint": { "type": "array", "items": r("MaintEvent") }, "machines": { "type": "array", "items": r("Machine") } },
+            "anyOf": [non_empty("readings"), non_empty("errors"), non_empty("maint"), non_empty("machines")] },
         "TelemetryAnswer": { "type": "object", "properties": {
             "accepted": r("Counts"), "duplicates": r("Counts"), "fleet_machines": { "type": "integer" },
             "rejected": { "type": "array", "items": { "type": "object", "properties": { "item": { "type": "string" }, "machine": { "type": "integer" }, "message": { "type": "string" } } } } } },
         "Counts": { "type": "object", "properties": { "readings": { "type": "integer" }, "errors": { "type": "integer" }, "maint": { "type": "integer" }, "machines": { "type": "integer" } } },
-        "History": { "type": "object", "additionalProperties": false, "required": ["readings"], "properties": {
+        "History": bare(json!({
             "readings": { "type": "array", "minItems": 1, "items": r("HistoryReading") },
-            "errors": { "type": "array", "items": event_schema("errorID", &c.error_types, false) },
-            "maint": { "type": "array", "items": event_schema("comp", &c.components, false) },
-            "machine": r("Machine") } },
+            "errors": { "type": "array", "items": event_schema("errorID", &c.error_types, Machine::InHistory) },
+            "maint": { "type": "array", "items": event_schema("comp", &c.components, Machine::InHistory) },
+            "machine": machine_schema(c, vocab.age_bounds, Machine::InHistory) }), &["readings"]),
+        "StateRequest": bare(json!({ "machineID": machine_id_schema(), "return_features": { "type": "boolean" } }), &["machineID"]),
+        "ReadingRequest": bare(Value::Object(reading_request), &reading_required),
+        "WindowRequest": bare(json!({ "machineID": machine_id_schema(), "history": r("History"), "return_features": { "type": "boolean" } }), &["machineID", "history"]),
         "PredictRequest": {
-            "description": "Exactly one machine. With only machineID: its buffered state. With datetime and every sensor: that reading is appended to its state first (the Python service's request, plus the time). With history: that window, the state untouched.",
-            "type": "object",
-            "properties": { "machineID": { "type": "integer", "minimum": 0 }, "history": r("History"), "return_features": { "type": "boolean" }, "datetime": { "type": "string" } },
-            "required": ["machineID"] },
-        "Prediction": { "type": "object", "properties": {
+            "description": "Exactly one machine, in one of three shapes. With only machineID: its buffered state. With datetime and every sensor: that reading is appended to its state first (the Python service's request, plus the time). With history: that window, the state untouched.",
+            "oneOf": [r("StateRequest"), r("ReadingRequest"), r("WindowRequest")] },
+        "PredictBody": { "oneOf": [r("StateRequest"), r("ReadingRequest"), r("WindowRequest"), r("VertexRequest")] },
+        "Prediction": {
+            "type": "object", "additionalProperties": false,
+            "required": ["machineID", "datetime", "failure_probability", "failure_prediction", "threshold", "risk_level", "model_name", "model_version", "mode", "history_hours", "prediction_timestamp"],
+            "properties": {
             "machineID": { "type": "integer" }, "datetime": { "type": "string", "description": "Time of the scored reading (RFC 3339)." },
             "failure_probability": { "type": "number" }, "failure_prediction": { "type": "boolean", "description": "failure_probability >= threshold" },
             "threshold": { "type": "number" }, "risk_level": { "type": "string", "enum": ["LOW", "MEDIUM", "HIGH"] },
@@ -261,20 +393,39 @@ pub fn openapi(st: &AppState) -> Value {
             "history_hours": { "type": "number" }, "prediction_timestamp": { "type": "string", "format": "date-time" },
             "warnings": { "type": "array", "items": { "type": "string" } },
             "features": { "type": "object", "additionalProperties": { "type": ["number", "null"] } } } },
-        "BatchRequest": { "type": "object", "properties": { "predictions": { "type": "array", "maxItems": st.cfg.max_batch, "items": r("PredictRequest") }, "instances": { "type": "array", "maxItems": st.cfg.max_batch, "items": r("PredictRequest") } } },
+    });
+    let more = json!({
+        "BatchRequest": { "description": "Either list; an empty one is answered with no predictions (as the Python service did).", "oneOf": [
+            bare(json!({ "predictions": batch_list.clone() }), &["predictions"]),
+            bare(json!({ "instances": batch_list }), &["instances"]) ] },
         "BatchAnswer": { "type": "object", "properties": {
             "predictions": { "type": "array", "items": { "oneOf": [r("Prediction"), r("ItemError")] } },
             "total_predictions": { "type": "integer" }, "failed": { "type": "integer" }, "model_version": { "type": "string" }, "processing_time_seconds": { "type": "number" } } },
-        "ItemError": { "type": "object", "properties": { "index": { "type": "integer" }, "error": r("ErrorBody") } },
-        "VertexRequest": { "type": "object", "required": ["instances"], "properties": { "instances": { "type": "array", "minItems": 1, "items": r("PredictRequest") }, "parameters": { "type": "object" } } },
-        "VertexAnswer": { "type": "object", "properties": { "predictions": { "type": "array", "items": { "oneOf": [r("Prediction"), r("ItemError")] } } } },
+        "ItemError": bare(json!({ "index": { "type": "integer" }, "error": r("ErrorBody") }), &["index", "error"]),
+        "VertexRequest": bare(json!({ "instances": list(item), "parameters": { "type": "object", "description": "Accepted and ignored (no prediction parameters)." } }), &["instances"]),
+        "VertexAnswer": { "type": "object", "required": ["predictions"], "additionalProperties": false, "properties": { "predictions": { "type": "array", "items": { "oneOf": [r("Prediction"), r("ItemError")] } } } },
         "ErrorBody": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } } },
         "Error": { "type": "object", "required": ["error"], "properties": { "error": r("ErrorBody") } },
+        "OipError": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" }, "code": { "type": "string" }, "field": { "type": ["string", "null"] } } },
         "Health": { "type": "object", "properties": { "status": { "type": "string", "enum": ["ok", "degraded", "no_model"] }, "model_loaded": { "type": "boolean" }, "model_version": { "type": ["string", "null"] }, "uptime_seconds": { "type": "number" } } },
-        "Tensor": { "type": "object", "required": ["name", "datatype", "shape", "data"], "properties": { "name": { "type": "string" }, "datatype": { "type": "string" }, "shape": { "type": "array", "items": { "type": "integer" } }, "data": { "type": "array" }, "parameters": { "type": "object" } } },
-        "InferRequest": { "type": "object", "required": ["inputs"], "properties": { "id": { "type": "string" }, "parameters": { "type": "object" }, "inputs": { "type": "array", "items": r("Tensor") }, "outputs": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" } } } } } },
-        "InferResponse": { "type": "object", "properties": { "model_name": { "type": "string" }, "model_version": { "type": "string" }, "id": { "type": "string" }, "outputs": { "type": "array", "items": r("Tensor") } } },
+        "Tensor": { "type": "object", "required": ["name", "datatype", "shape"], "properties": {
+            "name": { "type": "string", "enum": ["machine_id", "features"] },
+            "datatype": { "type": "string", "enum": ["INT64", "INT32", "UINT64", "UINT32", "FP32", "FP64"] },
+            "shape": { "type": "array", "minItems": 1, "maxItems": 2, "items": { "type": "integer", "minimum": 0 } },
+            "data": { "type": "array", "description": "The values, flat or nested (or parameters.binary_data_size with the binary extension)." },
+            "parameters": { "type": "object" } } },
+        "InferRequest": { "type": "object", "required": ["inputs"], "additionalProperties": false, "properties": {
+            "id": { "type": "string" }, "parameters": { "type": "object" },
+            "model_name": { "type": "string", "description": "Must be the URL's model (KServe's client sends it)." },
+            "model_version": { "type": "string", "description": "Must be the URL's version, or the served one." },
+            "inputs": { "type": "array", "minItems": 1, "maxItems": 1, "items": r("Tensor"), "description": "Exactly one input tensor: machine_id or features." },
+            "outputs": { "type": "array", "items": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string", "enum": OUTPUT_NAMES }, "parameters": { "type": "object" } } } } } },
+        "InferResponse": { "type": "object", "properties": { "model_name": { "type": "string" }, "model_version": { "type": "string" }, "id": { "type": "string" }, "outputs": { "type": "array", "items": { "type": "object" } }, "parameters": { "type": "object" } } },
     });
+    let mut schemas = schemas;
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), more) {
+        all.extend(more);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -286,6 +437,9 @@ pub fn openapi(st: &AppState) -> Value {
         "components": { "schemas": schemas },
     })
 }
+
+/// The output tensors a `/v2` request may name.
+const OUTPUT_NAMES: [&str; 4] = ["failure_probability", "failure_prediction", "risk_level", "component_probabilities"];
 
 pub async fn openapi_json(State(st): State<AppState>) -> Json<Value> {
     Json(openapi(&st))

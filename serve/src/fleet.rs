@@ -74,6 +74,16 @@ pub struct Rejected {
     pub item: String,
     pub machine: u32,
     pub message: String,
+    /// The status the refusal has on its own (409 for a conflict with the buffer, 422 for a bad
+    /// value, 503 for a full fleet): what the request answers when every item is refused.
+    #[serde(skip)]
+    pub status: axum::http::StatusCode,
+}
+
+impl Rejected {
+    fn new(item: String, machine: u32, e: ApiError) -> Self {
+        Rejected { item, machine, message: e.message, status: e.status }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -155,16 +165,13 @@ impl Fleet {
     /// by one; the rest are applied.
     pub fn apply(&self, spec: &FeatureSpec, batch: &TelemetryBatch) -> Applied {
         let mut out = Applied::default();
-        let mut reject = |item: String, machine: u32, message: String| {
-            out.rejected.push(Rejected { item, machine, message });
-        };
         for (i, m) in batch.machines.iter().enumerate() {
             let id = m.machine.unwrap_or_default();
             match self.with_machine(spec, id, true, |s| s.set_machine(spec, m.model, m.age)) {
                 Ok(Some(Ok(()))) => out.accepted.machines += 1,
-                Ok(Some(Err(e))) => reject(at("machines", i), id, e.to_string()),
+                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("machines", i), id, online_error(e))),
                 Ok(None) => {}
-                Err(e) => reject(at("machines", i), id, e.message),
+                Err(e) => out.rejected.push(Rejected::new(at("machines", i), id, e)),
             }
         }
         let events = [("maint", &batch.maint), ("errors", &batch.errors)];
@@ -186,11 +193,9 @@ impl Fleet {
                 match res {
                     Ok(Some(Ok(true))) => *acc += 1,
                     Ok(Some(Ok(false))) => *dup += 1,
-                    Ok(Some(Err(e))) => {
-                        out.rejected.push(Rejected { item: at(what, i), machine: id, message: e.to_string() })
-                    }
+                    Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at(what, i), id, online_error(e))),
                     Ok(None) => {}
-                    Err(e) => out.rejected.push(Rejected { item: at(what, i), machine: id, message: e.message }),
+                    Err(e) => out.rejected.push(Rejected::new(at(what, i), id, e)),
                 }
             }
         }
@@ -202,11 +207,9 @@ impl Fleet {
             match self.with_machine(spec, id, true, |s| s.push_reading(spec, id, r.time, &r.values)) {
                 Ok(Some(Ok(true))) => out.accepted.readings += 1,
                 Ok(Some(Ok(false))) => out.duplicates.readings += 1,
-                Ok(Some(Err(e))) => {
-                    out.rejected.push(Rejected { item: at("readings", i), machine: id, message: e.to_string() })
-                }
+                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("readings", i), id, online_error(e))),
                 Ok(None) => {}
-                Err(e) => out.rejected.push(Rejected { item: at("readings", i), machine: id, message: e.message }),
+                Err(e) => out.rejected.push(Rejected::new(at("readings", i), id, e)),
             }
         }
         out.rejected.sort_by(|a, b| a.item.cmp(&b.item));
@@ -272,11 +275,12 @@ pub struct Computed {
     pub described: bool,
 }
 
-/// Maps a buffer's refusal to a 422 (409 for a conflicting duplicate).
+/// Maps a buffer's refusal to a 422; a reading that conflicts with the buffer (a different one at
+/// that time, or one older than the buffer) is a 409.
 pub fn online_error(e: OnlineError) -> ApiError {
     match e {
         OnlineError::Duplicate { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, "conflict", e.to_string()),
-        OnlineError::TooOld { .. } => ApiError::invalid("", e.to_string()).with_code("too_old"),
+        OnlineError::TooOld { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, "too_old", e.to_string()),
         OnlineError::NoReadings { machine } => ApiError::not_found(
             "unknown_machine",
             format!(

@@ -232,8 +232,11 @@ fn field<'a>(map: &'a Map<String, Value>, key: &str, alias: Option<&str>) -> Opt
     alias.and_then(|a| map.get(a).map(|v| (v, a.to_string())))
 }
 
+/// A machine id: a non-negative integer, also written as a number with no fraction (`7.0`, as
+/// JSON Schema counts integers and Python's `json.dumps` writes a float id).
 pub fn machine_id(v: &Value, path: &str) -> Result<u32, ApiError> {
-    match v.as_u64() {
+    let whole = v.as_f64().filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 2f64.powi(64)).map(|x| x as u64);
+    match v.as_u64().or(whole) {
         Some(id) => u32::try_from(id)
             .map_err(|_| ApiError::invalid(path, format!("machine id {id} is larger than {}", u32::MAX))),
         None => Err(wrong_type(path, "a non-negative integer machine id", v)),

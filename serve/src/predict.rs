@@ -130,8 +130,11 @@ fn window_features(
             .map_err(|err| ApiError::invalid(at(&join(&hp(), "errors"), i), err.to_string()))?;
     }
     let in_order = (0..w.readings.len()).map(|k| &w.readings[index(k)]);
-    s.push_readings(spec, machine, in_order.map(|r| (r.time, &r.values[..])))
-        .map_err(|(k, err)| ApiError::invalid(at(&join(&hp(), "readings"), index(k)), err.to_string()))?;
+    s.push_readings(spec, machine, in_order.map(|r| (r.time, &r.values[..]))).map_err(|(k, err)| {
+        // As the buffer's own refusals are answered (409 for two readings at one time), located.
+        let e = online_error(err);
+        ApiError::invalid(at(&join(&hp(), "readings"), index(k)), e.message).with_status(e.status).with_code(e.code)
+    })?;
     let time = s.features_latest(spec, machine, x).map_err(online_error)?;
     Ok(Computed { time, oldest: s.oldest().unwrap_or(time), readings: s.len(), described: s.machine().is_some() })
 }

@@ -124,6 +124,9 @@ async fn predict(State(st): State<AppState>, body: JsonBytes) -> Result<Response
                         "unknown field; expected instances and optional parameters",
                     ));
                 }
+                if let Some(p) = map.get("parameters").filter(|p| !p.is_object()) {
+                    return Err(ApiError::invalid("parameters", format!("expected an object, got {p}")));
+                }
                 let list = crate::input::into_array(map.remove("instances").unwrap_or_default(), "instances")?;
                 return vertex_predict(st, model, List::Values(list)).await;
             }
@@ -253,11 +256,7 @@ async fn telemetry(State(st): State<AppState>, JsonBody(v): JsonBody) -> Result<
     if applied.rejected.len() == n {
         // Nothing was applied: an error, with the per-item detail beside it.
         let first = &applied.rejected[0];
-        let status = if first.message.contains("already exists") {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
+        let status = first.status;
         let err = ApiError::invalid(
             first.item.clone(),
             format!("none of the {n} items was applied; first refusal: {}", first.message),

@@ -244,13 +244,18 @@ impl<'b> Scan<'b> {
         self.f64().filter(|x| x.is_finite() && *x >= lo && *x <= hi)
     }
 
-    /// A machine id: a non-negative integer that fits `u32`.
+    /// A machine id: a non-negative integer that fits `u32`, also written with a zero fraction
+    /// (`7.0`), as the `Value` path reads it.
     fn machine_id(&mut self) -> Option<u32> {
         let n = self.number()?;
-        if n.negative || !n.integer || n.digits > 19 {
+        if n.negative || n.digits > 19 {
             return None;
         }
-        u32::try_from(n.mantissa).ok()
+        if n.integer {
+            return u32::try_from(n.mantissa).ok();
+        }
+        let x = n.value()?;
+        (x.fract() == 0.0 && x <= f64::from(u32::MAX)).then_some(x as u32)
     }
 
     fn flag(&mut self) -> Option<bool> {
@@ -692,7 +697,7 @@ mod tests {
             r#"{"machineID": 7"#.into(),
             r#"{"machineID": 7} x"#.into(),
             r#"{"machineID": -7}"#.into(),
-            r#"{"machineID": 7.0}"#.into(),
+            r#"{"machineID": 7.5}"#.into(),
             r#"{"machineID": 4294967296}"#.into(),
             r#"{"machineID": "7"}"#.into(),
             r#"{"machineID": 7, "return_features": "yes"}"#.into(),
@@ -795,7 +800,7 @@ mod tests {
     }
 
     fn request() -> BoxedStrategy<(String, bool)> {
-        let id = || or_bad(one_of(&["1"]), &["2", "\"1\"", "-1", "1.0", "4294967296", "null"]);
+        let id = || or_bad(one_of(&["1", "1.0", "1e0"]), &["2", "\"1\"", "-1", "1.5", "4294967296", "null"]);
         let time = || {
             let good = (1u32..4, 0u32..24).prop_map(|(d, h)| (format!("\"2015-01-0{d} {h:02}:00:00\""), true)).boxed();
             let bad = [
