@@ -23,27 +23,30 @@ if [[ -z "${PM_TEST_S3_URL:-}" ]]; then
   started_s3=1
 fi
 
-# promtool (Prometheus' linter, Debian package `prometheus`) for the /metrics test.
-if ! command -v promtool >/dev/null; then
-  echo "test.sh: installing promtool (apt package prometheus)" >&2
-  apt_install prometheus || true
-fi
-if command -v promtool >/dev/null; then
-  export PM_PROMTOOL="$(command -v promtool)"
-else
-  echo "test.sh: WARNING: promtool is not installed; the metrics lint check will be skipped" >&2
-fi
-
-# Headless Chromium (Debian package) renders pm-serve's /dashboard in the end-to-end test.
-if ! command -v chromium >/dev/null; then
-  echo "test.sh: installing chromium (apt)" >&2
-  apt_install chromium fonts-dejavu-core || true
-fi
-if command -v chromium >/dev/null; then
-  export PM_CHROMIUM="$(command -v chromium)"
-else
-  echo "test.sh: WARNING: chromium is not installed; the dashboard browser check will be skipped" >&2
-fi
+# Tools from Debian's packages: installed when missing (after one `apt-get update`). Outside CI a
+# tool that cannot be installed is reported, and the tests that need it say loudly that they skip;
+# under CI=true it fails the run here, before any test (and those tests would fail too).
+# `optional_tool VAR COMMAND PACKAGE...` exports VAR as the command's path.
+optional_tool() {
+  local var="$1" cmd="$2"
+  shift 2
+  if ! command -v "$cmd" >/dev/null; then
+    echo "test.sh: installing $cmd (apt: $*)" >&2
+    apt_install "$@" || { apt_update_once && apt_install "$@"; } || true
+  fi
+  if command -v "$cmd" >/dev/null; then
+    export "$var=$(command -v "$cmd")"
+  elif [[ "${CI:-}" == true ]]; then
+    echo "test.sh: ERROR: $cmd could not be installed, and CI=true: the checks that use it must run" >&2
+    exit 1
+  else
+    echo "test.sh: WARNING: $cmd could not be installed: the checks that use it will be SKIPPED" >&2
+  fi
+}
+# promtool (Prometheus' linter) lints the served /metrics and tests the alert rules; headless
+# Chromium renders pm-serve's /dashboard in the end-to-end test.
+optional_tool PM_PROMTOOL promtool prometheus
+optional_tool PM_CHROMIUM chromium chromium fonts-dejavu-core
 
 # Python tools: the Kubeflow Pipelines SDK, for the tests that load the emitted specs,
 # openapi-spec-validator, for pm-serve's OpenAPI document, and Triton's and KServe's clients.

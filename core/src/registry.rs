@@ -171,12 +171,20 @@ impl RegistryState {
 pub struct Registry {
     store: Store,
     name: String,
+    /// Appends this handle (and its clones) lost to another writer and retried.
+    lost_races: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Registry {
     /// The registry of model `name` below `root` (e.g. `s3://bucket/registry`).
     pub fn new(root: &Store, name: &str) -> Self {
-        Registry { store: root.join(name), name: name.to_string() }
+        Registry { store: root.join(name), name: name.to_string(), lost_races: Default::default() }
+    }
+
+    /// How many times an append of this handle (or a clone) found that another writer had taken
+    /// its log entry first, and retried on the fresh state.
+    pub fn lost_races(&self) -> u64 {
+        self.lost_races.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn url(&self) -> &str {
@@ -245,6 +253,7 @@ impl Registry {
                 return Ok(Some(ev));
             }
             // Lost the race: back off a little (deterministic spread by attempt) and re-read.
+            self.lost_races.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(5 + u64::from(attempt % 8) * 7)).await;
         }
         Err(RegistryError::Contention { registry: self.name.clone(), attempts: ATTEMPTS })

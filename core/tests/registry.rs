@@ -128,10 +128,14 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
         for k in 1..=4 {
             reg.register(bundle(k), serde_json::Value::Null, None, "setup", "").await.unwrap();
         }
+        // All sixteen start at once, so that they read the same state and race for one entry.
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
         let tasks: Vec<_> = (0..16)
             .map(|i| {
                 let reg = reg.clone();
+                let start = start.clone();
                 tokio::spawn(async move {
+                    start.wait().await;
                     let target = format!("v{}", i % 4 + 1);
                     match reg.promote(&target, &format!("writer-{i}"), "race").await {
                         Ok(ev) => Some(ev.seq),
@@ -147,6 +151,8 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
                 applied.push(seq);
             }
         }
+        // The race happened: writers lost their entry to another and retried.
+        assert!(reg.lost_races() > 0, "no writer ever lost a race on {}", reg.url());
         let s = reg.state().await.unwrap();
         // Every applied promotion is in the log exactly once, sequence numbers have no gaps.
         let promotes: Vec<&pm_core::registry::Event> =

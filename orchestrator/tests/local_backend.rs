@@ -128,10 +128,17 @@ steps:
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(r.steps["s"].status, StepStatus::Failed);
     assert!(r.steps["s"].message.as_deref().unwrap().contains("timed out after 1 s"), "{:?}", r.steps["s"].message);
-    // The grandchild `sleep` was in the step's process group: it is gone too.
-    std::thread::sleep(Duration::from_millis(300));
-    let ps = std::process::Command::new("pgrep").args(["-f", "sleep 29.357"]).output().unwrap();
-    assert!(ps.stdout.is_empty(), "left behind: {}", String::from_utf8_lossy(&ps.stdout));
+    // The grandchild `sleep` was in the step's process group: it is gone too (a killed process
+    // may take a moment to be reaped).
+    let t = Instant::now();
+    loop {
+        let ps = std::process::Command::new("pgrep").args(["-f", "sleep 29.357"]).output().unwrap();
+        if ps.stdout.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "left behind: {}", String::from_utf8_lossy(&ps.stdout));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[tokio::test]
@@ -359,12 +366,26 @@ steps:
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // The fault must hit a running step: wait until the second step's process is up.
+    let waiting = format!("--wait-for={}", gate.display());
+    let running = || {
+        let mut pgrep = std::process::Command::new("pgrep");
+        pgrep.args(["-f", "--", &waiting]).stdout(std::process::Stdio::null()).status().unwrap().success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the second step never started");
+        let recorded = pm_orchestrator::local::load_run(&e.root, &run_id).await.ok();
+        if running() && recorded.is_some_and(|r| r.steps["second"].status == StepStatus::Running) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     // The second step, waiting for the gate, does not outlive the orchestrator: it got SIGTERM.
-    let waiting = format!("--wait-for={}", gate.display());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::process::Command::new("pgrep").args(["-f", "--", &waiting]).status().unwrap().success() {
+    while running() {
         assert!(Instant::now() < deadline, "the running step outlived the SIGKILLed orchestrator");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -427,8 +448,11 @@ steps:
     };
     assert_eq!(status.code(), Some(143));
     // The step and its child were in their own process group: stopped with the orchestrator.
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!running(), "a step outlived the orchestrator");
+    let t = Instant::now();
+    while running() {
+        assert!(t.elapsed() < Duration::from_secs(5), "a step outlived the orchestrator");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]

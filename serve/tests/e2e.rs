@@ -102,13 +102,45 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     let (_, h) = get(&client, &format!("{base}/metrics/summary")).await;
     assert_eq!(h["metrics"]["fleet_machines"], json!(f.ds.machines.len()));
 
-    // Load: two tasks predicting stateful and one sending telemetry, until told to stop.
+    // Load: eight clients predicting from the machines' states and one sending new telemetry for
+    // them, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
     let seen_v2 = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for k in 0..2u32 {
+    {
+        let (stop, failed, written, client, base) =
+            (stop.clone(), failed.clone(), written.clone(), client.clone(), base.clone());
+        let last: Vec<(u32, i64)> =
+            f.ds.telemetry.machine_ranges().into_iter().map(|(m, r)| (m, f.ds.telemetry.time[r.end - 1])).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut hour = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                hour += 1;
+                let readings: Vec<Value> = last
+                    .iter()
+                    .map(|&(m, t)| json!({ "machineID": m, "datetime": pm_core::time::Timestamp(t + hour * pm_core::time::HOUR).to_string(),
+                                           "volt": 170.0 + hour as f64 % 5.0, "rotate": 450.0, "pressure": 100.0, "vibration": 40.0 }))
+                    .collect();
+                let n = readings.len() as u64;
+                let r = client.post(format!("{base}/telemetry")).json(&json!({ "readings": readings })).send().await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        assert_eq!(v["accepted"]["readings"], json!(n), "{v}");
+                        written.fetch_add(n, Ordering::Relaxed);
+                    }
+                    other => {
+                        eprintln!("failed telemetry: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for k in 0..8u32 {
         let (stop, ok, failed, seen_v2, client, base) =
             (stop.clone(), ok.clone(), failed.clone(), seen_v2.clone(), client.clone(), base.clone());
         tasks.push(tokio::spawn(async move {
@@ -171,7 +203,7 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
 
     // The dashboard, rendered by a real browser while the load runs: it polls /metrics/summary
     // and shows the live numbers (make test provides Debian's chromium as PM_CHROMIUM).
-    if let Ok(chromium) = std::env::var("PM_CHROMIUM") {
+    if let Some(chromium) = common::optional_tool("PM_CHROMIUM", "the dashboard's check in a real browser") {
         let profile = tempfile::tempdir().unwrap();
         let out = tokio::process::Command::new(chromium)
             .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
@@ -205,8 +237,6 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
         let risk: f64 = ["LOW", "MEDIUM", "HIGH"].iter().map(|r| number(&format!("risk-{r}"))).sum();
         assert!(risk > 50.0 && number("pred-total") >= risk, "{risk} predictions by risk");
         assert_eq!(number("fleet"), f.ds.machines.len() as f64);
-    } else {
-        eprintln!("PM_CHROMIUM is not set: the dashboard's browser check is skipped (make test sets it)");
     }
 
     stop.store(true, Ordering::Relaxed);
@@ -215,7 +245,10 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     }
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "{failed} failed requests of {}", ok + failed);
-    assert!(ok > 50, "the load loop ran ({ok} requests)");
+    assert!(ok > 1_000, "the load loop ran ({ok} predictions)");
+    let written = written.load(Ordering::Relaxed);
+    eprintln!("load during the swaps: {ok} predictions, {written} readings written, none failed");
+    assert!(written > 100, "the telemetry writer ran ({written} readings)");
 
     // SIGTERM: a clean exit with the summary line.
     let pid = server.child.id().to_string();

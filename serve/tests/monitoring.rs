@@ -106,8 +106,7 @@ async fn alert_rules_and_dashboard_query_metrics_that_exist() {
 
 #[test]
 fn promtool_accepts_the_config_and_the_alert_rules_pass_their_unit_tests() {
-    let Ok(promtool) = std::env::var("PM_PROMTOOL") else {
-        eprintln!("PM_PROMTOOL is not set: promtool checks skipped (make test sets it)");
+    let Some(promtool) = common::optional_tool("PM_PROMTOOL", "promtool's config check and alert-rule tests") else {
         return;
     };
     for args in [vec!["check", "config", "prometheus.yml"], vec!["test", "rules", "alerts_test.yml"]] {

@@ -118,3 +118,19 @@ pub fn features_of(pred: &Value, names: &[String]) -> Vec<f64> {
 pub fn same(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
+
+/// The path of an optional tool a check uses, from the environment variable `var` (`make test`
+/// installs the tool and sets it). Without it the check is skipped, loudly; under `CI=true` a
+/// missing tool fails the test instead, so that CI never passes a check it did not run.
+pub fn optional_tool(var: &str, check: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(path) if !path.is_empty() => Some(path),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set, and CI=true: {check} must run in CI (`make test` installs the tool)")
+        }
+        _ => {
+            eprintln!("\n*** SKIPPED: {check}: {var} is not set (`make test` installs the tool and sets it) ***\n");
+            None
+        }
+    }
+}
