@@ -154,12 +154,15 @@ pub fn run_main_with<F: Future<Output = Result<()>>>(name: &str, fut: F, on_sign
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = exit_code_for(&e);
-            report_error(name, &e, code);
-            ExitCode::from(code)
-        }
+        Err(e) => failed(name, &e),
     }
+}
+
+/// Reports a binary's failure once and gives the exit code it calls for ([`exit_code_for`]).
+pub fn failed(name: &str, e: &anyhow::Error) -> ExitCode {
+    let code = exit_code_for(e);
+    report_error(name, e, code);
+    ExitCode::from(code)
 }
 
 /// Prints a failure once: through `tracing` when it shows errors (so that JSON logs stay one

@@ -246,10 +246,6 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("pm-serve: error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => pm_core::cli::failed("pm-serve", &e),
     }
 }

@@ -270,3 +270,16 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     assert!(log.contains("Refused a model bundle"), "{log}");
     assert!(log.contains("pm-serve stopped."), "{log}");
 }
+
+/// A server that cannot start says why once (not once through the log and again on stderr),
+/// with the exit code of the failure: a bad registry URL is bad input.
+#[test]
+fn a_failure_to_start_is_reported_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pm-serve"))
+        .args(["--registry-uri", "ftp://nowhere/registry", "--port", &free_port().to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)), "{err}");
+    assert_eq!(err.matches("unsupported scheme \"ftp\"").count(), 1, "{err}");
+}
