@@ -8,7 +8,7 @@ BUCKET ?= $(CURDIR)/local-bucket
 
 CONTAINERS ?= 0
 
-.PHONY: help build test test-real-data test-containers images push-images lint fmt vertex-simulate monitor-simulate serve compile-specs datagen bench bench-features bench-train bench-serve clean
+.PHONY: help build test test-real-data test-containers images push-images lint fmt fuzz vertex-simulate monitor-simulate serve compile-specs datagen bench bench-features bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ lint: ## cargo fmt --check, clippy -D warnings, and the architecture rule (pm-se
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+FUZZ_SECS ?= 600
+fuzz: ## Fuzz the CSV reader, the pipeline validator and pm-serve's request readers (cargo-fuzz), FUZZ_SECS each (default 600)
+	scripts/fuzz.sh $(FUZZ_SECS)
 
 vertex-simulate: build ## The main job: generate the default data into ./local-bucket, run pipelines/training.yaml locally (each step a process), write the KFP/Vertex specs next to the run. CONTAINERS=1: every step in its image, artifacts on a local S3 server, then pm-serve's image answers
 ifeq ($(CONTAINERS),1)
