@@ -151,8 +151,12 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
                 applied.push(seq);
             }
         }
-        // The race happened: writers lost their entry to another and retried.
-        assert!(reg.lost_races() > 0, "no writer ever lost a race on {}", reg.url());
+        // The race happened: writers lost their entry to another and retried. (Writes to the
+        // in-process memory store complete without yielding, so its writers may not interleave;
+        // on the folder and S3 they do.)
+        if !reg.url().starts_with("memory://") {
+            assert!(reg.lost_races() > 0, "no writer ever lost a race on {}", reg.url());
+        }
         let s = reg.state().await.unwrap();
         // Every applied promotion is in the log exactly once, sequence numbers have no gaps.
         let promotes: Vec<&pm_core::registry::Event> =
