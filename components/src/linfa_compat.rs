@@ -1,7 +1,7 @@
 //! Our tree learners behind linfa's traits, so that they slot into linfa code (`Dataset`, `Fit`,
 //! `Predict`). linfa-trees itself is not used for training: its trees predict labels only (no
 //! probabilities, hence no ROC curve or tunable alarm threshold) and cost more than a whole boosted
-//! model per tree (measured in `make bench-train`).
+//! model per tree (docs/decisions/linfa-trees.md).
 //!
 //! ```
 //! use linfa::prelude::*;

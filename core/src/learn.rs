@@ -513,10 +513,9 @@ impl Default for GbdtParams {
             bagging_fraction: 0.8,
             pos_bagging_fraction: 1.0,
             neg_bagging_fraction: 1.0,
-            // Measured on the default data over four seeds: balanced weights converge slowly and
-            // erratically (a validation-loss bump at rounds 20-45; 41-238 rounds) to a lower
-            // validation PR AUC; unweighted boosting converges in 83-103 rounds to the best one.
-            // Imbalance is then handled by calibrated probabilities and the validation threshold.
+            // Unweighted: balanced weights converged slower and to a lower validation PR AUC; the
+            // imbalance is handled by calibrated probabilities and the validation threshold
+            // (docs/decisions/class-weights.md).
             class_weight: ClassWeight::None,
             max_bins: 255,
         }

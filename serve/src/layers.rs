@@ -6,9 +6,8 @@
 //! route, and then every request pays, at every layer, a boxed clone of the rest of the stack and
 //! a boxed future (`from_fn` adds one more of each). Here the request's future is the router's
 //! plus a few fields, allocated nowhere, and the route pattern for the metrics is found once
-//! with the same matcher the router uses. Measured with `/predict` answering before it reads the
-//! body (so that only the stack differs): the two `from_fn` layers cost ~15–20 % of a bare
-//! handler's throughput at c=32.
+//! with the same matcher the router uses (docs/decisions/serving-window-mode.md has what the
+//! layers cost).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -113,8 +112,8 @@ pin_project_lite::pin_project! {
 
 /// A work request's permit and time limit, counted from its arrival. A request that completes
 /// on its first poll (most: the body came in one read, the work is synchronous) never registers
-/// a timer — a timer per request cost ~10 % of the stateful `/predict` throughput (measured).
-/// One that waits gets the rest of its time as a timer.
+/// a timer, which would cost a visible share of a stateful `/predict`. One that waits gets the
+/// rest of its time as a timer.
 struct Guard {
     _permit: OwnedSemaphorePermit,
     deadline: tokio::time::Instant,

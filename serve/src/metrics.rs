@@ -44,8 +44,8 @@ pub struct Metrics {
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Labelled HTTP children cached per worker thread: prometheus' lookup takes a read lock and
-/// clones an `Arc` that every worker shares, twice per request (measured: a visible share of a
-/// stateful `/predict`). Bounded: label sets beyond it are looked up each time.
+/// clones an `Arc` that every worker shares, twice per request (a visible share of a stateful
+/// `/predict`). Bounded: label sets beyond it are looked up each time.
 struct HttpChild {
     metrics: u64,
     route: Box<str>,

@@ -8,8 +8,8 @@
 //! measures it). The benchmark's yardstick for what a given amount of work per request costs in
 //! throughput when the load generator shares the cores. `pm-bare calibrate` prints the steps per
 //! µs of an idle machine: the benchmark measures it once, before anything else starts, and gives
-//! it to every busy instance (an instance calibrating itself while the others start measured up
-//! to 30 % slow, and its "12 µs" did the work of 9).
+//! it to every busy instance (one calibrating itself while the others start runs slow, and its
+//! work per request comes out short).
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -1,8 +1,7 @@
 //! The fast path of [`Vocab::predict_request`]: one pass over the body's bytes by a scanner of
 //! the request's own grammar, building no `serde_json::Value` tree (no map nodes, no key strings,
-//! no boxed numbers). A 48-hour window body spent ~30 % of the server's CPU building and
-//! dropping that tree; this reads the 7 KB body in ~6 µs where the tree took ~40 (measured;
-//! `serve/examples/window-cost.rs`).
+//! no boxed numbers), whose building and dropping took most of a window request's time
+//! (docs/decisions/serving-window-mode.md; `serve/examples/window-cost.rs` measures it).
 //!
 //! It accepts only requests that are valid, and yields for them exactly what the `Value` path
 //! yields, bit for bit (a property test compares the two over valid and invalid bodies).
@@ -186,9 +185,8 @@ impl<'b> Scan<'b> {
     ///
     /// This and the other steps of reading a value (`digits`, `f64`, `bounded`, `sensor`,
     /// `reading_field`, `time`, `starts_with`, `eight_digits`, and `Timestamp::parse_in_day`)
-    /// are inlined into the readings loop: left as calls (LTO kept `number`, `bounded` and `time`
-    /// out of line), they cost ~0.7 µs of the ~4.1 µs it took to read the 48 h window body
-    /// (measured by `serve/examples/window-cost.rs`).
+    /// are inlined into the readings loop: left as calls (LTO keeps `number`, `bounded` and `time`
+    /// out of line), they cost a large share of reading a window body.
     #[inline(always)]
     fn number(&mut self) -> Option<Number<'b>> {
         self.ws();
@@ -490,8 +488,8 @@ fn window(v: &Vocab, s: &mut Scan<'_>) -> Option<Window> {
 }
 
 /// A window's readings, each read in place at the end of the list: a reading is ~100 bytes, and
-/// moving it out through the return values of the functions that read it cost more than reading
-/// its fields (measured).
+/// moving it out through the return values of the functions that read it costs more than reading
+/// its fields.
 fn readings(v: &Vocab, s: &mut Scan<'_>) -> Option<Vec<Reading>> {
     // Room for two days of hourly readings, the usual window, without growing.
     s.array_into(64, |s, out| {
@@ -530,8 +528,8 @@ fn reading(v: &Vocab, s: &mut Scan<'_>, r: &mut Reading) -> Option<()> {
 }
 
 /// A reading of zeros, its values inline when they fit (`MAX_SENSORS` allows more than the inline
-/// eight): built from a buffer of zeros rather than zero by zero (measured: ~7 % of reading a
-/// window body went to `smallvec!`'s loop and moves).
+/// eight): built from a buffer of zeros rather than zero by zero (`smallvec!`'s loop and moves
+/// showed in the time to read a window body).
 #[inline(always)]
 fn blank_reading(v: &Vocab) -> Reading {
     let n = v.sensors.len();
