@@ -1685,7 +1685,8 @@ async fn a_client_that_trickles_its_header_is_cut_off() {
     };
     assert!(closed, "the trickling client was served to the end of its header");
     let took = started.elapsed();
-    assert!(took >= timeout && took < Duration::from_secs(5), "closed after {took:?}");
+    // (The server's clock starts at its first read, a little before ours.)
+    assert!(took >= timeout * 3 / 4 && took < Duration::from_secs(5), "closed after {took:?}");
     assert!(sent < header.len() / 2, "{sent} of {} bytes were read first", header.len());
 
     // Connected, silent: closed too.
@@ -1712,9 +1713,6 @@ async fn schemathesis_finds_the_server_and_its_document_agree() {
     });
     let f = fixture();
     let app = app(state());
-    for (method, path, body) in pm_serve::docs::examples(&f.ds.contract, "pm-failure").into_iter().take(1) {
-        assert_eq!(call(&app, method, &path, Some(body)).await.status, StatusCode::OK);
-    }
     for machine in [1, 2, 3] {
         let rows = machine_rows(machine);
         let readings: Vec<Value> = (rows.start..rows.start + 30).map(|i| reading_json(&f.ds, i, true)).collect();
@@ -1722,6 +1720,10 @@ async fn schemathesis_finds_the_server_and_its_document_agree() {
             call(&app, "POST", "/telemetry", Some(json!({ "readings": readings }))).await.status,
             StatusCode::OK
         );
+    }
+    // The document's telemetry example, after the fleet's (its times come later).
+    for (method, path, body) in pm_serve::docs::examples(&f.ds.contract, "pm-failure").into_iter().take(1) {
+        assert_eq!(call(&app, method, &path, Some(body)).await.status, StatusCode::OK);
     }
     let doc = call(&app, "GET", "/openapi.json", None).await.body;
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
