@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let fast = vocab.predict_request_fast(data);
     let list = vocab.request_list_fast(data, &["predictions", "instances"]);
-    let slow = pm_serve::error::parse_json(data).ok().map(|v| {
+    let slow = pm_serve::body::parse_json(data).ok().map(|v| {
         let _ = vocab.telemetry(&v);
         vocab.predict_request(&v, "")
     });
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some((_, items)) = list {
-        assert!(pm_serve::error::parse_json(data).is_ok(), "the fast list path took a body that is not JSON");
+        assert!(pm_serve::body::parse_json(data).is_ok(), "the fast list path took a body that is not JSON");
         assert!(!items.is_empty());
     }
 });

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use pm_core::registry::Registry;
 use pm_core::store::Store;
-use pm_serve::error::parse_json;
+use pm_serve::body::parse_json;
 use pm_serve::predict::{predict_one, score};
 use pm_serve::state::{AppState, ServeConfig};
 

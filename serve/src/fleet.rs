@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use pm_core::features::FeatureSpec;
 use pm_core::model::Scores;
-use pm_core::online::{MachineState, OnlineError};
+use pm_core::online::MachineState;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -169,7 +169,7 @@ impl Fleet {
             let id = m.machine.unwrap_or_default();
             match self.with_machine(spec, id, true, |s| s.set_machine(spec, m.model, m.age)) {
                 Ok(Some(Ok(()))) => out.accepted.machines += 1,
-                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("machines", i), id, online_error(e))),
+                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("machines", i), id, ApiError::from(e))),
                 Ok(None) => {}
                 Err(e) => out.rejected.push(Rejected::new(at("machines", i), id, e)),
             }
@@ -193,7 +193,7 @@ impl Fleet {
                 match res {
                     Ok(Some(Ok(true))) => *acc += 1,
                     Ok(Some(Ok(false))) => *dup += 1,
-                    Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at(what, i), id, online_error(e))),
+                    Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at(what, i), id, ApiError::from(e))),
                     Ok(None) => {}
                     Err(e) => out.rejected.push(Rejected::new(at(what, i), id, e)),
                 }
@@ -207,7 +207,7 @@ impl Fleet {
             match self.with_machine(spec, id, true, |s| s.push_reading(spec, id, r.time, &r.values)) {
                 Ok(Some(Ok(true))) => out.accepted.readings += 1,
                 Ok(Some(Ok(false))) => out.duplicates.readings += 1,
-                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("readings", i), id, online_error(e))),
+                Ok(Some(Err(e))) => out.rejected.push(Rejected::new(at("readings", i), id, ApiError::from(e))),
                 Ok(None) => {}
                 Err(e) => out.rejected.push(Rejected::new(at("readings", i), id, e)),
             }
@@ -220,7 +220,7 @@ impl Fleet {
     pub fn push_reading(&self, spec: &FeatureSpec, machine: u32, time: i64, values: &[f64]) -> Result<(), ApiError> {
         match self.with_machine(spec, machine, true, |s| s.push_reading(spec, machine, time, values))? {
             Some(Ok(_)) | None => Ok(()),
-            Some(Err(e)) => Err(online_error(e)),
+            Some(Err(e)) => Err(ApiError::from(e)),
         }
     }
 
@@ -252,9 +252,9 @@ impl Fleet {
             && let Some((model_idx, age)) = fallback
         {
             // Described by the model's fleet table: remember it in the buffer.
-            s.set_machine(spec, model_idx, age).map_err(online_error)?;
+            s.set_machine(spec, model_idx, age).map_err(ApiError::from)?;
         }
-        let time = s.features_latest(spec, machine, out).map_err(online_error)?;
+        let time = s.features_latest(spec, machine, out).map_err(ApiError::from)?;
         let computed =
             Computed { time, oldest: s.oldest().unwrap_or(time), readings: s.len(), described: s.machine().is_some() };
         let scores = score(out);
@@ -273,20 +273,4 @@ pub struct Computed {
     pub readings: usize,
     /// Whether the machine's model and age were known.
     pub described: bool,
-}
-
-/// Maps a buffer's refusal to a 422; a reading that conflicts with the buffer (a different one at
-/// that time, or one older than the buffer) is a 409.
-pub fn online_error(e: OnlineError) -> ApiError {
-    match e {
-        OnlineError::Duplicate { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, "conflict", e.to_string()),
-        OnlineError::TooOld { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, "too_old", e.to_string()),
-        OnlineError::NoReadings { machine } => ApiError::not_found(
-            "unknown_machine",
-            format!(
-                "machine {machine} has no readings in this server; POST its readings to /telemetry first, or send its recent history with the request"
-            ),
-        ),
-        other => ApiError::invalid("", other.to_string()),
-    }
 }

@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 
 use bytes::Bytes;
 
-use crate::error::{ApiError, JsonBody, check_content_type, parse_json, read_body};
+use crate::body::{JsonBody, check_content_type, parse_json, read_body};
+use crate::error::ApiError;
 use crate::input::{PredictRequest, Source};
 use crate::model::Loaded;
 use crate::predict::{finish, predict_one};

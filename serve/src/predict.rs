@@ -10,7 +10,7 @@ use pm_core::time::{HOUR, Timestamp};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::fleet::{Computed, online_error};
+use crate::fleet::Computed;
 use crate::input::{PredictRequest, Source, Window, at, join};
 use crate::model::Loaded;
 use crate::state::AppState;
@@ -132,10 +132,10 @@ fn window_features(
     let in_order = (0..w.readings.len()).map(|k| &w.readings[index(k)]);
     s.push_readings(spec, machine, in_order.map(|r| (r.time, &r.values[..]))).map_err(|(k, err)| {
         // As the buffer's own refusals are answered (409 for two readings at one time), located.
-        let e = online_error(err);
+        let e = ApiError::from(err);
         ApiError::invalid(at(&join(&hp(), "readings"), index(k)), e.message).with_status(e.status).with_code(e.code)
     })?;
-    let time = s.features_latest(spec, machine, x).map_err(online_error)?;
+    let time = s.features_latest(spec, machine, x).map_err(ApiError::from)?;
     Ok(Computed { time, oldest: s.oldest().unwrap_or(time), readings: s.len(), described: s.machine().is_some() })
 }
 

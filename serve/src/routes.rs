@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, JsonBody, JsonBytes};
+use crate::body::{JsonBody, JsonBytes, cpu};
+use crate::error::ApiError;
 use crate::layers::App;
 use crate::predict::{Item, List, check_batch, predict_one};
 use crate::state::AppState;
@@ -92,13 +93,6 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 /// The model for this request, or 503.
 pub fn model_or_503(st: &AppState) -> Result<std::sync::Arc<crate::model::Loaded>, ApiError> {
     st.slot.get().ok_or_else(|| ApiError::no_model(&st.slot.why_not_loaded()))
-}
-
-/// Runs CPU work of a size that could hold a runtime thread too long on the blocking pool.
-pub(crate) async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))
 }
 
 /// Batches above this size are scored off the async worker threads.

@@ -604,7 +604,7 @@ fn meta(v: &Vocab, s: &mut Scan<'_>) -> Option<MachineMeta> {
 mod tests {
     use proptest::prelude::*;
 
-    use crate::error::parse_json;
+    use crate::body::parse_json;
     use crate::input::{PredictRequest, Vocab};
     use crate::state::default_bounds;
 
@@ -737,7 +737,7 @@ mod tests {
         // A repeated field: the fast path gives up, and the Value path refuses it by name.
         let repeated = r#"{"machineID": 7, "machineID": 8}"#;
         assert!(super::predict_request(&v, repeated.as_bytes()).is_none());
-        let e = crate::error::parse_json(repeated.as_bytes()).unwrap_err();
+        let e = crate::body::parse_json(repeated.as_bytes()).unwrap_err();
         assert_eq!((e.code, e.field.as_deref()), ("duplicate_field", Some("machineID")));
         // Valid for the Value path, but not the fast path's to decide: both spellings of a
         // field, escapes.
