@@ -87,6 +87,46 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Checks and converts run-time parameter values for a pipeline: known names, right types,
+    /// required ones present.
+    pub fn parameter_values(
+        &self,
+        values: &BTreeMap<String, Value>,
+    ) -> Result<BTreeMap<String, Value>, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        for (k, v) in values {
+            match self.spec.parameters.get(k) {
+                None => errors.push(err(format!("parameters.{k}"), "unknown parameter")),
+                Some(ps) if !literal_fits(v, ps.ty) => {
+                    errors.push(err(format!("parameters.{k}"), format!("{v} is not {}", ps.ty.article())));
+                }
+                Some(_) => {}
+            }
+        }
+        for (k, ps) in &self.spec.parameters {
+            if ps.default.is_none() && !values.contains_key(k) {
+                errors.push(err(
+                    format!("parameters.{k}"),
+                    format!("required parameter ({}) has no value", ps.ty.name()),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(values
+            .iter()
+            .map(|(k, v)| {
+                let ty = self.spec.parameters[k].ty;
+                let v = match (ty, v.as_f64()) {
+                    (Type::Int | Type::Float, Some(x)) => Value::from(x),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect())
+    }
+
     /// Points every image under `localhost/` (what `make images` builds) at `registry`:
     /// `localhost/pm/pm-train:0.1.0` becomes `<registry>/pm/pm-train:0.1.0`. Cloud runners
     /// (Vertex AI, Kubeflow) pull from a registry, not from the build machine.

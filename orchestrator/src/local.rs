@@ -194,7 +194,7 @@ pub fn new_run_id(pipeline: &str) -> String {
 
 /// Resolves run-time parameter values: defaults, overrides, types.
 pub fn resolve_params(p: &Pipeline, overrides: &BTreeMap<String, Value>) -> Result<BTreeMap<String, Value>> {
-    crate::vertex::parameter_values(p, overrides)
+    p.parameter_values(overrides)
         .map_err(|errs| anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
     let mut out = BTreeMap::new();
     for (k, ps) in &p.spec.parameters {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::graph::Pipeline;
-use crate::spec::{SpecError, Type, err};
+use crate::spec::{SpecError, err};
 
 /// What a PipelineJob needs besides the spec.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,49 +23,12 @@ pub struct JobConfig {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Checks and converts run-time parameter values for a pipeline: known names, right types,
-/// required ones present.
-pub fn parameter_values(
-    p: &Pipeline,
-    values: &BTreeMap<String, Value>,
-) -> Result<BTreeMap<String, Value>, Vec<SpecError>> {
-    let mut errors = Vec::new();
-    for (k, v) in values {
-        match p.spec.parameters.get(k) {
-            None => errors.push(err(format!("parameters.{k}"), "unknown parameter")),
-            Some(ps) if !crate::graph::literal_fits(v, ps.ty) => {
-                errors.push(err(format!("parameters.{k}"), format!("{v} is not {}", ps.ty.article())));
-            }
-            Some(_) => {}
-        }
-    }
-    for (k, ps) in &p.spec.parameters {
-        if ps.default.is_none() && !values.contains_key(k) {
-            errors.push(err(format!("parameters.{k}"), format!("required parameter ({}) has no value", ps.ty.name())));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(values
-        .iter()
-        .map(|(k, v)| {
-            let ty = p.spec.parameters[k].ty;
-            let v = match (ty, v.as_f64()) {
-                (Type::Int | Type::Float, Some(x)) => json!(x),
-                _ => v.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect())
-}
-
 /// The PipelineJob REST body.
 pub fn pipeline_job(p: &Pipeline, spec: Value, cfg: &JobConfig) -> Result<Value, Vec<SpecError>> {
     if !cfg.gcs_output_directory.starts_with("gs://") {
         return Err(vec![err("gcs_output_directory", format!("{:?} must be a gs:// URI", cfg.gcs_output_directory))]);
     }
-    let values = parameter_values(p, &cfg.parameter_values)?;
+    let values = p.parameter_values(&cfg.parameter_values)?;
     let mut body = json!({
         "displayName": cfg.display_name.clone().unwrap_or_else(|| p.spec.name.clone()),
         "pipelineSpec": spec,
