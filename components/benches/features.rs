@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use pm_core::contract::{Contract, FileKind};
+use pm_core::data::contract::{Contract, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_core::features::{FeatureSet, FeatureSpec, compute_batch};
-use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_local_sim::generate::{GenConfig, generate};
 use serde_json::{Value, json};
 
@@ -81,7 +81,7 @@ fn main() {
     std::fs::create_dir_all(&raw).unwrap();
     let ds = generate(&GenConfig::azure_default());
     for kind in FileKind::ALL {
-        std::fs::write(raw.join(kind.file_name()), pm_core::csv::write::file(&ds, kind)).unwrap();
+        std::fs::write(raw.join(kind.file_name()), pm_core::data::csv::write::file(&ds, kind)).unwrap();
     }
     let rows = ds.telemetry.len() as f64;
     drop(ds);

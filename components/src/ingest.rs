@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use pm_core::contract::{Contract, Dataset, FileKind};
-use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, ValidationReport, read_dataset};
+use pm_core::data::contract::{Contract, Dataset, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, ValidationReport, read_dataset};
 use pm_core::store::Store;
 
 use crate::table;

@@ -5,9 +5,9 @@
 use std::fmt::Write as _;
 
 use pm_core::bundle::ModelBundle;
+use pm_core::data::time::Timestamp;
 use pm_core::evaluate::{Evaluation, TestMetrics};
 use pm_core::html::escape as esc;
-use pm_core::time::Timestamp;
 
 const W: f64 = 420.0;
 const H: f64 = 300.0;

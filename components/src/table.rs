@@ -8,7 +8,7 @@ use std::io::Cursor;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use pm_core::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
+use pm_core::data::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
 use pm_core::features::FeatureTable;
 use polars::prelude::{
     Column, DataFrame, Int64Chunked, IntoColumn, ParquetCompression, ParquetReader, ParquetWriter, SerReader, TimeUnit,

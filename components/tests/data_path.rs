@@ -7,9 +7,9 @@ use bytes::Bytes;
 use clap::Parser;
 use pm_components::features::{self, FeaturesArgs, load_features};
 use pm_components::ingest::{self, IngestArgs, load_dataset};
-use pm_core::contract::{Contract, FileKind};
+use pm_core::data::contract::{Contract, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_core::features::{FeatureSet, FeatureSpec, compute_batch};
-use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 
@@ -17,7 +17,7 @@ fn roots(test: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap().keep();
     let s3 = std::env::var("PM_TEST_S3_URL")
         .unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run the tests with `make test`"));
-    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::time::now().0);
+    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::data::time::now().0);
     vec![dir.display().to_string(), format!("memory://{unique}"), format!("{s3}/{unique}")]
 }
 
@@ -25,7 +25,7 @@ async fn write_raw(root: &Store, cfg: &GenConfig) -> Vec<(FileKind, Vec<u8>)> {
     let ds = generate(cfg);
     let mut out = Vec::new();
     for kind in FileKind::ALL {
-        let text = pm_core::csv::write::file(&ds, kind);
+        let text = pm_core::data::csv::write::file(&ds, kind);
         root.put(&format!("raw/{}", kind.file_name()), Bytes::from(text.clone())).await.unwrap();
         out.push((kind, text));
     }

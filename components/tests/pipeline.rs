@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pm_components::evaluate::load_evaluation;
-use pm_core::contract::FileKind;
+use pm_core::data::contract::FileKind;
 use pm_core::evaluate::Gates;
 use pm_core::registry::Registry;
 use pm_core::store::Store;
@@ -30,7 +30,7 @@ async fn fleet(dir: &Path) -> Store {
     let root = Store::open(dir.join("root").to_str().unwrap()).unwrap();
     let ds = generate(&GenConfig { machines: 12, hours: 24 * 120, ..GenConfig::azure_default() });
     for kind in FileKind::ALL {
-        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::data::csv::write::file(&ds, kind)))
             .await
             .unwrap();
     }

@@ -11,7 +11,7 @@ use pm_components::features::{self, FeaturesArgs};
 use pm_components::ingest::{self, IngestArgs};
 use pm_components::monitor::{self, MonitorArgs};
 use pm_components::train::{self, TrainArgs};
-use pm_core::contract::FileKind;
+use pm_core::data::contract::FileKind;
 use pm_core::registry::{Registry, Status};
 use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
@@ -19,7 +19,7 @@ use pm_local_sim::generate::{GenConfig, generate};
 async fn prepare(root: &Store) {
     let ds = generate(&GenConfig { machines: 12, hours: 24 * 120, ..GenConfig::azure_default() });
     for kind in FileKind::ALL {
-        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::data::csv::write::file(&ds, kind)))
             .await
             .unwrap();
     }
@@ -104,7 +104,7 @@ async fn train_eval_deploy(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_evaluate_deploy_and_champion_challenger() {
     let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
-    let unique = format!("chain-{}-{}", std::process::id(), pm_core::time::now().0);
+    let unique = format!("chain-{}-{}", std::process::id(), pm_core::data::time::now().0);
     for root_url in [format!("memory://{unique}"), format!("{s3}/{unique}")] {
         let root = Store::open(&root_url).unwrap();
         prepare(&root).await;
@@ -162,7 +162,7 @@ async fn ingest_batch(root: &Store, name: &str, volt_scale: f64) -> String {
         *v *= volt_scale;
     }
     for kind in FileKind::ALL {
-        root.put(&format!("{name}-raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&ds, kind)))
+        root.put(&format!("{name}-raw/{}", kind.file_name()), Bytes::from(pm_core::data::csv::write::file(&ds, kind)))
             .await
             .unwrap();
     }

@@ -63,7 +63,7 @@ where
         event.record(&mut fields);
         let mut line = serde_json::Map::new();
         line.insert("severity".into(), severity.into());
-        line.insert("time".into(), crate::time::now_rfc3339_micros().into());
+        line.insert("time".into(), crate::data::time::now_rfc3339_micros().into());
         line.insert("message".into(), fields.0.remove("message").unwrap_or_else(|| "".into()));
         line.insert("target".into(), meta.target().into());
         for (k, v) in fields.0 {
@@ -241,12 +241,12 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     use crate::store::StoreError;
     let bad = |c: &(dyn std::error::Error + 'static)| {
         c.is::<BadInput>()
-            || c.is::<crate::ingest::DataError>()
+            || c.is::<crate::data::ingest::DataError>()
             || c.is::<crate::features::SpecError>()
             || c.is::<crate::split::SplitError>()
             || c.is::<crate::learn::ParamError>()
             || c.is::<crate::bundle::BundleError>()
-            || c.is::<crate::time::TimeError>()
+            || c.is::<crate::data::time::TimeError>()
             || matches!(c.downcast_ref::<crate::train::TrainError>(), Some(t) if !matches!(t, crate::train::TrainError::Shape { .. }))
             || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. } | StoreError::Url { .. }))
     };
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn exit_codes_say_whether_a_retry_can_help() {
-        let data = crate::ingest::DataError {
+        let data = crate::data::ingest::DataError {
             file: "PdM_telemetry.csv".into(),
             line: Some(3),
             column: None,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::ModelBundle;
-use crate::contract::Events;
+use crate::data::contract::Events;
 use crate::features::FeatureTable;
 use crate::metrics::{self, Confusion, CurvePoint, EventMetrics, EventRows};
 use crate::split::SplitPlan;

@@ -17,8 +17,8 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Contract, Dataset, machine_range};
-use crate::time::HOUR;
+use crate::data::contract::{Contract, Dataset, machine_range};
+use crate::data::time::HOUR;
 
 pub const FEATURE_SPEC_VERSION: u32 = 1;
 

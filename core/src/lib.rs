@@ -9,13 +9,11 @@
 
 pub mod bundle;
 pub mod cli;
-pub mod contract;
-pub mod csv;
+pub mod data;
 pub mod drift;
 pub mod evaluate;
 pub mod features;
 pub mod html;
-pub mod ingest;
 pub mod learn;
 pub mod metrics;
 pub mod model;
@@ -24,5 +22,4 @@ pub mod registry;
 pub mod rng;
 pub mod split;
 pub mod store;
-pub mod time;
 pub mod train;

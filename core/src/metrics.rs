@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::HOUR;
+use crate::data::time::HOUR;
 
 /// Row indices sorted by score, highest first (NaN scores last), ties in index order.
 fn order_desc(scores: &[f64]) -> Vec<usize> {
@@ -241,7 +241,7 @@ pub fn event_metrics(
 ) -> EventMetrics {
     let horizon = i64::from(horizon_hours) * HOUR;
     let min_lead = i64::from(min_lead_hours) * HOUR;
-    let ranges = crate::contract::ranges_by_key(rows.machine);
+    let ranges = crate::data::contract::ranges_by_key(rows.machine);
     let range_of = |m: u32| ranges.binary_search_by_key(&m, |(k, _)| *k).ok().map(|i| ranges[i].1.clone());
     let mut out = EventMetrics::default();
     let mut leads = Vec::new();

@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 
+use crate::data::time::{HOUR, Timestamp};
 use crate::features::{FeatureSpec, MachineHistory, compute_row};
-use crate::time::{HOUR, Timestamp};
 
 /// Why an update was refused. The state is unchanged after an error.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

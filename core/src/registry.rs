@@ -238,7 +238,7 @@ impl Registry {
             };
             let ev = Event {
                 seq: state.seq + 1,
-                at: crate::time::now_rfc3339(),
+                at: crate::data::time::now_rfc3339(),
                 actor: actor.to_string(),
                 reason: reason.to_string(),
                 action,
@@ -304,7 +304,7 @@ impl Registry {
                         label_horizon_hours: bundle.feature_spec.label.horizon_hours,
                         training_data_hash: bundle.training_data_hash.clone(),
                         source_commit: source_commit.clone(),
-                        created_at: crate::time::now_rfc3339(),
+                        created_at: crate::data::time::now_rfc3339(),
                     }),
                 }))
             })

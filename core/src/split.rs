@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::time::{HOUR, Timestamp};
+use crate::data::time::{HOUR, Timestamp};
 
 /// Split settings (the `split` section of the training spec).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -323,7 +323,7 @@ impl Store {
             schema_version: MANIFEST_VERSION,
             kind: kind.to_string(),
             producer: producer.to_string(),
-            created_at: crate::time::now_rfc3339(),
+            created_at: crate::data::time::now_rfc3339(),
             files: entries,
             metadata,
         };

@@ -2,10 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pm_core::contract::{Contract, Dataset, Events, Machines, Telemetry};
+use pm_core::data::contract::{Contract, Dataset, Events, Machines, Telemetry};
+use pm_core::data::time::HOUR;
 use pm_core::features::{FeatureSet, FeatureSpec, compute_batch, compute_batch_as};
 use pm_core::online::MachineState;
-use pm_core::time::HOUR;
 use proptest::prelude::*;
 
 const T0: i64 = 1_420_092_000; // 2015-01-01 06:00:00

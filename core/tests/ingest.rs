@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pm_core::contract::{Contract, Dataset, FileKind};
-use pm_core::ingest::{BadRowPolicy, DataError, InputFile, ReadOptions, ValidationReport, read_dataset};
+use pm_core::data::contract::{Contract, Dataset, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, DataError, InputFile, ReadOptions, ValidationReport, read_dataset};
 
 const TELEMETRY: &str = "\"datetime\",\"machineID\",\"volt\",\"rotate\",\"pressure\",\"vibration\"
 2015-01-01 06:00:00,1,176.217853015625,418.504078221616,113.077935462083,45.0876857639276

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use pm_core::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ValidationMetrics};
-use pm_core::contract::Contract;
+use pm_core::data::contract::Contract;
 use pm_core::drift::FeatureBaseline;
 use pm_core::features::{FeatureSet, FeatureSpec};
 use pm_core::metrics::ThresholdRule;
@@ -17,7 +17,7 @@ use pm_core::store::Store;
 fn roots(test: &str) -> Vec<Store> {
     let dir = tempfile::tempdir().unwrap().keep();
     let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
-    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::time::now().0);
+    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::data::time::now().0);
     vec![
         Store::open(dir.to_str().unwrap()).unwrap(),
         Store::open(&format!("memory://{unique}")).unwrap(),

@@ -12,7 +12,7 @@ fn backends(test: &str) -> Vec<Store> {
     let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| {
         panic!("PM_TEST_S3_URL is not set: run the tests with `make test`, which starts a local S3 server")
     });
-    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::time::now().0);
+    let unique = format!("{test}-{}-{}", std::process::id(), pm_core::data::time::now().0);
     vec![
         Store::open(dir.to_str().unwrap()).unwrap(),
         Store::open(&format!("memory://{unique}/root")).unwrap(),

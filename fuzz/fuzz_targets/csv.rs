@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pm_core::contract::{Contract, FileKind};
-use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
+use pm_core::data::contract::{Contract, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 
 const HEADERS: [&[u8]; 5] = [
     b"datetime,machineID,volt,rotate,pressure,vibration\n2015-01-01 06:00:00,1,170,450,100,40\n",

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pm_core::contract::Contract;
+use pm_core::data::contract::Contract;
 use pm_serve::input::Vocab;
 
 fuzz_target!(|data: &[u8]| {

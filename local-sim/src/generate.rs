@@ -18,9 +18,9 @@
 //! Machines are generated independently from per-machine random streams, so machine `m` is the
 //! same whatever the fleet size, and the fleet is generated in parallel.
 
-use pm_core::contract::{Contract, Dataset, Events, Machines, Telemetry};
+use pm_core::data::contract::{Contract, Dataset, Events, Machines, Telemetry};
+use pm_core::data::time::{DAY, HOUR, Timestamp};
 use pm_core::rng::{Rng, derive_seed};
-use pm_core::time::{DAY, HOUR, Timestamp};
 use rayon::prelude::*;
 
 /// The generator's knobs.

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use pm_core::contract::{Dataset, Events, machine_range};
-use pm_core::time::{DAY, HOUR};
+use pm_core::data::contract::{Dataset, Events, machine_range};
+use pm_core::data::time::{DAY, HOUR};
 use serde::Serialize;
 
 /// Published facts of the real data set (PDM_FACTS.md); the generator is calibrated to them.

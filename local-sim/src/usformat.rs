@@ -2,7 +2,7 @@
 //! of spreadsheet-saved copies of the data set (used to test and demonstrate that both read the
 //! same).
 
-use pm_core::time::Timestamp;
+use pm_core::data::time::Timestamp;
 
 /// Converts every field that parses as an ISO datetime; other fields are left as they are.
 pub fn iso_to_us(text: &[u8]) -> Vec<u8> {

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pm_core::contract::{Dataset, machine_range};
-use pm_core::time::{DAY, HOUR};
+use pm_core::data::contract::{Dataset, machine_range};
+use pm_core::data::time::{DAY, HOUR};
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::stats::{self, ERRORS_OF_COMPONENT, facts};
 

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pm_core::contract::{Contract, FileKind};
-use pm_core::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
+use pm_core::data::contract::{Contract, FileKind};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::{stats, usformat};
 
@@ -17,7 +17,7 @@ fn real_files() -> Vec<(FileKind, Vec<u8>)> {
         .iter()
         .map(|&k| {
             let bytes = if k == FileKind::Telemetry {
-                pm_core::csv::write::file(&generated, k)
+                pm_core::data::csv::write::file(&generated, k)
             } else {
                 let path = std::path::Path::new(&dir).join(k.file_name());
                 std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -27,7 +27,7 @@ fn real_files() -> Vec<(FileKind, Vec<u8>)> {
         .collect()
 }
 
-fn read(files: &[(FileKind, Vec<u8>)]) -> (pm_core::contract::Dataset, pm_core::ingest::ValidationReport) {
+fn read(files: &[(FileKind, Vec<u8>)]) -> (pm_core::data::contract::Dataset, pm_core::data::ingest::ValidationReport) {
     let inputs: Vec<InputFile<'_>> =
         files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
     read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap()

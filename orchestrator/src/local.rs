@@ -186,7 +186,7 @@ fn now_ms() -> i64 {
 }
 
 pub fn new_run_id(pipeline: &str) -> String {
-    let now = pm_core::time::now().rfc3339();
+    let now = pm_core::data::time::now().rfc3339();
     let stamp: String = now.chars().filter(char::is_ascii_digit).collect();
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{pipeline}-{stamp}-{:04x}", nanos & 0xffff)
@@ -425,7 +425,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
                 pipeline_hash: sha256_hex(pipeline_text.as_bytes()),
                 params: params.clone(),
                 status: "running".into(),
-                started_at: pm_core::time::now_rfc3339(),
+                started_at: pm_core::data::time::now_rfc3339(),
                 ended_at: None,
                 duration_secs: 0.0,
                 steps: pipeline.steps.keys().map(|k| (k.clone(), StepRecord::pending())).collect(),
@@ -478,7 +478,7 @@ pub async fn run(pipeline: Pipeline, opts: LocalOptions, pipeline_text: &str) ->
     let mut rec = shared.record.lock().await.clone();
     let ok = internal.is_none() && rec.steps.values().all(|s| s.status.done_ok() || s.status == StepStatus::Skipped);
     rec.status = if ok { "succeeded".into() } else { "failed".into() };
-    rec.ended_at = Some(pm_core::time::now_rfc3339());
+    rec.ended_at = Some(pm_core::data::time::now_rfc3339());
     rec.duration_secs = started.elapsed().as_secs_f64();
     *shared.record.lock().await = rec.clone();
     shared.save().await;
@@ -773,7 +773,7 @@ async fn run_step(shared: &Shared, run_id: &str, name: &str, params: &BTreeMap<S
     let step = &shared.pipeline.steps[name];
     let mut rec = StepRecord::pending();
     let started = Instant::now();
-    rec.started_at = Some(pm_core::time::now_rfc3339());
+    rec.started_at = Some(pm_core::data::time::now_rfc3339());
     rec.start_ms = now_ms();
     let bar = shared.progress.as_ref().map(|m| {
         let b = m.add(indicatif::ProgressBar::new_spinner());
@@ -832,7 +832,7 @@ async fn run_step(shared: &Shared, run_id: &str, name: &str, params: &BTreeMap<S
         rec.status = StepStatus::Failed;
         rec.message = Some(format!("{e:#}"));
     }
-    rec.ended_at = Some(pm_core::time::now_rfc3339());
+    rec.ended_at = Some(pm_core::data::time::now_rfc3339());
     rec.end_ms = now_ms();
     rec.duration_secs = started.elapsed().as_secs_f64();
     if let Some(b) = bar {

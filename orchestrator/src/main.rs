@@ -218,7 +218,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 if a.dry_run && token.is_empty() { "DRY-RUN" } else { &token },
                 body,
                 &p.spec.name,
-                &pm_core::time::now_rfc3339(),
+                &pm_core::data::time::now_rfc3339(),
             )
             .map_err(|e| {
                 anyhow::anyhow!("{e} (set {} to a token, e.g. `gcloud auth print-access-token`)", a.token_env)

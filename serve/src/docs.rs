@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Html;
-use pm_core::contract::Contract;
+use pm_core::data::contract::Contract;
 use serde_json::{Value, json};
 
 use crate::input::Vocab;

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use pm_core::contract::Contract;
-use pm_core::time::Timestamp;
+use pm_core::data::contract::Contract;
+use pm_core::data::time::Timestamp;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;

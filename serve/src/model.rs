@@ -142,7 +142,7 @@ impl Loaded {
             machines,
             sha256,
             source,
-            loaded_at: pm_core::time::now_rfc3339(),
+            loaded_at: pm_core::data::time::now_rfc3339(),
             bundle,
         }
     }

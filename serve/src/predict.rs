@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
+use pm_core::data::time::{HOUR, Timestamp};
 use pm_core::model::Scores;
 use pm_core::online::MachineState;
-use pm_core::time::{HOUR, Timestamp};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -211,7 +211,7 @@ pub fn finish<'a>(
         model_version: &model.version,
         mode,
         history_hours,
-        prediction_timestamp: pm_core::time::now_rfc3339(),
+        prediction_timestamp: pm_core::data::time::now_rfc3339(),
         warnings,
         features: None,
     }

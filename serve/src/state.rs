@@ -99,7 +99,7 @@ impl AppState {
             slot,
             metrics,
             started: Instant::now(),
-            started_at: pm_core::time::now_rfc3339(),
+            started_at: pm_core::data::time::now_rfc3339(),
             priming: AtomicBool::new(false),
         })))
     }
@@ -148,7 +148,8 @@ impl AppState {
         self.metrics.reloads.with_label_values(&["refused"]).inc();
         self.metrics.model_refused.set(1);
         self.slot.update_status(|s| {
-            s.refused = Some(Refusal { version, bundle_sha256: sha256, reason, at: pm_core::time::now_rfc3339() });
+            s.refused =
+                Some(Refusal { version, bundle_sha256: sha256, reason, at: pm_core::data::time::now_rfc3339() });
         });
     }
 
@@ -167,7 +168,7 @@ impl AppState {
             tracing::warn!("{message}");
             self.metrics.registry_poll(false).inc();
             self.slot.update_status(|s| {
-                s.last_poll = Some(pm_core::time::now_rfc3339());
+                s.last_poll = Some(pm_core::data::time::now_rfc3339());
                 s.last_error = Some(message);
             });
         }
@@ -178,7 +179,7 @@ impl AppState {
         let status: LoadStatus = self.slot.status();
         let cur = current.as_ref().map(|m| (m.version.as_str(), m.sha256.as_str()));
         let fetched = loader.fetch(cur, status.refused.as_ref()).await;
-        let now = pm_core::time::now_rfc3339();
+        let now = pm_core::data::time::now_rfc3339();
         let registry_active = loader.registry_active();
         self.slot.update_status(|s| {
             s.last_poll = Some(now);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use pm_core::time::{HOUR, Timestamp};
+use pm_core::data::time::{HOUR, Timestamp};
 use pm_serve::server::DEFAULT_HEADER_READ_TIMEOUT;
 use pm_serve::{ServeConfig, app};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ fn machine_rows(machine: u32) -> std::ops::Range<usize> {
     r
 }
 
-fn events_json(ds: &pm_core::contract::Dataset, machine: u32, upto: i64) -> (Vec<Value>, Vec<Value>) {
+fn events_json(ds: &pm_core::data::contract::Dataset, machine: u32, upto: i64) -> (Vec<Value>, Vec<Value>) {
     let errors = (0..ds.errors.len())
         .filter(|&i| ds.errors.machine[i] == machine && ds.errors.time[i] <= upto)
         .map(|i| {
@@ -1533,7 +1533,8 @@ async fn openapi_document_is_complete_and_its_examples_work() {
         let a = call(&app, method, &concrete, if method == "POST" { Some(json!({})) } else { None }).await;
         assert_ne!(a.body["error"]["code"], "no_route", "{p}");
     }
-    for (method, path, body) in pm_serve::docs::examples(&pm_core::contract::Contract::azure_pdm(), "pm-failure") {
+    for (method, path, body) in pm_serve::docs::examples(&pm_core::data::contract::Contract::azure_pdm(), "pm-failure")
+    {
         let a = call(&app, method, &path, Some(body.clone())).await;
         assert_eq!(a.status, StatusCode::OK, "example {method} {path} {body}: {}", a.text);
         assert!(a.body.get("error").is_none());
@@ -1545,7 +1546,7 @@ async fn openapi_document_is_complete_and_its_examples_work() {
     let rows = machine_rows(pm_serve::docs::EXAMPLE_MACHINE);
     let readings: Vec<Value> = (rows.end - 48..rows.end).map(|i| reading_json(&f.ds, i, true)).collect();
     assert_eq!(call(&primed, "POST", "/telemetry", Some(json!({ "readings": readings }))).await.status, StatusCode::OK);
-    let mut listed = pm_serve::docs::examples(&pm_core::contract::Contract::azure_pdm(), "pm-failure");
+    let mut listed = pm_serve::docs::examples(&pm_core::data::contract::Contract::azure_pdm(), "pm-failure");
     listed.sort_by(|a, b| a.1.cmp(&b.1));
     assert_ne!(listed[0].1, "/telemetry");
     for (method, path, body) in listed {
@@ -1799,8 +1800,8 @@ fn history() -> impl proptest::strategy::Strategy<Value = History> {
         })
 }
 
-fn history_dataset(h: &History, machine: u32) -> pm_core::contract::Dataset {
-    use pm_core::contract::{Contract, Events, Machines, Telemetry};
+fn history_dataset(h: &History, machine: u32) -> pm_core::data::contract::Dataset {
+    use pm_core::data::contract::{Contract, Events, Machines, Telemetry};
     let events = |list: &[(i64, u16)]| {
         let mut e = Events::default();
         for &(t, k) in list {
@@ -1808,7 +1809,7 @@ fn history_dataset(h: &History, machine: u32) -> pm_core::contract::Dataset {
         }
         e
     };
-    pm_core::contract::Dataset {
+    pm_core::data::contract::Dataset {
         contract: Contract::azure_pdm(),
         telemetry: Telemetry {
             machine: vec![machine; h.times.len()],
@@ -1836,7 +1837,7 @@ proptest::proptest! {
             let machine = 500;
             let batch = pm_core::features::compute_batch_as::<f64>(&f.spec, &history_dataset(&h, machine));
             let names = f.spec.names();
-            let c = pm_core::contract::Contract::azure_pdm();
+            let c = pm_core::data::contract::Contract::azure_pdm();
             let reading = |i: usize, with_machine: bool| {
                 let mut r = json!({ "datetime": Timestamp(h.times[i]).to_string(),
                     "volt": h.values[i][0], "rotate": h.values[i][1], "pressure": h.values[i][2], "vibration": h.values[i][3] });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::fixture;
-use pm_core::contract::FileKind;
+use pm_core::data::contract::FileKind;
 use pm_core::registry::Registry;
 use pm_core::store::Store;
 use serde_json::{Value, json};
@@ -57,10 +57,10 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
 async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request() {
     let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
     let f = fixture();
-    let unique = format!("serve-e2e-{}-{}", std::process::id(), pm_core::time::now().0);
+    let unique = format!("serve-e2e-{}-{}", std::process::id(), pm_core::data::time::now().0);
     let root = Store::open(&format!("{s3}/{unique}")).unwrap();
     for kind in FileKind::ALL {
-        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::csv::write::file(&f.ds, kind)))
+        root.put(&format!("raw/{}", kind.file_name()), Bytes::from(pm_core::data::csv::write::file(&f.ds, kind)))
             .await
             .unwrap();
     }
@@ -121,7 +121,7 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
                 hour += 1;
                 let readings: Vec<Value> = last
                     .iter()
-                    .map(|&(m, t)| json!({ "machineID": m, "datetime": pm_core::time::Timestamp(t + hour * pm_core::time::HOUR).to_string(),
+                    .map(|&(m, t)| json!({ "machineID": m, "datetime": pm_core::data::time::Timestamp(t + hour * pm_core::data::time::HOUR).to_string(),
                                            "volt": 170.0 + hour as f64 % 5.0, "rotate": 450.0, "pressure": 100.0, "vibration": 40.0 }))
                     .collect();
                 let n = readings.len() as u64;

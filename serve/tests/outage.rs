@@ -79,7 +79,7 @@ async fn serving_continues_through_a_registry_outage_and_catches_up_after() {
     let s3 = std::env::var("PM_TEST_S3_URL").unwrap_or_else(|_| panic!("PM_TEST_S3_URL is not set: run `make test`"));
     let endpoint = std::env::var("AWS_ENDPOINT").unwrap();
     let f = fixture();
-    let root_url = format!("{s3}/serve-outage-{}-{}", std::process::id(), pm_core::time::now().0);
+    let root_url = format!("{s3}/serve-outage-{}-{}", std::process::id(), pm_core::data::time::now().0);
     // The test writes directly; the server reads through the proxy.
     let direct = Registry::new(&Store::open(&root_url).unwrap(), "pm-failure");
     let (v1, _) = direct.register(Bytes::from(f.bundle.to_json()), json!({}), None, "test", "one").await.unwrap();

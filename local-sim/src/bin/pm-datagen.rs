@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 use pm_core::cli::{progress, run_main, thousands};
-use pm_core::contract::FileKind;
+use pm_core::data::contract::FileKind;
+use pm_core::data::time::Timestamp;
 use pm_core::store::Store;
-use pm_core::time::Timestamp;
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::{stats, usformat};
 
@@ -101,7 +101,7 @@ async fn run(args: Args) -> Result<()> {
         let files: Vec<(FileKind, Vec<u8>)> = FileKind::ALL
             .iter()
             .map(|&k| {
-                let text = pm_core::csv::write::file(&ds, k);
+                let text = pm_core::data::csv::write::file(&ds, k);
                 (k, if us { usformat::iso_to_us(&text) } else { text })
             })
             .collect();

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use pm_core::time::Timestamp;
+use pm_core::data::time::Timestamp;
 
 use super::{Event, MachineMeta, PredictRequest, Reading, Source, Values, Vocab, Window};
 
@@ -613,7 +613,7 @@ mod tests {
     fn vocab() -> Vocab {
         let mut bounds = default_bounds();
         bounds.retain(|b| b.0 != "pressure");
-        Vocab::new(&pm_core::contract::Contract::azure_pdm(), &bounds, (0.0, 100.0))
+        Vocab::new(&pm_core::data::contract::Contract::azure_pdm(), &bounds, (0.0, 100.0))
     }
 
     /// The `Value` path's answer: the specification.

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
-use crate::csv::{self, EncodingError, Tokenizer, show_value};
+use crate::data::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
+use crate::data::csv::{self, EncodingError, Tokenizer, show_value};
 
-use crate::time::{HOUR, Timestamp};
+use crate::data::time::{HOUR, Timestamp};
 
 /// What to do with a row that breaks the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -263,8 +263,8 @@ mod tests {
 /// Writing tables in the format of the original distribution: R-style CSV with a quoted header,
 /// quoted strings, unquoted numbers and datetimes, `\n` line ends, 15 significant digits.
 pub mod write {
-    use crate::contract::{Dataset, FileKind};
-    use crate::time::Timestamp;
+    use crate::data::contract::{Dataset, FileKind};
+    use crate::data::time::Timestamp;
     use rayon::prelude::*;
     use std::fmt::Write as _;
 
