@@ -17,7 +17,6 @@ pub mod html;
 pub mod learn;
 pub mod metrics;
 pub mod model;
-pub mod online;
 pub mod registry;
 pub mod rng;
 pub mod split;

@@ -4,8 +4,8 @@
 
 use pm_core::data::contract::{Contract, Dataset, Events, Machines, Telemetry};
 use pm_core::data::time::HOUR;
+use pm_core::features::online::MachineState;
 use pm_core::features::{FeatureSet, FeatureSpec, compute_batch, compute_batch_as};
-use pm_core::online::MachineState;
 use proptest::prelude::*;
 
 const T0: i64 = 1_420_092_000; // 2015-01-01 06:00:00

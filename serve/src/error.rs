@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pm_core::online::OnlineError;
+use pm_core::features::online::OnlineError;
 use serde::Serialize;
 
 /// An error answer: status, stable machine-readable code, human message, optional field path.

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use pm_core::features::FeatureSpec;
+use pm_core::features::online::MachineState;
 use pm_core::model::Scores;
-use pm_core::online::MachineState;
 use serde::Serialize;
 
 use crate::error::ApiError;

@@ -2,7 +2,7 @@
 //!
 //! - [`model`]: the served model, loaded from the registry's active version and swapped
 //!   atomically on promotion or rollback; refused bundles leave the previous model serving.
-//! - [`fleet`]: per-machine buffered telemetry; features come from `pm_core::online`, the same
+//! - [`fleet`]: per-machine buffered telemetry; features come from `pm_core::features::online`, the same
 //!   kernel as training's batch features.
 //! - [`input`]: request validation with field paths; [`body`]: reading and parsing request
 //!   bodies; [`error`]: the one error format.

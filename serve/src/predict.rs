@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use pm_core::data::time::{HOUR, Timestamp};
+use pm_core::features::online::MachineState;
 use pm_core::model::Scores;
-use pm_core::online::MachineState;
 use serde::Serialize;
 
 use crate::error::ApiError;

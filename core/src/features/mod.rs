@@ -3,7 +3,7 @@
 //! A [`FeatureSpec`] (versioned, saved with every features artifact and model bundle) names the
 //! features. [`compute_row`] evaluates them for one machine at one reading, from that machine's
 //! time-sorted history slices. The batch path ([`compute_batch`]) calls it for every reading of
-//! every machine (machines in parallel); the online path ([`crate::online`]) calls it on a
+//! every machine (machines in parallel); the online path ([`online`]) calls it on a
 //! bounded per-machine buffer. Both pass the same values in the same order to the same code, so
 //! a served feature vector is bit-for-bit the batch row for that machine and hour.
 //!
@@ -13,6 +13,8 @@
 //!
 //! **Architecture invariant:** nothing in this module knows where data comes from (CSV,
 //! Parquet, HTTP); it sees slices.
+
+pub mod online;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
