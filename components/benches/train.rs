@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use pm_components::features::load_features;
 use pm_core::evaluate::{score, test_rows};
+use pm_core::learn::train::{Algorithm, TrainSpec, train};
 use pm_core::store::Store;
-use pm_core::train::{Algorithm, TrainSpec, train};
 use serde_json::{Value, json};
 
 #[path = "support/proc.rs"]
@@ -27,7 +27,8 @@ use proc_stats::*;
 fn linfa_child(art: &pm_components::features::FeaturesArtifact) {
     use linfa::prelude::*;
     let t = &art.table;
-    let plan = pm_core::split::SplitPlan::new(&t.time, &Default::default(), art.spec.label.horizon_hours).unwrap();
+    let plan =
+        pm_core::learn::split::SplitPlan::new(&t.time, &Default::default(), art.spec.label.horizon_hours).unwrap();
     let rows = plan.rows(&t.time).unwrap();
     let matrix = |idx: &[u32]| {
         ndarray::Array2::from_shape_fn((idx.len(), t.columns.len()), |(i, j)| {
@@ -147,7 +148,8 @@ fn main() {
     for task in ["seed72", "rich24"] {
         let art = rt.block_on(load_features(&Store::open(&w(task)).unwrap())).unwrap();
         let plan =
-            pm_core::split::SplitPlan::new(&art.table.time, &Default::default(), art.spec.label.horizon_hours).unwrap();
+            pm_core::learn::split::SplitPlan::new(&art.table.time, &Default::default(), art.spec.label.horizon_hours)
+                .unwrap();
         let j = json!({"train_end": plan.train_end, "valid_start": plan.valid_start, "valid_end": plan.valid_end,
                        "test_start": plan.test_start, "features": art.spec.names()});
         std::fs::write(work.path().join(format!("{task}.plan.json")), j.to_string()).unwrap();

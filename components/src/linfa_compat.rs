@@ -22,8 +22,8 @@
 use linfa::dataset::{AsTargets, DatasetBase};
 use linfa::traits::{Fit, PredictInplace};
 use ndarray::{Array1, ArrayBase, Data, Ix2};
+use pm_core::learn::model::Ensemble;
 use pm_core::learn::{self, Binned, TrainSet, ValidForestParams, ValidGbdtParams};
-use pm_core::model::Ensemble;
 
 /// Gradient boosting as a linfa estimator (no validation slice: all `max_rounds` are trained).
 #[derive(Clone, Debug)]

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use pm_core::bundle::{BUNDLE_FILE, ModelBundle};
 use pm_core::cli::{progress, thousands};
+use pm_core::learn::train::{Algorithm, TrainSpec, train};
 use pm_core::store::Store;
-use pm_core::train::{Algorithm, TrainSpec, train};
 
 use crate::features::load_features;
 
@@ -77,7 +77,7 @@ async fn load_spec(args: &TrainArgs) -> Result<TrainSpec> {
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
     pub bundle: ModelBundle,
-    pub report: pm_core::train::TrainReport,
+    pub report: pm_core::learn::train::TrainReport,
     pub output_uri: String,
     pub content_hash: String,
     pub load_secs: f64,

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::drift::FeatureBaseline;
 use crate::features::FeatureSpec;
+use crate::learn::model::Model;
+use crate::learn::split::SplitPlan;
 use crate::metrics::ThresholdRule;
-use crate::model::Model;
-use crate::split::SplitPlan;
 
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
 pub const BUNDLE_FILE: &str = "bundle.json";

@@ -243,11 +243,11 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
         c.is::<BadInput>()
             || c.is::<crate::data::ingest::DataError>()
             || c.is::<crate::features::SpecError>()
-            || c.is::<crate::split::SplitError>()
+            || c.is::<crate::learn::split::SplitError>()
             || c.is::<crate::learn::ParamError>()
             || c.is::<crate::bundle::BundleError>()
             || c.is::<crate::data::time::TimeError>()
-            || matches!(c.downcast_ref::<crate::train::TrainError>(), Some(t) if !matches!(t, crate::train::TrainError::Shape { .. }))
+            || matches!(c.downcast_ref::<crate::learn::train::TrainError>(), Some(t) if !matches!(t, crate::learn::train::TrainError::Shape { .. }))
             || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. } | StoreError::Url { .. }))
     };
     let environment = |c: &(dyn std::error::Error + 'static)| {

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::ModelBundle;
 use crate::data::contract::Events;
 use crate::features::FeatureTable;
+use crate::learn::split::SplitPlan;
+use crate::learn::train::probabilities;
 use crate::metrics::{self, Confusion, CurvePoint, EventMetrics, EventRows};
-use crate::split::SplitPlan;
-use crate::train::probabilities;
 
 /// Quality gates (defaults: the system we replace's AUC >= 0.75, precision >= 0.20,
 /// recall >= 0.50) and the champion/challenger rule.

@@ -8,10 +8,10 @@ use pm_core::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ValidationMetrics};
 use pm_core::data::contract::Contract;
 use pm_core::drift::FeatureBaseline;
 use pm_core::features::{FeatureSet, FeatureSpec};
+use pm_core::learn::model::{Combine, Ensemble, Model, Tree};
+use pm_core::learn::split::SplitPlan;
 use pm_core::metrics::ThresholdRule;
-use pm_core::model::{Combine, Ensemble, Model, Tree};
 use pm_core::registry::{Action, Registry, RegistryError, Status};
-use pm_core::split::SplitPlan;
 use pm_core::store::Store;
 
 fn roots(test: &str) -> Vec<Store> {

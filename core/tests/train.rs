@@ -7,10 +7,10 @@ use pm_core::bundle::{BundleError, ModelBundle};
 use pm_core::data::contract::Contract;
 use pm_core::data::time::HOUR;
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable};
+use pm_core::learn::split::SplitPlan;
+use pm_core::learn::train::{Algorithm, TrainSpec, probabilities, train};
 use pm_core::metrics::roc_auc;
 use pm_core::rng::Rng;
-use pm_core::split::SplitPlan;
-use pm_core::train::{Algorithm, TrainSpec, probabilities, train};
 
 /// A table of `machines` x `hours` hourly rows with the seed feature set. Feature 0 carries a
 /// real (weak) signal everywhere; feature 1 is noise before `signal_from` and equals the label

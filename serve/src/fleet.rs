@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use pm_core::features::FeatureSpec;
 use pm_core::features::online::MachineState;
-use pm_core::model::Scores;
+use pm_core::learn::model::Scores;
 use serde::Serialize;
 
 use crate::error::ApiError;

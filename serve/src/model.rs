@@ -119,7 +119,7 @@ pub struct Loaded {
     pub feature_ranges: Vec<(f64, f64)>,
     pub drift: DriftWindow,
     /// The model in its scoring layout (bit-identical to `bundle.model`).
-    pub flat: pm_core::model::FlatModel,
+    pub flat: pm_core::learn::model::FlatModel,
 }
 
 impl Loaded {

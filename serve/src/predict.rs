@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use pm_core::data::time::{HOUR, Timestamp};
 use pm_core::features::online::MachineState;
-use pm_core::model::Scores;
+use pm_core::learn::model::Scores;
 use serde::Serialize;
 
 use crate::error::ApiError;

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Combine, Ensemble, logit, sigmoid};
+use crate::learn::model::{Combine, Ensemble, logit, sigmoid};
 use crate::rng::{Rng, derive_seed};
 
 use super::bins::{CELLS, MISSING};
@@ -163,7 +163,7 @@ impl RowWalker {
                 }
             })
             .collect();
-        let depth = crate::model::depth_of(&tree.feature, &tree.left, &tree.right) as usize;
+        let depth = crate::learn::model::depth_of(&tree.feature, &tree.left, &tree.right) as usize;
         RowWalker { nodes, depth }
     }
 

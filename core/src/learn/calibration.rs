@@ -1,6 +1,6 @@
 //! Platt scaling: the margins made probabilities.
 
-use crate::model::{Calibration, sigmoid};
+use crate::learn::model::{Calibration, sigmoid};
 
 /// Fits Platt scaling `sigmoid(a * m + b)` to margins `m` and labels `y`: Newton's method on the
 /// log loss with a backtracking line search (and a tiny ridge for stability).

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Combine, Ensemble};
+use crate::learn::model::{Combine, Ensemble};
 use crate::rng::{Rng, derive_seed};
 
 use super::bins::CELLS;

@@ -3,7 +3,7 @@
 //!
 //! Features are binned once into at most 255 quantile bins plus a missing bin (`u8` per value);
 //! a split "bin <= b" is the threshold "x <= upper\[b\]" on raw values, so a trained tree runs on
-//! raw feature rows ([`crate::model::Tree`]) exactly as it ran on bins. Histograms hold
+//! raw feature rows ([`crate::learn::model::Tree`]) exactly as it ran on bins. Histograms hold
 //! (gradient, hessian, count) per bin; boosting builds only the smaller child's histogram and
 //! gets the larger one by subtraction. Everything is deterministic for a seed: parallel work is
 //! split by feature (boosting) or by tree (forest), never by a racing reduction.
@@ -16,12 +16,18 @@
 //! - [`boosting`]: gradient boosting, early-stopped on the validation slice.
 //! - [`forest`]: the bagged Gini forest.
 //! - [`calibration`]: Platt scaling of the margins.
+//! - [`model`]: the trained model as serving evaluates it (no training code).
+//! - [`split`]: the temporal split with its embargo.
+//! - [`train`]: feature table and training spec → model bundle.
 
 pub mod bins;
 pub mod boosting;
 pub mod calibration;
 pub mod forest;
 pub mod histograms;
+pub mod model;
+pub mod split;
+pub mod train;
 
 pub use bins::{BinMapper, Binned, MISSING, fit_mappers};
 pub use boosting::{GbdtFit, GbdtParams, ValidGbdtParams, fit_gbdt};
@@ -30,7 +36,7 @@ pub use forest::{ForestFit, ForestParams, MaxFeatures, ValidForestParams, fit_fo
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Tree;
+use crate::learn::model::Tree;
 
 use histograms::Split;
 
@@ -169,7 +175,7 @@ mod tests {
     use super::boosting::*;
     use super::histograms::*;
     use super::*;
-    use crate::model::sigmoid;
+    use crate::learn::model::sigmoid;
     use crate::rng::Rng;
 
     #[test]

@@ -11,7 +11,7 @@ use pm_core::bundle::{MachineInfo, ModelBundle};
 use pm_core::data::contract::Dataset;
 use pm_core::data::time::Timestamp;
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable, compute_batch, compute_batch_as};
-use pm_core::train::{TrainSpec, train};
+use pm_core::learn::train::{TrainSpec, train};
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_serve::App;
 use pm_serve::{AppState, ServeConfig};

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{BUNDLE_FORMAT_VERSION, MachineInfo, ModelBundle, ValidationMetrics};
 use crate::drift::FeatureBaseline;
 use crate::features::{FeatureSpec, FeatureTable};
+use crate::learn::model::{Ensemble, Model};
+use crate::learn::split::{SplitPlan, SplitRows, SplitSpec};
 use crate::learn::{self, Binned, ForestParams, GbdtParams, TrainSet};
 use crate::metrics::{self, Confusion, ThresholdRule};
-use crate::model::{Ensemble, Model};
-use crate::split::{SplitPlan, SplitRows, SplitSpec};
 
 /// Which learner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ impl Default for TrainSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("split: {0}")]
-    Split(#[from] crate::split::SplitError),
+    Split(#[from] crate::learn::split::SplitError),
     #[error("parameters: {0}")]
     Params(#[from] learn::ParamError),
     #[error("the training slice has no positive rows (no failure within the label horizon)")]
