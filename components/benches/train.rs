@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use pm_components::features::load_features;
-use pm_core::evaluate::{score, test_rows};
+use pm_core::eval::evaluation::{score, test_rows};
 use pm_core::learn::train::{Algorithm, TrainSpec, train};
 use pm_core::store::Store;
 use serde_json::{Value, json};
@@ -47,7 +47,7 @@ fn linfa_child(art: &pm_components::features::FeaturesArtifact) {
     let labels: Vec<u8> = rows.test.iter().map(|&r| t.label[r as usize]).collect();
     println!(
         "{}",
-        json!({"roc_auc": pm_core::metrics::roc_auc(&scores, &labels), "pr_auc": pm_core::metrics::pr_auc(&scores, &labels),
+        json!({"roc_auc": pm_core::eval::metrics::roc_auc(&scores, &labels), "pr_auc": pm_core::eval::metrics::pr_auc(&scores, &labels),
                "fit_cpu_s": fit_cpu, "fit_wall_s": fit_wall, "peak_rss_mb": peak_rss_mb(),
                "train_rows": rows.train.len(), "test_rows": rows.test.len()})
     );

@@ -157,10 +157,10 @@ mod tests {
 
         let p: Array1<f64> = via_linfa.predict(&x);
         let scores: Vec<f64> = p.to_vec();
-        assert!(pm_core::metrics::roc_auc(&scores, &labels) > 0.99);
+        assert!(pm_core::eval::metrics::roc_auc(&scores, &labels) > 0.99);
         let forest =
             Forest::new(ForestParams { trees: 10, ..ForestParams::default() }.check().unwrap(), 1).fit(&data).unwrap();
-        assert!(pm_core::metrics::roc_auc(&forest.predict(&x).to_vec(), &labels) > 0.99);
+        assert!(pm_core::eval::metrics::roc_auc(&forest.predict(&x).to_vec(), &labels) > 0.99);
         let empty = Dataset::new(Array2::<f32>::zeros((0, 3)), Array1::<bool>::from(vec![]));
         assert!(Boosting::new(params, 1).fit(&empty).is_err());
     }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use pm_core::bundle::ModelBundle;
 use pm_core::data::time::Timestamp;
-use pm_core::evaluate::{Evaluation, TestMetrics};
+use pm_core::eval::evaluation::{Evaluation, TestMetrics};
 use pm_core::html::escape as esc;
 
 const W: f64 = 420.0;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use pm_components::evaluate::load_evaluation;
 use pm_core::data::contract::FileKind;
-use pm_core::evaluate::Gates;
+use pm_core::eval::evaluation::Gates;
 use pm_core::registry::Registry;
 use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};

@@ -7,11 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::drift::FeatureBaseline;
+use crate::eval::drift::FeatureBaseline;
+use crate::eval::metrics::ThresholdRule;
 use crate::features::FeatureSpec;
 use crate::learn::model::Model;
 use crate::learn::split::SplitPlan;
-use crate::metrics::ThresholdRule;
 
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
 pub const BUNDLE_FILE: &str = "bundle.json";

@@ -10,12 +10,10 @@
 pub mod bundle;
 pub mod cli;
 pub mod data;
-pub mod drift;
-pub mod evaluate;
+pub mod eval;
 pub mod features;
 pub mod html;
 pub mod learn;
-pub mod metrics;
 pub mod registry;
 pub mod rng;
 pub mod store;

@@ -6,11 +6,11 @@
 use bytes::Bytes;
 use pm_core::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ValidationMetrics};
 use pm_core::data::contract::Contract;
-use pm_core::drift::FeatureBaseline;
+use pm_core::eval::drift::FeatureBaseline;
+use pm_core::eval::metrics::ThresholdRule;
 use pm_core::features::{FeatureSet, FeatureSpec};
 use pm_core::learn::model::{Combine, Ensemble, Model, Tree};
 use pm_core::learn::split::SplitPlan;
-use pm_core::metrics::ThresholdRule;
 use pm_core::registry::{Action, Registry, RegistryError, Status};
 use pm_core::store::Store;
 

@@ -6,10 +6,10 @@
 use pm_core::bundle::{BundleError, ModelBundle};
 use pm_core::data::contract::Contract;
 use pm_core::data::time::HOUR;
+use pm_core::eval::metrics::roc_auc;
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable};
 use pm_core::learn::split::SplitPlan;
 use pm_core::learn::train::{Algorithm, TrainSpec, probabilities, train};
-use pm_core::metrics::roc_auc;
 use pm_core::rng::Rng;
 
 /// A table of `machines` x `hours` hourly rows with the seed feature set. Feature 0 carries a

@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pm_core::drift::FeatureBaseline;
+use pm_core::eval::drift::FeatureBaseline;
 
 #[derive(Debug)]
 pub struct DriftWindow {

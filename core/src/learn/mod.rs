@@ -215,7 +215,7 @@ mod tests {
     }
 
     fn auc(scores: &[f64], y: &[u8]) -> f64 {
-        crate::metrics::roc_auc(scores, y)
+        crate::eval::metrics::roc_auc(scores, y)
     }
 
     #[test]

@@ -11,12 +11,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{BUNDLE_FORMAT_VERSION, MachineInfo, ModelBundle, ValidationMetrics};
-use crate::drift::FeatureBaseline;
+use crate::eval::drift::FeatureBaseline;
+use crate::eval::metrics::{self, Confusion, ThresholdRule};
 use crate::features::{FeatureSpec, FeatureTable};
 use crate::learn::model::{Ensemble, Model};
 use crate::learn::split::{SplitPlan, SplitRows, SplitSpec};
 use crate::learn::{self, Binned, ForestParams, GbdtParams, TrainSet};
-use crate::metrics::{self, Confusion, ThresholdRule};
 
 /// Which learner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

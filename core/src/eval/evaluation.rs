@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::ModelBundle;
 use crate::data::contract::Events;
+use crate::eval::metrics::{self, Confusion, CurvePoint, EventMetrics, EventRows};
 use crate::features::FeatureTable;
 use crate::learn::split::SplitPlan;
 use crate::learn::train::probabilities;
-use crate::metrics::{self, Confusion, CurvePoint, EventMetrics, EventRows};
 
 /// Quality gates (defaults: the system we replace's AUC >= 0.75, precision >= 0.20,
 /// recall >= 0.50) and the champion/challenger rule.
