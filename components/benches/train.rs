@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use pm_components::features::load_features;
+use pm_core::artifacts::store::Store;
 use pm_core::eval::evaluation::{score, test_rows};
 use pm_core::learn::train::{Algorithm, TrainSpec, train};
-use pm_core::store::Store;
 use serde_json::{Value, json};
 
 #[path = "support/proc.rs"]

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use pm_core::bundle::BUNDLE_FILE;
-use pm_core::registry::Registry;
-use pm_core::store::{Store, sha256_hex};
+use pm_core::artifacts::bundle::BUNDLE_FILE;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::{Store, sha256_hex};
 
 use crate::evaluate::load_evaluation;
 
@@ -85,7 +85,7 @@ pub async fn run(args: &DeployArgs) -> Result<DeployOutcome> {
                 println!("deploy: promoted {name} {version} (registry event {}) -> {}", ev.seq, reg.url());
                 DeployOutcome::Promoted { version }
             }
-            Err(pm_core::registry::RegistryError::AlreadyActive { .. }) => {
+            Err(pm_core::artifacts::registry::RegistryError::AlreadyActive { .. }) => {
                 println!("deploy: {name} {version} is already the active version; nothing to do");
                 DeployOutcome::AlreadyActive { version }
             }

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use pm_core::bundle::{BUNDLE_FILE, ModelBundle};
+use pm_core::artifacts::bundle::{BUNDLE_FILE, ModelBundle};
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::{Store, sha256_hex};
 use pm_core::cli::{BadInputExt, progress};
 use pm_core::eval::evaluation::{Champion, Evaluation, GateSettings, Gates, evaluate};
 use pm_core::features::{FeatureTable, compute_batch};
-use pm_core::registry::Registry;
-use pm_core::store::{Store, sha256_hex};
 use serde::{Deserialize, Serialize};
 
 use crate::features::load_features;

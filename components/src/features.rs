@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use pm_core::bundle::MachineInfo;
+use pm_core::artifacts::bundle::MachineInfo;
+use pm_core::artifacts::store::{Manifest, Store};
 use pm_core::data::contract::{Events, Machines};
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable, compute_batch};
-use pm_core::store::{Manifest, Store};
 
 use crate::{ingest, table};
 use pm_core::cli::{progress, thousands};

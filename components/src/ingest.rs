@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::{Contract, Dataset, FileKind};
 use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, ValidationReport, read_dataset};
-use pm_core::store::Store;
 
 use crate::table;
 use pm_core::cli::{progress, thousands};
@@ -103,7 +103,11 @@ pub fn validate(files: &[(FileKind, String, Bytes)], policy: BadRowPolicy) -> Re
 }
 
 /// Writes a validated data set as an artifact.
-pub async fn write_dataset(out: &Store, ds: &Dataset, report: &ValidationReport) -> Result<pm_core::store::Manifest> {
+pub async fn write_dataset(
+    out: &Store,
+    ds: &Dataset,
+    report: &ValidationReport,
+) -> Result<pm_core::artifacts::store::Manifest> {
     let mut files = table::dataset_to_parquet(ds)?;
     files.push(("contract.json".into(), Bytes::from(serde_json::to_vec_pretty(&ds.contract)?)));
     files.push(("validation_report.json".into(), Bytes::from(serde_json::to_vec_pretty(report)?)));

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use pm_core::bundle::ModelBundle;
+use pm_core::artifacts::bundle::ModelBundle;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::Store;
 use pm_core::cli::progress;
 use pm_core::features::compute_batch;
-use pm_core::registry::Registry;
-use pm_core::store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::load_dataset;

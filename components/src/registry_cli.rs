@@ -1,8 +1,8 @@
 //! `pm-registry`: list, show, promote, roll back and archive model versions.
 
 use anyhow::Result;
-use pm_core::registry::{Action, Registry, Status};
-use pm_core::store::Store;
+use pm_core::artifacts::registry::{Action, Registry, Status};
+use pm_core::artifacts::store::Store;
 
 /// Arguments of `pm-registry`.
 #[derive(Debug, Clone, clap::Parser)]

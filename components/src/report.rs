@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use pm_core::bundle::ModelBundle;
+use pm_core::artifacts::bundle::ModelBundle;
 use pm_core::data::time::Timestamp;
 use pm_core::eval::evaluation::{Evaluation, TestMetrics};
 use pm_core::html::escape as esc;

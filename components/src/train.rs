@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use pm_core::bundle::{BUNDLE_FILE, ModelBundle};
+use pm_core::artifacts::bundle::{BUNDLE_FILE, ModelBundle};
+use pm_core::artifacts::store::Store;
 use pm_core::cli::{progress, thousands};
 use pm_core::learn::train::{Algorithm, TrainSpec, train};
-use pm_core::store::Store;
 
 use crate::features::load_features;
 
@@ -141,7 +141,7 @@ pub async fn run(args: &TrainArgs) -> Result<TrainSummary> {
 }
 
 /// Loads a model bundle artifact.
-pub async fn load_bundle(store: &Store) -> Result<(ModelBundle, pm_core::store::Manifest)> {
+pub async fn load_bundle(store: &Store) -> Result<(ModelBundle, pm_core::artifacts::store::Manifest)> {
     let manifest = store.read_manifest().await.with_context(|| format!("opening the model at {}", store.url()))?;
     let bytes = store.read_artifact_file(&manifest, BUNDLE_FILE).await?;
     let bundle = ModelBundle::from_json(&bytes).with_context(|| store.url_of(BUNDLE_FILE))?;

@@ -7,10 +7,10 @@ use bytes::Bytes;
 use clap::Parser;
 use pm_components::features::{self, FeaturesArgs, load_features};
 use pm_components::ingest::{self, IngestArgs, load_dataset};
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::{Contract, FileKind};
 use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_core::features::{FeatureSet, FeatureSpec, compute_batch};
-use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 
 fn roots(test: &str) -> Vec<String> {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use pm_components::evaluate::load_evaluation;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::FileKind;
 use pm_core::eval::evaluation::Gates;
-use pm_core::registry::Registry;
-use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_orchestrator::local::{LocalOptions, RunRecord, StepStatus};
 use serde_json::{Value, json};

@@ -11,9 +11,9 @@ use pm_components::features::{self, FeaturesArgs};
 use pm_components::ingest::{self, IngestArgs};
 use pm_components::monitor::{self, MonitorArgs};
 use pm_components::train::{self, TrainArgs};
+use pm_core::artifacts::registry::{Registry, Status};
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::FileKind;
-use pm_core::registry::{Registry, Status};
-use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 
 async fn prepare(root: &Store) {

@@ -238,21 +238,21 @@ impl<T, E: Into<anyhow::Error>> BadInputExt<T> for std::result::Result<T, E> {
 /// artifact), [`exit::ENVIRONMENT`] when the machine refused (disk full, permissions), else
 /// [`exit::FAILED`].
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
-    use crate::store::StoreError;
+    use crate::artifacts::store::StoreError;
     let bad = |c: &(dyn std::error::Error + 'static)| {
         c.is::<BadInput>()
             || c.is::<crate::data::ingest::DataError>()
             || c.is::<crate::features::SpecError>()
             || c.is::<crate::learn::split::SplitError>()
             || c.is::<crate::learn::ParamError>()
-            || c.is::<crate::bundle::BundleError>()
+            || c.is::<crate::artifacts::bundle::BundleError>()
             || c.is::<crate::data::time::TimeError>()
             || matches!(c.downcast_ref::<crate::learn::train::TrainError>(), Some(t) if !matches!(t, crate::learn::train::TrainError::Shape { .. }))
             || matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Corrupt { .. } | StoreError::Url { .. }))
     };
     let environment = |c: &(dyn std::error::Error + 'static)| {
         matches!(c.downcast_ref::<StoreError>(), Some(StoreError::Refused { .. }))
-            || c.downcast_ref::<std::io::Error>().is_some_and(crate::store::refused_by_the_machine)
+            || c.downcast_ref::<std::io::Error>().is_some_and(crate::artifacts::store::refused_by_the_machine)
     };
     if e.chain().any(environment) {
         exit::ENVIRONMENT
@@ -381,8 +381,8 @@ mod tests {
             message: "bad".into(),
         };
         let full = std::io::Error::from_raw_os_error(28);
-        let refused = crate::store::StoreError::Refused { url: "file:///x".into(), message: "full".into() };
-        let outage = crate::store::StoreError::Backend { url: "s3://b/x".into(), message: "timeout".into() };
+        let refused = crate::artifacts::store::StoreError::Refused { url: "file:///x".into(), message: "full".into() };
+        let outage = crate::artifacts::store::StoreError::Backend { url: "s3://b/x".into(), message: "timeout".into() };
         let cases: [(anyhow::Error, u8); 6] = [
             (anyhow::Error::new(data).context("reading the telemetry file"), exit::BAD_INPUT),
             (Err::<(), _>(anyhow::anyhow!("gates: 1.5")).bad_input().unwrap_err(), exit::BAD_INPUT),

@@ -7,13 +7,11 @@
 //!
 //! **Architecture invariant:** this crate does not depend on polars; the serving binary links it.
 
-pub mod bundle;
+pub mod artifacts;
 pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod features;
 pub mod html;
 pub mod learn;
-pub mod registry;
 pub mod rng;
-pub mod store;

@@ -4,15 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use pm_core::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ValidationMetrics};
+use pm_core::artifacts::bundle::{BUNDLE_FORMAT_VERSION, ModelBundle, ValidationMetrics};
+use pm_core::artifacts::registry::{Action, Registry, RegistryError, Status};
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::Contract;
 use pm_core::eval::drift::FeatureBaseline;
 use pm_core::eval::metrics::ThresholdRule;
 use pm_core::features::{FeatureSet, FeatureSpec};
 use pm_core::learn::model::{Combine, Ensemble, Model, Tree};
 use pm_core::learn::split::SplitPlan;
-use pm_core::registry::{Action, Registry, RegistryError, Status};
-use pm_core::store::Store;
 
 fn roots(test: &str) -> Vec<Store> {
     let dir = tempfile::tempdir().unwrap().keep();
@@ -159,7 +159,7 @@ async fn sixteen_racing_promotions_leave_a_consistent_state_and_a_complete_log()
         }
         let s = reg.state().await.unwrap();
         // Every applied promotion is in the log exactly once, sequence numbers have no gaps.
-        let promotes: Vec<&pm_core::registry::Event> =
+        let promotes: Vec<&pm_core::artifacts::registry::Event> =
             s.events.iter().filter(|e| matches!(e.action, Action::Promote { .. })).collect();
         assert_eq!(promotes.len(), applied.len(), "{}", reg.url());
         assert!(applied.len() >= 4, "most promotions apply: {}", applied.len());

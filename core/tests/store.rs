@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use pm_core::store::{MANIFEST, Store, StoreError};
+use pm_core::artifacts::store::{MANIFEST, Store, StoreError};
 
 /// A fresh, empty location on each backend.
 fn backends(test: &str) -> Vec<Store> {

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pm_core::bundle::{BundleError, ModelBundle};
+use pm_core::artifacts::bundle::{BundleError, ModelBundle};
 use pm_core::data::contract::Contract;
 use pm_core::data::time::HOUR;
 use pm_core::eval::metrics::roc_auc;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
-use pm_core::store::{Store, sha256_hex};
+use pm_core::artifacts::store::{Store, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -314,7 +314,7 @@ struct Shared {
     /// folder)`. Uploaded with the next run record that gets through.
     unsent_logs: Mutex<Vec<(PathBuf, String)>>,
     /// Why the last write of the run record failed, if it did.
-    record_problem: Mutex<Option<pm_core::store::StoreError>>,
+    record_problem: Mutex<Option<pm_core::artifacts::store::StoreError>>,
 }
 
 /// Attempts of a run-record write while the store is unavailable: ~70 s in all.
@@ -323,7 +323,7 @@ const RECORD_WRITE_ATTEMPTS: u32 = 12;
 impl Shared {
     /// Writes `name` into the run folder, retrying while the store is unavailable (an outage);
     /// a refusal that no retry fixes (no space, permissions) is returned at once.
-    async fn put_retrying(&self, name: &str, bytes: Bytes) -> Result<(), pm_core::store::StoreError> {
+    async fn put_retrying(&self, name: &str, bytes: Bytes) -> Result<(), pm_core::artifacts::store::StoreError> {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
@@ -710,7 +710,7 @@ async fn cache_lookup(shared: &Shared, step: &str, key: &str) -> Option<BTreeMap
                 let store = Store::open(uri)?;
                 let m = store.read_manifest().await?;
                 if &m.content_hash() != hash {
-                    return Err(pm_core::store::StoreError::Corrupt {
+                    return Err(pm_core::artifacts::store::StoreError::Corrupt {
                         url: uri.clone(),
                         reason: "its content hash is not the one the cache recorded".into(),
                     });

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use pm_core::store::Store;
+use pm_core::artifacts::store::Store;
 use pm_orchestrator::{dot, kfp, load_file, local, parse_param, summary, typed_params, vertex};
 
 #[derive(Debug, Parser)]

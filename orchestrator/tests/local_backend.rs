@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pm_core::store::Store;
+use pm_core::artifacts::store::Store;
 use pm_orchestrator::graph::load;
 use pm_orchestrator::local::{LocalOptions, RunRecord, StepStatus, run};
 use serde_json::Value;

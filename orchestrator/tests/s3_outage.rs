@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pm_core::store::Store;
+use pm_core::artifacts::store::Store;
 use pm_orchestrator::local::{RunRecord, StepStatus};
 
 const PORT: u16 = 8469;

@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use pm_core::registry::Registry;
-use pm_core::store::Store;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::Store;
 use pm_serve::body::parse_json;
 use pm_serve::predict::{predict_one, score};
 use pm_serve::state::{AppState, ServeConfig};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use pm_core::registry::Registry;
-use pm_core::store::Store;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::Store;
 use pm_serve::model::{InputRules, ModelSource, RiskBands};
 use pm_serve::server::{RunOptions, serve, shutdown_signal};
 use pm_serve::{AppState, ServeConfig};

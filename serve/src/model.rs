@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use pm_core::bundle::{BUNDLE_FILE, ModelBundle};
-use pm_core::registry::{Registry, RegistryError, RegistryState};
-use pm_core::store::{Store, StoreError, sha256_hex};
+use pm_core::artifacts::bundle::{BUNDLE_FILE, ModelBundle};
+use pm_core::artifacts::registry::{Registry, RegistryError, RegistryState};
+use pm_core::artifacts::store::{Store, StoreError, sha256_hex};
 use serde::Serialize;
 
 use crate::drift::DriftWindow;

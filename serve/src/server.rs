@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::{Dataset, FileKind};
 use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
 use pm_core::data::time::HOUR;
-use pm_core::store::Store;
 
 use crate::input::{Event, MachineMeta, Reading, TelemetryBatch};
 use crate::model::{Loader, ModelSource};

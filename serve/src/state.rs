@@ -106,7 +106,13 @@ impl AppState {
 
     /// Installs a verified bundle if it fits this server; otherwise refuses it. Returns whether it
     /// was installed.
-    pub fn offer(&self, version: String, sha256: String, bundle: pm_core::bundle::ModelBundle, source: &str) -> bool {
+    pub fn offer(
+        &self,
+        version: String,
+        sha256: String,
+        bundle: pm_core::artifacts::bundle::ModelBundle,
+        source: &str,
+    ) -> bool {
         let current = self.slot.get();
         let expected = (!self.cfg.model_name.is_empty()).then_some(self.cfg.model_name.as_str());
         if let Err(reason) = compatibility(&bundle, current.as_deref(), !self.fleet.is_empty(), expected) {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::fixture;
+use pm_core::artifacts::registry::Registry;
+use pm_core::artifacts::store::Store;
 use pm_core::data::contract::FileKind;
-use pm_core::registry::Registry;
-use pm_core::store::Store;
 use serde_json::{Value, json};
 
 struct Server {
@@ -178,7 +178,7 @@ async fn binary_follows_the_registry_on_s3_under_load_without_failing_a_request(
     b3.threshold = (b3.threshold * 0.9).max(0.01);
     let b3_json = b3.to_json();
     let (v3, _) = reg.register(Bytes::from(b3_json.clone()), json!({}), None, "test", "third").await.unwrap();
-    let hash = pm_core::store::sha256_hex(&b3_json);
+    let hash = pm_core::artifacts::store::sha256_hex(&b3_json);
     let bundle_dir = reg_root.join(&format!("pm-failure/bundles/{hash}"));
     bundle_dir.put("bundle.json", Bytes::from(b3_json[..b3_json.len() / 2].to_vec())).await.unwrap();
     reg.promote(&v3, "test", "bad upload").await.unwrap();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::ModelBundle;
+use crate::artifacts::bundle::ModelBundle;
 use crate::data::contract::Events;
 use crate::eval::metrics::{self, Confusion, CurvePoint, EventMetrics, EventRows};
 use crate::features::FeatureTable;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BUNDLE_FORMAT_VERSION, MachineInfo, ModelBundle, ValidationMetrics};
+use crate::artifacts::bundle::{BUNDLE_FORMAT_VERSION, MachineInfo, ModelBundle, ValidationMetrics};
 use crate::eval::drift::FeatureBaseline;
 use crate::eval::metrics::{self, Confusion, ThresholdRule};
 use crate::features::{FeatureSpec, FeatureTable};

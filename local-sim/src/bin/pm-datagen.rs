@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Parser;
+use pm_core::artifacts::store::Store;
 use pm_core::cli::{progress, run_main, thousands};
 use pm_core::data::contract::FileKind;
 use pm_core::data::time::Timestamp;
-use pm_core::store::Store;
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::{stats, usformat};
 

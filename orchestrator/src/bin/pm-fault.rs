@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use pm_core::store::Store;
+use pm_core::artifacts::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(name = "pm-fault", about = "A component that fails, hangs or dies on request (for tests)")]

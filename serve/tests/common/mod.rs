@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use pm_core::bundle::{MachineInfo, ModelBundle};
+use pm_core::artifacts::bundle::{MachineInfo, ModelBundle};
 use pm_core::data::contract::Dataset;
 use pm_core::data::time::Timestamp;
 use pm_core::features::{FeatureSet, FeatureSpec, FeatureTable, compute_batch, compute_batch_as};

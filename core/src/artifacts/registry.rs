@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{BUNDLE_FILE, ModelBundle};
-use crate::store::{Store, StoreError, sha256_hex};
+use crate::artifacts::bundle::{BUNDLE_FILE, ModelBundle};
+use crate::artifacts::store::{Store, StoreError, sha256_hex};
 
 /// Lifecycle of a version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,7 +276,7 @@ impl Registry {
         })?;
         let hash = sha256_hex(&bundle_json);
         let dir = self.store.join(&format!("bundles/{hash}"));
-        if !dir.exists(crate::store::MANIFEST).await? {
+        if !dir.exists(crate::artifacts::store::MANIFEST).await? {
             dir.write_artifact(
                 "Model",
                 "pm-registry",
