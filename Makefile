@@ -1,6 +1,6 @@
 # Predictive maintenance: pipeline steps, orchestrator and serving in Rust.
 # `make help` lists the targets. Everything builds with the tuned `dev` profile (see
-# ARCHITECTURE.md, "Build") except pm-serve's image and the serving benchmark (the `serving`
+# docs/decisions/build-profiles.md) except pm-serve's image and the serving benchmark (the `serving`
 # profile: release + LTO).
 
 CARGO ?= cargo

@@ -12,8 +12,8 @@
 # cost measured in isolation (serve/examples/window-cost.rs).
 # Environment: PM_BENCH_SECS (default 15), PM_BENCH_BUCKET (model + data; default .cache/bench-serve),
 # PM_BENCH_LOADGEN=batch: a diagnostic, not the judged setup — wrk runs as SCHED_BATCH, so that
-# its wake-ups stop preempting the servers (as if the clients were on other machines; README,
-# "Benchmarks", says what it shows).
+# its wake-ups stop preempting the servers (as if the clients were on other machines;
+# docs/decisions/serving-window-mode.md says what it shows).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
