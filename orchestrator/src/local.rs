@@ -1355,19 +1355,7 @@ steps:
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let opts = LocalOptions {
-            root: Store::open(dir.path().join("root").to_str().unwrap()).unwrap(),
-            bin_dir: dir.path().into(),
-            parallelism: 1,
-            params: BTreeMap::new(),
-            resume: None,
-            use_cache: true,
-            work_dir: dir.path().join("work"),
-            kill_grace_secs: 1,
-            env: BTreeMap::new(),
-            show_progress: false,
-            runner: Runner::Process,
-        };
+        let opts = scratch_options(dir.path());
         let places = StepPlaces::new(&opts, "r1", &p.steps["s"]).unwrap();
         assert_eq!(places.local, dir.path().join("work/runs/r1/s"));
         assert_eq!(places.outputs["o"].path, dir.path().join("work/runs/r1/s/artifacts/o/o"));
@@ -1428,19 +1416,7 @@ steps:
             crate::graph::load("name: c\ncomponents:\n  x: {image: i, command: [c]}\nsteps:\n  s: {component: x}\n")
                 .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let opts = LocalOptions {
-            root: Store::open(dir.path().join("root").to_str().unwrap()).unwrap(),
-            bin_dir: dir.path().into(),
-            parallelism: 1,
-            params: BTreeMap::new(),
-            resume: Some("../../outside".into()),
-            use_cache: true,
-            work_dir: dir.path().join("work"),
-            kill_grace_secs: 1,
-            env: BTreeMap::new(),
-            show_progress: false,
-            runner: Runner::Process,
-        };
+        let opts = LocalOptions { resume: Some("../../outside".into()), ..scratch_options(dir.path()) };
         let e = run(p, opts, "").await.unwrap_err();
         assert!(format!("{e:#}").contains("\"../../outside\" cannot name a file or folder of a run"), "{e:#}");
     }
