@@ -433,3 +433,33 @@ fn drop_policy_keeps_every_good_row_and_accounts_for_every_bad_one() {
     let back: ValidationReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back, rep);
 }
+
+/// A telemetry file big enough to be read in parallel chunks (> 1 MiB), with a BOM and CRLF line
+/// ends, and a bad row of each kind every 997 lines: every dropped row is reported with its own
+/// line number and exactly its text, wherever its chunk starts.
+#[test]
+fn dropped_rows_in_a_chunked_file_keep_their_lines_and_text() {
+    let mut text = String::from("\u{feff}datetime,machineID,volt,rotate,pressure,vibration\r\n");
+    let mut expected = Vec::new();
+    let hours = 16_000u64;
+    for h in 0..hours {
+        let line = h + 2;
+        let time = pm_core::data::time::Timestamp(1_420_092_000 + 3600 * h as i64).to_string();
+        let row = match (line % 997 == 0).then_some(line / 997 % 3) {
+            Some(0) => format!("{time},1,volt?,418.5,113.07,45.08"),
+            Some(1) => format!("{time},1,176.2,418.5,113.07"),
+            Some(_) => format!("{time},1,\"176.2,418.5,113.07,45.08"),
+            None => format!("{time},1,176.217853015625,418.504078221616,113.077935462083,45.0876857639276"),
+        };
+        if line % 997 == 0 {
+            expected.push((line, row.clone()));
+        }
+        text.push_str(&row);
+        text.push_str("\r\n");
+    }
+    assert!(text.len() > 1 << 20, "the file must be chunked");
+    let (ds, rep) = Files::valid().with(FileKind::Telemetry, text).read(BadRowPolicy::Drop).unwrap();
+    let got: Vec<(u64, String)> = rep.dropped_rows.iter().map(|r| (r.line, r.raw.clone())).collect();
+    assert_eq!(got, expected);
+    assert_eq!(ds.telemetry.len() as u64, hours - expected.len() as u64);
+}

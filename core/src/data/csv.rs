@@ -30,14 +30,18 @@ pub struct Tokenizer<'a> {
     pos: usize,
     /// Line number of the next line to read (1-based).
     line: u64,
+    /// Byte offset of the last line read (the one a record or a syntax error is about).
+    last_start: usize,
     /// Blank lines skipped so far.
     pub blank_lines: u64,
 }
 
-/// One record: its line, its raw bytes (without the line end) and its fields.
+/// One record: its line, where it starts, and its raw bytes (without the line end).
 #[derive(Debug)]
 pub struct Record<'a> {
     pub line: u64,
+    /// Byte offset of the record's first byte in the tokenized text.
+    pub start: usize,
     pub raw: &'a [u8],
 }
 
@@ -48,17 +52,23 @@ impl<'a> Tokenizer<'a> {
             return Err(EncodingError::Utf16);
         }
         let pos = if data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
-        Ok(Tokenizer { data, pos, line: 1, blank_lines: 0 })
+        Ok(Tokenizer { data, pos, line: 1, last_start: pos, blank_lines: 0 })
     }
 
     /// Starts in the middle of a text whose first line is `first_line` (for parallel chunks).
     pub fn at_line(data: &'a [u8], first_line: u64) -> Self {
-        Tokenizer { data, pos: 0, line: first_line, blank_lines: 0 }
+        Tokenizer { data, pos: 0, line: first_line, last_start: 0, blank_lines: 0 }
     }
 
     /// Number of the next line to be read.
     pub fn next_line(&self) -> u64 {
         self.line
+    }
+
+    /// Byte offset of the line the last record (or syntax error) came from: with [`line_at`], its
+    /// text in O(its length), whatever the size of the file.
+    pub fn last_start(&self) -> usize {
+        self.last_start
     }
 
     /// Reads the next non-blank record into `fields` (cleared first).
@@ -85,8 +95,9 @@ impl<'a> Tokenizer<'a> {
                 self.blank_lines += 1;
                 continue;
             }
+            self.last_start = start;
             fields.clear();
-            return Some(split_fields(raw, line, fields).map(|()| Record { line, raw }));
+            return Some(split_fields(raw, line, fields).map(|()| Record { line, start, raw }));
         }
     }
 }
@@ -160,6 +171,13 @@ fn split_fields<'a>(raw: &'a [u8], line: u64, fields: &mut Vec<Cow<'a, [u8]>>) -
     }
 }
 
+/// The line of `data` that starts at byte `start`, without its line end.
+pub fn line_at(data: &[u8], start: usize) -> &[u8] {
+    let rest = data.get(start..).unwrap_or_default();
+    let line = rest.iter().position(|&b| b == b'\n').map_or(rest, |k| &rest[..k]);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 fn show_byte(c: u8) -> String {
     if c.is_ascii_graphic() { format!("'{}'", c as char) } else { format!("byte 0x{c:02X}") }
 }
@@ -211,6 +229,21 @@ mod tests {
 
     fn ok(line: u64, f: &[&str]) -> Result<(u64, Vec<String>), SyntaxError> {
         Ok((line, f.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn every_record_and_syntax_error_knows_where_its_line_starts() {
+        let text = "\u{feff}a,b\r\n\r\n1,\"2\r\n3,4";
+        let mut t = Tokenizer::new(text.as_bytes()).unwrap();
+        let mut fields = Vec::new();
+        let mut starts = Vec::new();
+        while let Some(r) = t.next_record(&mut fields) {
+            let start = r.as_ref().map_or(t.last_start(), |rec| rec.start);
+            starts.push((start, String::from_utf8_lossy(line_at(text.as_bytes(), start)).into_owned()));
+        }
+        let want = [(3, "a,b"), (10, "1,\"2"), (16, "3,4")].map(|(s, l)| (s, l.to_string()));
+        assert_eq!(starts, want);
+        assert_eq!(line_at(b"x\n", 9), b"", "past the end: empty, no panic");
     }
 
     #[test]

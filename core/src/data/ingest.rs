@@ -269,47 +269,48 @@ fn unknown_machine(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
     file: &InputFile<'_>,
-    line: u64,
+    at: At,
     column: (usize, &str),
     m: u32,
 ) -> Result<(), DataError> {
     *count += 1;
-    bad_row(policy, dropped, file, line, Some(column), format!("machine {m} is not in the machines file"))
+    bad_row(policy, dropped, file, at, Some(column), format!("machine {m} is not in the machines file"))
+}
+
+/// Where a row is in its file: its 1-based line, for messages, and the byte offset of that line,
+/// so that a dropped row's text is found in O(its length), never by rescanning the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct At {
+    line: u64,
+    start: usize,
 }
 
 fn bad_row(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
     file: &InputFile<'_>,
-    line: u64,
+    at: At,
     column: Option<(usize, &str)>,
     message: String,
 ) -> Result<(), DataError> {
     match policy {
         BadRowPolicy::Fail => Err(DataError {
             file: file.name.to_string(),
-            line: Some(line),
+            line: Some(at.line),
             column: column.map(|(i, n)| (i, n.to_string())),
             message,
         }),
         BadRowPolicy::Drop => {
             dropped.push(DroppedRow {
                 file: file.name.to_string(),
-                line,
+                line: at.line,
                 column: column.map(|(_, n)| n.to_string()),
                 reason: message,
-                raw: raw_line(file.data, line),
+                raw: String::from_utf8_lossy(csv::line_at(file.data, at.start)).into_owned(),
             });
             Ok(())
         }
     }
-}
-
-/// The text of a physical line (1-based), for the report of a dropped row.
-fn raw_line(data: &[u8], line: u64) -> String {
-    let text = data.split(|&b| b == b'\n').nth((line - 1) as usize).unwrap_or_default();
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
-    String::from_utf8_lossy(text).into_owned()
 }
 
 /// A parsed header: for each expected column, its field index in the file.
@@ -483,15 +484,15 @@ fn shape_problem(fields: &[Cow<'_, [u8]>], header: &Header) -> Option<String> {
 /// The machines file as parsed, before duplicate ids are refused.
 struct ParsedMachines {
     table: Machines,
-    /// Source line of each row.
-    lines: Vec<u64>,
+    /// Where each row is in the file.
+    rows: Vec<At>,
     /// 1-based index and name of the machine id column.
     id_col: (usize, String),
     report: FileReport,
 }
 
-/// A row-level problem: line, column (index and name) if known, message.
-type RowProblem = (u64, Option<(usize, String)>, String);
+/// A row-level problem: where, column (index and name) if known, message.
+type RowProblem = (At, Option<(usize, String)>, String);
 
 /// Parses the machines file, then refuses repeated ids and sorts by id.
 fn read_machines(
@@ -500,10 +501,10 @@ fn read_machines(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
 ) -> Result<(Machines, FileReport), DataError> {
-    let ParsedMachines { table: parsed, lines, id_col, mut report } = parse_machines(file, contract, policy, dropped)?;
+    let ParsedMachines { table: parsed, rows, id_col, mut report } = parse_machines(file, contract, policy, dropped)?;
     report.out_of_order_rows = count_out_of_order(&parsed.id, |i| parsed.id[i]);
     let mut order: Vec<usize> = (0..parsed.len()).collect();
-    order.sort_by_key(|&i| (parsed.id[i], lines[i]));
+    order.sort_by_key(|&i| (parsed.id[i], rows[i]));
     let mut out = Machines::default();
     let mut prev: Option<usize> = None;
     for i in order {
@@ -512,8 +513,8 @@ fn read_machines(
             && parsed.id[p] == id
         {
             report.duplicate_rows += 1;
-            let msg = format!("machine {id} is already defined on line {}", lines[p]);
-            bad_row(policy, dropped, file, lines[i], Some((id_col.0, &id_col.1)), msg)?;
+            let msg = format!("machine {id} is already defined on line {}", rows[p].line);
+            bad_row(policy, dropped, file, rows[i], Some((id_col.0, &id_col.1)), msg)?;
             continue;
         }
         prev = Some(i);
@@ -529,7 +530,7 @@ fn read_machines(
     Ok((out, report))
 }
 
-/// The line of the next record of a small file (machines, events) that tokenizes and has the
+/// Where the next record of a small file (machines, events) that tokenizes and has the
 /// header's number of fields, each record counted in `rows_read`. A record that does not is a bad
 /// row under `policy`: an error, or dropped (recorded) and the next one read.
 fn next_row<'a>(
@@ -540,18 +541,22 @@ fn next_row<'a>(
     policy: BadRowPolicy,
     dropped: &mut Vec<DroppedRow>,
     file: &InputFile<'_>,
-) -> Result<Option<u64>, DataError> {
+) -> Result<Option<At>, DataError> {
     while let Some(rec) = tok.next_record(fields) {
         *rows_read += 1;
         match rec {
             Err(e) => {
                 let name = field_name(header, e.column);
-                bad_row(policy, dropped, file, e.line, Some((e.column, &name)), e.message)?;
+                let at = At { line: e.line, start: tok.last_start() };
+                bad_row(policy, dropped, file, at, Some((e.column, &name)), e.message)?;
             }
-            Ok(rec) => match shape_problem(fields, header) {
-                Some(msg) => bad_row(policy, dropped, file, rec.line, None, msg)?,
-                None => return Ok(Some(rec.line)),
-            },
+            Ok(rec) => {
+                let at = At { line: rec.line, start: rec.start };
+                match shape_problem(fields, header) {
+                    Some(msg) => bad_row(policy, dropped, file, at, None, msg)?,
+                    None => return Ok(Some(at)),
+                }
+            }
         }
     }
     Ok(None)
@@ -567,16 +572,16 @@ fn parse_machines(
     let header = read_header(file, &mut tok, contract.columns(FileKind::Machines))?;
     let id_col = (header.col(0).0, header.col(0).1.to_string());
     let mut out = Machines::default();
-    let mut lines = Vec::new();
+    let mut rows = Vec::new();
     let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let mut age_missing = 0;
     let mut fields = Vec::new();
-    while let Some(line) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
+    while let Some(at) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
         let id = match parse_machine_id(f(0)) {
             Ok(v) => v,
             Err(m) => {
-                bad_row(policy, dropped, file, line, Some(header.col(0)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(0)), m)?;
                 continue;
             }
         };
@@ -586,7 +591,7 @@ fn parse_machines(
                 if let Some(l) = label {
                     *report.unknown_labels.entry(l).or_default() += 1;
                 }
-                bad_row(policy, dropped, file, line, Some(header.col(1)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(1)), m)?;
                 continue;
             }
         };
@@ -594,34 +599,34 @@ fn parse_machines(
             Ok(v) if v >= 0.0 => v,
             Ok(v) => {
                 let m = format!("age must not be negative, found {v}");
-                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(2)), m)?;
                 continue;
             }
             Err(m) => {
                 if is_missing(f(2)) {
                     age_missing += 1;
                 }
-                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(2)), m)?;
                 continue;
             }
         };
         out.id.push(id);
         out.model.push(model);
         out.age.push(age);
-        lines.push(line);
+        rows.push(at);
     }
     report.blank_lines = tok.blank_lines;
     if report.rows_read == 0 {
         return Err(file_error(file, None, "no data rows after the header".to_string()));
     }
     report.columns.insert("age".into(), ColumnStats { missing: age_missing, ..Default::default() });
-    Ok(ParsedMachines { table: out, lines, id_col, report })
+    Ok(ParsedMachines { table: out, rows, id_col, report })
 }
 
 /// Telemetry rows parsed from one chunk of the file.
 struct TelemetryChunk {
     table: Telemetry,
-    lines: Vec<u64>,
+    rows: Vec<At>,
     dropped: Vec<DroppedRow>,
     error: Option<DataError>,
     rows_read: u64,
@@ -633,13 +638,14 @@ fn parse_telemetry_chunk(
     file: &InputFile<'_>,
     chunk: &[u8],
     first_line: u64,
+    base: usize,
     header: &Header,
     policy: BadRowPolicy,
 ) -> TelemetryChunk {
     let n_sensors = header.names.len() - 2;
     let mut out = TelemetryChunk {
         table: Telemetry::with_sensors(n_sensors),
-        lines: Vec::new(),
+        rows: Vec::new(),
         dropped: Vec::new(),
         error: None,
         rows_read: 0,
@@ -652,10 +658,14 @@ fn parse_telemetry_chunk(
     'rows: while let Some(rec) = tok.next_record(&mut fields) {
         out.rows_read += 1;
         let problem: Option<RowProblem> = match rec {
-            Err(e) => Some((e.line, Some((e.column, field_name(header, e.column))), e.message)),
+            Err(e) => {
+                let at = At { line: e.line, start: base + tok.last_start() };
+                Some((at, Some((e.column, field_name(header, e.column))), e.message))
+            }
             Ok(rec) => 'check: {
+                let at = At { line: rec.line, start: base + rec.start };
                 if let Some(msg) = shape_problem(&fields, header) {
-                    break 'check Some((rec.line, None, msg));
+                    break 'check Some((at, None, msg));
                 }
                 let f = |k: usize| &*fields[header.positions[k]];
                 let col = |k: usize| {
@@ -666,14 +676,14 @@ fn parse_telemetry_chunk(
                     Ok(t) => t,
                     Err(m) => {
                         out.missing[0] += u64::from(is_missing(f(0)));
-                        break 'check Some((rec.line, col(0), m));
+                        break 'check Some((at, col(0), m));
                     }
                 };
                 let machine = match parse_machine_id(f(1)) {
                     Ok(m) => m,
                     Err(m) => {
                         out.missing[1] += u64::from(is_missing(f(1)));
-                        break 'check Some((rec.line, col(1), m));
+                        break 'check Some((at, col(1), m));
                     }
                 };
                 for (s, v) in values.iter_mut().enumerate() {
@@ -681,7 +691,7 @@ fn parse_telemetry_chunk(
                         Ok(x) => *v = x,
                         Err(m) => {
                             out.missing[s + 2] += u64::from(is_missing(f(s + 2)));
-                            break 'check Some((rec.line, col(s + 2), m));
+                            break 'check Some((at, col(s + 2), m));
                         }
                     }
                 }
@@ -690,13 +700,13 @@ fn parse_telemetry_chunk(
                 for (col, &v) in out.table.sensors.iter_mut().zip(&values) {
                     col.push(v);
                 }
-                out.lines.push(rec.line);
+                out.rows.push(at);
                 None
             }
         };
-        if let Some((line, column, msg)) = problem {
+        if let Some((at, column, msg)) = problem {
             let column = column.as_ref().map(|(i, n)| (*i, n.as_str()));
-            if let Err(e) = bad_row(policy, &mut out.dropped, file, line, column, msg) {
+            if let Err(e) = bad_row(policy, &mut out.dropped, file, at, column, msg) {
                 out.error = Some(e);
                 break 'rows;
             }
@@ -739,7 +749,7 @@ fn read_telemetry(
     let parts: Vec<TelemetryChunk> = chunks
         .par_iter()
         .zip(first_lines.par_iter())
-        .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, &header, policy))
+        .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, policy))
         .collect();
 
     let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
@@ -751,7 +761,7 @@ fn read_telemetry(
     for c in &mut tel.sensors {
         c.reserve(total);
     }
-    let mut lines = Vec::with_capacity(total);
+    let mut rows = Vec::with_capacity(total);
     let mut missing = vec![0u64; header.names.len()];
     report.blank_lines = tok.blank_lines;
     for part in parts {
@@ -769,7 +779,7 @@ fn read_telemetry(
         for (c, p) in tel.sensors.iter_mut().zip(&part.table.sensors) {
             c.extend_from_slice(p);
         }
-        lines.extend_from_slice(&part.lines);
+        rows.extend_from_slice(&part.rows);
     }
     if report.rows_read == 0 {
         return Err(file_error(file, None, "no data rows after the header".to_string()));
@@ -782,7 +792,7 @@ fn read_telemetry(
         None
     } else {
         let mut o: Vec<usize> = (0..tel.len()).collect();
-        o.par_sort_by_key(|&i| (tel.machine[i], tel.time[i], lines[i]));
+        o.par_sort_by_key(|&i| (tel.machine[i], tel.time[i], rows[i]));
         Some(o)
     };
     // Keep a row unless it repeats the previous (machine, time) or names an unknown machine.
@@ -793,7 +803,7 @@ fn read_telemetry(
         let (m, t) = (tel.machine[i], tel.time[i]);
         if machines.position(m).is_none() {
             keep[i] = false;
-            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, lines[i], header.col(1), m)?;
+            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, rows[i], header.col(1), m)?;
             continue;
         }
         if let Some(p) = prev
@@ -806,9 +816,9 @@ fn read_telemetry(
                 policy,
                 dropped,
                 file,
-                lines[i],
+                rows[i],
                 Some(header.col(0)),
-                format!("duplicate reading for machine {m} at {} (first on line {})", Timestamp(t), lines[p]),
+                format!("duplicate reading for machine {m} at {} (first on line {})", Timestamp(t), rows[p].line),
             )?;
             continue;
         }
@@ -871,21 +881,21 @@ fn read_events(
     };
     let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
     let mut ev = Events::default();
-    let mut lines = Vec::new();
+    let mut rows = Vec::new();
     let mut fields = Vec::new();
-    while let Some(line) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
+    while let Some(at) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
         let time = match parse_time(f(0)) {
             Ok(t) => t,
             Err(m) => {
-                bad_row(policy, dropped, file, line, Some(header.col(0)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(0)), m)?;
                 continue;
             }
         };
         let machine = match parse_machine_id(f(1)) {
             Ok(m) => m,
             Err(m) => {
-                bad_row(policy, dropped, file, line, Some(header.col(1)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(1)), m)?;
                 continue;
             }
         };
@@ -895,17 +905,17 @@ fn read_events(
                 if let Some(l) = label {
                     *report.unknown_labels.entry(l).or_default() += 1;
                 }
-                bad_row(policy, dropped, file, line, Some(header.col(2)), m)?;
+                bad_row(policy, dropped, file, at, Some(header.col(2)), m)?;
                 continue;
             }
         };
         ev.push(machine, time, label);
-        lines.push(line);
+        rows.push(at);
     }
     report.blank_lines = tok.blank_lines;
     report.out_of_order_rows = count_out_of_order(&ev.machine, |i| (ev.machine[i], ev.time[i]));
     let mut order: Vec<usize> = (0..ev.len()).collect();
-    order.sort_by_key(|&i| (ev.machine[i], ev.time[i], ev.kind[i], lines[i]));
+    order.sort_by_key(|&i| (ev.machine[i], ev.time[i], ev.kind[i], rows[i]));
     let mut out = Events::default();
     let mut prev: Option<usize> = None;
     let mut outside = OutsideRange::default();
@@ -917,14 +927,14 @@ fn read_events(
     for i in order {
         let (m, t, k) = (ev.machine[i], ev.time[i], ev.kind[i]);
         if machines.position(m).is_none() {
-            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, lines[i], header.col(1), m)?;
+            unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, rows[i], header.col(1), m)?;
             continue;
         }
         if let Some(p) = prev
             && (ev.machine[p], ev.time[p], ev.kind[p]) == (m, t, k)
         {
             report.duplicate_rows += 1;
-            bad_row(policy, dropped, file, lines[i], None, format!("duplicate event (first on line {})", lines[p]))?;
+            bad_row(policy, dropped, file, rows[i], None, format!("duplicate event (first on line {})", rows[p].line))?;
             continue;
         }
         prev = Some(i);
