@@ -183,16 +183,18 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
         failures = f("failures"),
         machines = f("machines"),
         dropped = summary.report.dropped_rows.len(),
+        exact_duplicates = summary.report.files.values().map(|r| r.exact_duplicate_rows).sum::<u64>(),
         "Ingested and validated the data set."
     );
     println!(
-        "ingest: {} telemetry rows, {} errors, {} maintenance records, {} failures, {} machines; {} rows dropped; read {:.2} s, validate {:.2} s, write {:.2} s -> {}",
+        "ingest: {} telemetry rows, {} errors, {} maintenance records, {} failures, {} machines; {} rows dropped, {} exact duplicates removed; read {:.2} s, validate {:.2} s, write {:.2} s -> {}",
         thousands(f("telemetry")),
         thousands(f("errors")),
         thousands(f("maint")),
         thousands(f("failures")),
         thousands(f("machines")),
         summary.report.dropped_rows.len(),
+        thousands(summary.report.files.values().map(|r| r.exact_duplicate_rows).sum::<u64>()),
         read_secs,
         validate_secs,
         write_secs,

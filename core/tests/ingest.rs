@@ -83,7 +83,7 @@ fn check_dropped(files: Files, file: FileKind, line: u64, reason: &str) {
     let raw = text.split('\n').nth(line as usize - 1).unwrap().trim_end_matches('\r');
     assert_eq!(row.raw, raw);
     let f = &rep.files[file.name()];
-    assert_eq!(f.rows_read, f.rows_kept + f.rows_dropped, "nothing lost");
+    assert_eq!(f.rows_read, f.rows_kept + f.rows_dropped + f.exact_duplicate_rows, "nothing lost");
     assert_eq!(rep.dropped_rows.len() as u64, rep.files.values().map(|f| f.rows_dropped).sum::<u64>());
 }
 
@@ -325,21 +325,74 @@ fn c20_unknown_model() {
 }
 
 #[test]
-fn c21_duplicate_reading() {
+fn c21_conflicting_reading() {
     let f = Files::valid().with(FileKind::Telemetry, format!("{TELEMETRY}2015-01-01 06:00:00,1,1,2,3,4\n"));
     check_error(
         f.clone(),
-        "PdM_telemetry.csv: line 7, column 1 'datetime': duplicate reading for machine 1 at 2015-01-01 06:00:00 (first on line 2)",
+        "PdM_telemetry.csv: line 7, column 1 'datetime': conflicting reading for machine 1 at 2015-01-01 06:00:00: line 2 has other values",
     );
     check_dropped(
         f.clone(),
         FileKind::Telemetry,
         7,
-        "duplicate reading for machine 1 at 2015-01-01 06:00:00 (first on line 2)",
+        "conflicting reading for machine 1 at 2015-01-01 06:00:00: line 2 has other values",
     );
     let (ds, rep) = f.read(BadRowPolicy::Drop).unwrap();
     assert_eq!(ds.telemetry.sensors[0][0], 176.217853015625, "the first reading is kept");
-    assert_eq!(rep.files["telemetry"].duplicate_rows, 1);
+    assert_eq!(rep.files["telemetry"].conflicting_duplicate_rows, 1);
+    assert_eq!(rep.files["telemetry"].exact_duplicate_rows, 0);
+}
+
+/// The data rows of `text` (after its header), each with its line end.
+fn data_lines(text: &str) -> Vec<String> {
+    text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn c32_exact_duplicates_are_removed_and_counted_in_every_file() {
+    let (clean, _) = Files::valid().read(BadRowPolicy::Fail).unwrap();
+    // Every file exported twice over, the second copy written differently (unquoted, spaced)
+    // but equal in value, plus one more copy of a single row.
+    let twice = |text: &str, again: &str| {
+        let second: String = data_lines(text).iter().map(|l| l.replace('"', "").replace(',', ", ")).collect();
+        format!("{text}{second}{again}")
+    };
+    let f = Files::valid()
+        .with(FileKind::Telemetry, twice(TELEMETRY, &data_lines(TELEMETRY)[2]))
+        .with(FileKind::Errors, twice(ERRORS, ""))
+        .with(FileKind::Maint, twice(MAINT, ""))
+        .with(FileKind::Failures, twice(FAILURES, ""))
+        .with(FileKind::Machines, twice(MACHINES, "1,model3,18.0\n"));
+    // Under the strict policy too: an exact duplicate is not a bad row.
+    let (ds, rep) = f.read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds, clean);
+    assert!(rep.dropped_rows.is_empty());
+    let t = &rep.files["telemetry"];
+    assert_eq!((t.rows_read, t.rows_kept, t.rows_dropped, t.exact_duplicate_rows), (11, 5, 0, 6));
+    assert_eq!(t.conflicting_duplicate_rows, 0);
+    let first: Vec<(u64, u64)> = t.exact_duplicate_examples.iter().map(|d| (d.line, d.first_line)).collect();
+    assert_eq!(first, vec![(7, 2), (8, 3), (9, 4), (10, 5), (11, 6), (12, 4)]);
+    for (kind, n) in [("errors", 2), ("maint", 2), ("failures", 1), ("machines", 3)] {
+        let r = &rep.files[kind];
+        assert_eq!((r.exact_duplicate_rows, r.rows_kept + r.exact_duplicate_rows), (n, r.rows_read), "{kind}");
+    }
+    assert_eq!(
+        rep.files["machines"].exact_duplicate_examples[2],
+        pm_core::data::ingest::DuplicateOf { line: 6, first_line: 2 }
+    );
+}
+
+#[test]
+fn c33_only_the_first_exact_duplicates_are_listed() {
+    let row = &data_lines(TELEMETRY)[0];
+    let text = format!("{TELEMETRY}{}", row.repeat(25));
+    let (ds, rep) = Files::valid().with(FileKind::Telemetry, text).read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds.telemetry.len(), 5);
+    let t = &rep.files["telemetry"];
+    assert_eq!(t.exact_duplicate_rows, 25);
+    let lines: Vec<u64> = t.exact_duplicate_examples.iter().map(|d| d.line).collect();
+    assert_eq!(lines, (7..17).collect::<Vec<u64>>());
+    assert!(t.exact_duplicate_examples.iter().all(|d| d.first_line == 2));
 }
 
 #[test]
@@ -352,7 +405,13 @@ fn c22_unknown_machine() {
 #[test]
 fn c23_machine_defined_twice() {
     let f = Files::valid().with(FileKind::Machines, format!("{MACHINES}1,\"model1\",3\n"));
-    check_error(f, "PdM_machines.csv: line 4, column 1 'machineID': machine 1 is already defined on line 2");
+    check_error(
+        f.clone(),
+        "PdM_machines.csv: line 4, column 1 'machineID': machine 1 is already defined on line 2, differently",
+    );
+    check_dropped(f.clone(), FileKind::Machines, 4, "machine 1 is already defined on line 2, differently");
+    let (_, rep) = f.read(BadRowPolicy::Drop).unwrap();
+    assert_eq!(rep.files["machines"].conflicting_duplicate_rows, 1);
 }
 
 #[test]
@@ -394,10 +453,16 @@ fn c28_no_header() {
 }
 
 #[test]
-fn c29_duplicate_event() {
+fn c29_an_event_repeated_is_an_exact_duplicate() {
     let f = Files::valid().with(FileKind::Errors, format!("{ERRORS}2015-01-01 07:00:00,1,\"error1\"\n"));
-    check_error(f.clone(), "PdM_errors.csv: line 4: duplicate event (first on line 2)");
-    check_dropped(f, FileKind::Errors, 4, "duplicate event (first on line 2)");
+    let (ds, rep) = f.read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds.errors.len(), 2);
+    let e = &rep.files["errors"];
+    assert_eq!((e.exact_duplicate_rows, e.rows_dropped), (1, 0));
+    assert_eq!(e.exact_duplicate_examples, vec![pm_core::data::ingest::DuplicateOf { line: 4, first_line: 2 }]);
+    // Another error at the same time is another event, not a duplicate.
+    let f = Files::valid().with(FileKind::Errors, format!("{ERRORS}2015-01-01 07:00:00,1,\"error2\"\n"));
+    assert_eq!(f.read(BadRowPolicy::Fail).unwrap().0.errors.len(), 3);
 }
 
 #[test]

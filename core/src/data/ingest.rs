@@ -145,7 +145,15 @@ pub struct FileReport {
     pub blank_lines: u64,
     /// Rows whose `(machine, time)` key is smaller than the previous row's, in file order.
     pub out_of_order_rows: u64,
-    pub duplicate_rows: u64,
+    /// Rows that repeat an earlier row's values exactly (a re-export, say): removed and counted
+    /// here, never bad rows. `rows_read = rows_kept + rows_dropped + exact_duplicate_rows`.
+    pub exact_duplicate_rows: u64,
+    /// The first exact duplicates in the file (at most [`DUPLICATE_EXAMPLES`]).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub exact_duplicate_examples: Vec<DuplicateOf>,
+    /// Rows with the key of an earlier row (the same machine and time, or the same machine id)
+    /// but other values: bad rows under the policy, as nothing says which one is right.
+    pub conflicting_duplicate_rows: u64,
     /// Rows naming a machine absent from the machines file.
     pub unknown_machine_rows: u64,
     /// Label values outside the contract vocabulary, with counts.
@@ -160,6 +168,40 @@ pub struct FileReport {
     pub first_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_time: Option<String>,
+}
+
+/// How many exact duplicates a file report lists by line.
+pub const DUPLICATE_EXAMPLES: usize = 10;
+
+/// An exact duplicate: its line, and the line of the row it repeats (which is kept).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DuplicateOf {
+    pub line: u64,
+    pub first_line: u64,
+}
+
+/// Collects a file's exact duplicates: counts them and keeps the lowest-numbered examples.
+#[derive(Default)]
+struct ExactDuplicates {
+    found: Vec<DuplicateOf>,
+}
+
+impl ExactDuplicates {
+    fn push(&mut self, line: u64, first_line: u64) {
+        self.found.push(DuplicateOf { line, first_line });
+    }
+
+    /// Writes the count and the examples into `report`.
+    fn finish(mut self, report: &mut FileReport) {
+        report.exact_duplicate_rows = self.found.len() as u64;
+        let n = self.found.len().min(DUPLICATE_EXAMPLES);
+        if n > 0 {
+            self.found.select_nth_unstable(n - 1);
+            self.found.truncate(n);
+            self.found.sort_unstable();
+        }
+        report.exact_duplicate_examples = self.found;
+    }
 }
 
 /// A hole in one machine's telemetry.
@@ -207,7 +249,7 @@ pub struct ValidationReport {
     pub dropped_rows: Vec<DroppedRow>,
 }
 
-pub const VALIDATION_REPORT_VERSION: u32 = 1;
+pub const VALIDATION_REPORT_VERSION: u32 = 2;
 
 /// Reads and validates the five files.
 pub fn read_dataset(
@@ -507,13 +549,18 @@ fn read_machines(
     order.sort_by_key(|&i| (parsed.id[i], rows[i]));
     let mut out = Machines::default();
     let mut prev: Option<usize> = None;
+    let mut exact = ExactDuplicates::default();
     for i in order {
         let id = parsed.id[i];
         if let Some(p) = prev
             && parsed.id[p] == id
         {
-            report.duplicate_rows += 1;
-            let msg = format!("machine {id} is already defined on line {}", rows[p].line);
+            if parsed.model[p] == parsed.model[i] && parsed.age[p].to_bits() == parsed.age[i].to_bits() {
+                exact.push(rows[i].line, rows[p].line);
+                continue;
+            }
+            report.conflicting_duplicate_rows += 1;
+            let msg = format!("machine {id} is already defined on line {}, differently", rows[p].line);
             bad_row(policy, dropped, file, rows[i], Some((id_col.0, &id_col.1)), msg)?;
             continue;
         }
@@ -522,8 +569,9 @@ fn read_machines(
         out.model.push(parsed.model[i]);
         out.age.push(parsed.age[i]);
     }
+    exact.finish(&mut report);
     report.rows_kept = out.len() as u64;
-    report.rows_dropped = report.rows_read - report.rows_kept;
+    report.rows_dropped = report.rows_read - report.rows_kept - report.exact_duplicate_rows;
     let age_missing = report.columns.get("age").map_or(0, |c| c.missing);
     report.columns.insert("age".into(), ColumnStats::of(&out.age, age_missing));
     report.label_counts = count_labels(&out.model, &contract.models);
@@ -798,6 +846,7 @@ fn read_telemetry(
     // Keep a row unless it repeats the previous (machine, time) or names an unknown machine.
     let mut keep = vec![true; tel.len()];
     let mut prev: Option<usize> = None;
+    let mut exact = ExactDuplicates::default();
     for pos in 0..tel.len() {
         let i = order.as_ref().map_or(pos, |o| o[pos]);
         let (m, t) = (tel.machine[i], tel.time[i]);
@@ -810,15 +859,23 @@ fn read_telemetry(
             && tel.machine[p] == m
             && tel.time[p] == t
         {
-            report.duplicate_rows += 1;
             keep[i] = false;
+            if tel.sensors.iter().all(|c| c[p].to_bits() == c[i].to_bits()) {
+                exact.push(rows[i].line, rows[p].line);
+                continue;
+            }
+            report.conflicting_duplicate_rows += 1;
             bad_row(
                 policy,
                 dropped,
                 file,
                 rows[i],
                 Some(header.col(0)),
-                format!("duplicate reading for machine {m} at {} (first on line {})", Timestamp(t), rows[p].line),
+                format!(
+                    "conflicting reading for machine {m} at {}: line {} has other values",
+                    Timestamp(t),
+                    rows[p].line
+                ),
             )?;
             continue;
         }
@@ -837,8 +894,9 @@ fn read_telemetry(
             sensors: tel.sensors.iter().map(|c| idx.iter().map(|&i| c[i]).collect()).collect(),
         }
     };
+    exact.finish(&mut report);
     report.rows_kept = tel.len() as u64;
-    report.rows_dropped = report.rows_read - report.rows_kept;
+    report.rows_dropped = report.rows_read - report.rows_kept - report.exact_duplicate_rows;
     for (s, name) in contract.sensors.iter().enumerate() {
         report.columns.insert(name.clone(), ColumnStats::of(&tel.sensors[s], missing[s + 2]));
     }
@@ -919,6 +977,7 @@ fn read_events(
     let mut out = Events::default();
     let mut prev: Option<usize> = None;
     let mut outside = OutsideRange::default();
+    let mut exact = ExactDuplicates::default();
     let tel_ranges: HashMap<u32, (i64, i64)> = telemetry
         .machine_ranges()
         .into_iter()
@@ -930,11 +989,11 @@ fn read_events(
             unknown_machine(&mut report.unknown_machine_rows, policy, dropped, file, rows[i], header.col(1), m)?;
             continue;
         }
+        // An event is all key: one that repeats machine, time and kind is an exact duplicate.
         if let Some(p) = prev
             && (ev.machine[p], ev.time[p], ev.kind[p]) == (m, t, k)
         {
-            report.duplicate_rows += 1;
-            bad_row(policy, dropped, file, rows[i], None, format!("duplicate event (first on line {})", rows[p].line))?;
+            exact.push(rows[i].line, rows[p].line);
             continue;
         }
         prev = Some(i);
@@ -946,8 +1005,9 @@ fn read_events(
         }
         out.push(m, t, k);
     }
+    exact.finish(&mut report);
     report.rows_kept = out.len() as u64;
-    report.rows_dropped = report.rows_read - report.rows_kept;
+    report.rows_dropped = report.rows_read - report.rows_kept - report.exact_duplicate_rows;
     report.label_counts = count_labels(&out.kind, vocab);
     if let (Some(lo), Some(hi)) = (out.time.iter().min(), out.time.iter().max()) {
         report.first_time = Some(Timestamp(*lo).to_string());
