@@ -27,6 +27,11 @@ pub struct IngestArgs {
     /// record it in the report (`drop`).
     #[arg(long, default_value = "fail")]
     pub on_bad_rows: BadRowPolicy,
+    /// Refuse a file with a column the contract does not name. By default such a column (a
+    /// sensor the contract does not know, an export's index) is ignored and listed in the report.
+    /// `--strict-columns` alone means `true`.
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub strict_columns: bool,
     /// Also write the validation report (JSON) to this local path (a KFP output artifact path).
     #[arg(long)]
     pub report_path: Option<PathBuf>,
@@ -96,10 +101,10 @@ where
 }
 
 /// Validates raw file bytes into a data set and its report (CPU-bound).
-pub fn validate(files: &[(FileKind, String, Bytes)], policy: BadRowPolicy) -> Result<(Dataset, ValidationReport)> {
+pub fn validate(files: &[(FileKind, String, Bytes)], opts: &ReadOptions) -> Result<(Dataset, ValidationReport)> {
     let inputs: Vec<InputFile<'_>> =
         files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
-    Ok(read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(policy))?)
+    Ok(read_dataset(&inputs, &Contract::azure_pdm(), opts)?)
 }
 
 /// Writes a validated data set as an artifact.
@@ -151,9 +156,12 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
     let read_secs = t0.elapsed().as_secs_f64();
     pb.set_message("validating");
     let t1 = Instant::now();
-    let policy = args.on_bad_rows;
-    let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, policy)).await??;
+    let opts = ReadOptions { strict_columns: args.strict_columns, ..ReadOptions::new(args.on_bad_rows) };
+    let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, &opts)).await??;
     let validate_secs = t1.elapsed().as_secs_f64();
+    for r in report.files.values().filter(|r| !r.ignored_columns.is_empty()) {
+        tracing::warn!(file = %r.name, columns = %r.ignored_columns.join(", "), "Ignored columns the contract does not name.");
+    }
     pb.set_message(format!("writing {}", out.url()));
     let t2 = Instant::now();
     let manifest = write_dataset(&out, &ds, &report).await?;

@@ -121,3 +121,39 @@ async fn ingest_reports_and_drops_bad_rows_when_asked() {
         serde_json::from_slice(&std::fs::read(dir.path().join("report-drop.json")).unwrap()).unwrap();
     assert_eq!(on_disk["dropped_rows"][0]["reason"], "non-finite value \"NaN\"");
 }
+
+#[tokio::test]
+async fn ingest_ignores_an_unknown_column_unless_strict_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Store::open(dir.path().to_str().unwrap()).unwrap();
+    let cfg = GenConfig { machines: 2, hours: 24, ..GenConfig::azure_default() };
+    write_raw(&root, &cfg).await;
+    let text = root.get("raw/PdM_machines.csv").await.unwrap();
+    let with_site: String = String::from_utf8(text.to_vec())
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| format!("{l},{}\n", if i == 0 { "site" } else { "north" }))
+        .collect();
+    root.put("raw/PdM_machines.csv", Bytes::from(with_site)).await.unwrap();
+    let args = |out: &str, extra: &[&str]| {
+        let mut a = vec!["pm-ingest", "--input-uri"];
+        let (input, output) = (root.url_of("raw"), root.url_of(out));
+        a.extend([input.as_str(), "--output-uri", output.as_str()]);
+        a.extend(extra);
+        IngestArgs::parse_from(a)
+    };
+    let s = ingest::run(&args("lenient", &[])).await.unwrap();
+    assert_eq!(s.report.files["machines"].ignored_columns, vec!["site".to_string()]);
+    let s = ingest::run(&args("explicit", &["--strict-columns=false"])).await.unwrap();
+    assert_eq!(s.report.files["machines"].rows_kept, 2);
+    for strict in [&["--strict-columns"][..], &["--strict-columns=true"]] {
+        let err = ingest::run(&args("strict", strict)).await.unwrap_err();
+        assert!(
+            format!("{err:#}").ends_with(
+                "line 1, column 4 'site': unexpected column; expected exactly machineID, model, age (--strict-columns)"
+            ),
+            "{err:#}"
+        );
+    }
+}

@@ -46,11 +46,15 @@ impl Files {
     }
 
     fn read(&self, policy: BadRowPolicy) -> Result<(Dataset, ValidationReport), DataError> {
+        self.read_with(&ReadOptions::new(policy))
+    }
+
+    fn read_with(&self, opts: &ReadOptions) -> Result<(Dataset, ValidationReport), DataError> {
         let files: Vec<InputFile<'_>> = FileKind::ALL
             .iter()
             .map(|&k| InputFile { kind: k, name: k.file_name(), data: &self.texts[k as usize] })
             .collect();
-        read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(policy))
+        read_dataset(&files, &Contract::azure_pdm(), opts)
     }
 }
 
@@ -159,16 +163,33 @@ fn c01_missing_column() {
 }
 
 #[test]
-fn c02_extra_column() {
+fn c02_extra_column_is_ignored_and_listed_or_refused_when_strict() {
+    let (clean, _) = Files::valid().read(BadRowPolicy::Fail).unwrap();
+    // A sensor the contract does not know, in the middle, and an unnamed index column at the end.
     let text: String = TELEMETRY
         .lines()
         .enumerate()
-        .map(|(i, l)| format!("{l},{}\n", if i == 0 { "\"humidity\"" } else { "1" }))
+        .map(|(i, l)| {
+            let (head, tail) = l.split_at(l.find(',').unwrap());
+            if i == 0 { format!("{head},\"humidity\"{tail},\n") } else { format!("{head},\"41.5\"{tail},{i}\n") }
+        })
         .collect();
-    check_error(
-        Files::valid().with(FileKind::Telemetry, text),
-        "PdM_telemetry.csv: line 1, column 7 'humidity': unexpected column; expected exactly datetime, machineID, volt, rotate, pressure, vibration",
+    let f = Files::valid().with(FileKind::Telemetry, text);
+    let (ds, rep) = f.read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds, clean);
+    assert_eq!(rep.files["telemetry"].ignored_columns, vec!["humidity".to_string(), "#8".to_string()]);
+    assert!(rep.files["errors"].ignored_columns.is_empty());
+    let strict = |f: &Files| {
+        let opts = ReadOptions { strict_columns: true, ..ReadOptions::new(BadRowPolicy::Fail) };
+        f.read_with(&opts).err().map(|e| e.to_string())
+    };
+    assert_eq!(
+        strict(&f).as_deref(),
+        Some(
+            "PdM_telemetry.csv: line 1, column 2 'humidity': unexpected column; expected exactly datetime, machineID, volt, rotate, pressure, vibration (--strict-columns)"
+        )
     );
+    assert_eq!(strict(&Files::valid()), None);
 }
 
 #[test]

@@ -75,11 +75,14 @@ pub struct ReadOptions {
     pub policy: BadRowPolicy,
     /// Expected spacing of telemetry readings, seconds (gaps are measured against it).
     pub cadence_secs: i64,
+    /// Refuse a file with a column the contract does not name (by default such columns are
+    /// ignored and listed in the report).
+    pub strict_columns: bool,
 }
 
 impl ReadOptions {
     pub fn new(policy: BadRowPolicy) -> Self {
-        ReadOptions { policy, cadence_secs: HOUR }
+        ReadOptions { policy, cadence_secs: HOUR, strict_columns: false }
     }
 }
 
@@ -156,6 +159,9 @@ pub struct FileReport {
     pub conflicting_duplicate_rows: u64,
     /// Rows naming a machine absent from the machines file.
     pub unknown_machine_rows: u64,
+    /// Columns the contract does not name, ignored (`#k`: the k-th column, which has no name).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub ignored_columns: Vec<String>,
     /// Label values outside the contract vocabulary, with counts.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub unknown_labels: BTreeMap<String, u64>,
@@ -269,7 +275,7 @@ pub fn read_dataset(
     let mut reports = BTreeMap::new();
 
     let mach_file = find(FileKind::Machines)?;
-    let (machines, mach_report) = read_machines(mach_file, contract, opts.policy, &mut dropped)?;
+    let (machines, mach_report) = read_machines(mach_file, contract, opts, &mut dropped)?;
     reports.insert(FileKind::Machines.name().to_string(), mach_report);
 
     let tel_file = find(FileKind::Telemetry)?;
@@ -280,7 +286,7 @@ pub fn read_dataset(
     let mut tables = Vec::new();
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
         let file = find(kind)?;
-        let (events, report, outside) = read_events(file, contract, &machines, &telemetry, opts.policy, &mut dropped)?;
+        let (events, report, outside) = read_events(file, contract, &machines, &telemetry, opts, &mut dropped)?;
         reports.insert(kind.name().to_string(), report);
         events_out.insert(kind.name().to_string(), outside);
         tables.push(events);
@@ -366,6 +372,9 @@ struct Header {
     raw_fields: Vec<String>,
     /// Line of the header.
     line: u64,
+    /// Columns the contract does not name, as the header spells them (`#k` for an unnamed one):
+    /// read past, listed in the report.
+    ignored: Vec<String>,
 }
 
 impl Header {
@@ -379,7 +388,12 @@ fn file_error(file: &InputFile<'_>, line: Option<u64>, message: String) -> DataE
     DataError { file: file.name.to_string(), line, column: None, message }
 }
 
-fn read_header<'a>(file: &InputFile<'a>, tok: &mut Tokenizer<'a>, expected: Vec<String>) -> Result<Header, DataError> {
+fn read_header<'a>(
+    file: &InputFile<'a>,
+    tok: &mut Tokenizer<'a>,
+    expected: Vec<String>,
+    opts: &ReadOptions,
+) -> Result<Header, DataError> {
     let mut fields = Vec::new();
     let rec = match tok.next_record(&mut fields) {
         None => return Err(file_error(file, None, "the file is empty".to_string())),
@@ -414,15 +428,19 @@ fn read_header<'a>(file: &InputFile<'a>, tok: &mut Tokenizer<'a>, expected: Vec<
             });
         }
     }
+    let mut ignored = Vec::new();
     for (i, g) in got.iter().enumerate() {
         if !expected.iter().any(|e| lower(e) == lower(g)) {
-            let shown = if g.is_empty() { "(empty)".to_string() } else { g.clone() };
-            return Err(DataError {
-                file: file.name.to_string(),
-                line: Some(rec.line),
-                column: Some((i + 1, shown)),
-                message: format!("unexpected column; expected exactly {expected_list}"),
-            });
+            let shown = if g.is_empty() { format!("#{}", i + 1) } else { g.clone() };
+            if opts.strict_columns {
+                return Err(DataError {
+                    file: file.name.to_string(),
+                    line: Some(rec.line),
+                    column: Some((i + 1, shown)),
+                    message: format!("unexpected column; expected exactly {expected_list} (--strict-columns)"),
+                });
+            }
+            ignored.push(shown);
         }
     }
     let mut positions = Vec::with_capacity(expected.len());
@@ -438,7 +456,7 @@ fn read_header<'a>(file: &InputFile<'a>, tok: &mut Tokenizer<'a>, expected: Vec<
             }
         }
     }
-    Ok(Header { positions, names: expected, n_fields: got.len(), raw_fields: got, line: rec.line })
+    Ok(Header { positions, names: expected, n_fields: got.len(), raw_fields: got, line: rec.line, ignored })
 }
 
 /// Name of the field at 1-based file position `column`, as the header spells it.
@@ -540,10 +558,11 @@ type RowProblem = (At, Option<(usize, String)>, String);
 fn read_machines(
     file: &InputFile<'_>,
     contract: &Contract,
-    policy: BadRowPolicy,
+    opts: &ReadOptions,
     dropped: &mut Vec<DroppedRow>,
 ) -> Result<(Machines, FileReport), DataError> {
-    let ParsedMachines { table: parsed, rows, id_col, mut report } = parse_machines(file, contract, policy, dropped)?;
+    let policy = opts.policy;
+    let ParsedMachines { table: parsed, rows, id_col, mut report } = parse_machines(file, contract, opts, dropped)?;
     report.out_of_order_rows = count_out_of_order(&parsed.id, |i| parsed.id[i]);
     let mut order: Vec<usize> = (0..parsed.len()).collect();
     order.sort_by_key(|&i| (parsed.id[i], rows[i]));
@@ -613,15 +632,17 @@ fn next_row<'a>(
 fn parse_machines(
     file: &InputFile<'_>,
     contract: &Contract,
-    policy: BadRowPolicy,
+    opts: &ReadOptions,
     dropped: &mut Vec<DroppedRow>,
 ) -> Result<ParsedMachines, DataError> {
+    let policy = opts.policy;
     let mut tok = open(file)?;
-    let header = read_header(file, &mut tok, contract.columns(FileKind::Machines))?;
+    let header = read_header(file, &mut tok, contract.columns(FileKind::Machines), opts)?;
     let id_col = (header.col(0).0, header.col(0).1.to_string());
     let mut out = Machines::default();
     let mut rows = Vec::new();
-    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let mut report =
+        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
     let mut age_missing = 0;
     let mut fields = Vec::new();
     while let Some(at) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
@@ -773,7 +794,7 @@ fn read_telemetry(
 ) -> Result<(Telemetry, FileReport), DataError> {
     let policy = opts.policy;
     let mut tok = open(file)?;
-    let header = read_header(file, &mut tok, contract.columns(FileKind::Telemetry))?;
+    let header = read_header(file, &mut tok, contract.columns(FileKind::Telemetry), opts)?;
     // The rest of the file, from the first line after the header.
     let body_start = {
         let mut pos = if file.data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
@@ -800,7 +821,8 @@ fn read_telemetry(
         .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, policy))
         .collect();
 
-    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let mut report =
+        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
     let n_sensors = contract.sensors.len();
     let total: usize = parts.iter().map(|p| p.table.len()).sum();
     let mut tel = Telemetry::with_sensors(n_sensors);
@@ -926,18 +948,20 @@ fn read_events(
     contract: &Contract,
     machines: &Machines,
     telemetry: &Telemetry,
-    policy: BadRowPolicy,
+    opts: &ReadOptions,
     dropped: &mut Vec<DroppedRow>,
 ) -> Result<(Events, FileReport, OutsideRange), DataError> {
+    let policy = opts.policy;
     let kind = file.kind;
     let mut tok = open(file)?;
-    let header = read_header(file, &mut tok, contract.columns(kind))?;
+    let header = read_header(file, &mut tok, contract.columns(kind), opts)?;
     let vocab = contract.vocabulary(kind);
     let what = match kind {
         FileKind::Errors => "error id",
         _ => "component",
     };
-    let mut report = FileReport { name: file.name.to_string(), ..Default::default() };
+    let mut report =
+        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
     let mut ev = Events::default();
     let mut rows = Vec::new();
     let mut fields = Vec::new();
