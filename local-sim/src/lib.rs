@@ -2,7 +2,9 @@
 //!
 //! - [`generate`]: a deterministic generator of Azure-PdM-shaped data calibrated to the published
 //!   facts of the real data set (binary `pm-datagen`).
+//! - [`messy`]: makes its files look like a field export (empty values, repeated rows, any order).
 
 pub mod generate;
+pub mod messy;
 pub mod stats;
 pub mod usformat;

@@ -103,3 +103,54 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(r#"PM_LOG_FORMAT="xml": expected text or json"#));
 }
+
+fn read_dir(dir: &std::path::Path) -> (pm_core::data::contract::Dataset, pm_core::data::ingest::ValidationReport) {
+    use pm_core::data::contract::{Contract, FileKind};
+    use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
+    let files: Vec<(FileKind, Vec<u8>)> =
+        FileKind::ALL.iter().map(|&k| (k, std::fs::read(dir.join(k.file_name())).unwrap())).collect();
+    let inputs: Vec<InputFile<'_>> =
+        files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
+    read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap()
+}
+
+/// `--dup-rate` and `--shuffle` make a re-exported, unordered copy that reads back as the same
+/// data set; `--missing-rate` leaves about that share of sensor values empty, and nothing else.
+#[test]
+fn messy_files_have_the_asked_mess_and_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, messy, holes) = (dir.path().join("clean"), dir.path().join("messy"), dir.path().join("holes"));
+    assert!(datagen(&clean, &[]).status.success());
+    let out = datagen(&messy, &["--dup-rate", "0.05", "--shuffle"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    let (ds_clean, _) = read_dir(&clean);
+    let (ds_messy, rep) = read_dir(&messy);
+    assert_eq!(ds_messy, ds_clean);
+    let t = &rep.files["telemetry"];
+    assert!(t.out_of_order_rows > 100, "shuffled: {}", t.out_of_order_rows);
+    assert!((10..60).contains(&t.exact_duplicate_rows), "5 % of 600 rows: {}", t.exact_duplicate_rows);
+    let total: u64 = rep.files.values().map(|f| f.exact_duplicate_rows).sum();
+    assert!(said.contains(&format!("0 sensor values left empty, {total} rows written twice, rows shuffled")), "{said}");
+
+    assert!(datagen(&holes, &["--missing-rate", "0.1"]).status.success());
+    let text = std::fs::read_to_string(holes.join("PdM_telemetry.csv")).unwrap();
+    let clean_text = std::fs::read_to_string(clean.join("PdM_telemetry.csv")).unwrap();
+    let mut empty = 0;
+    for (a, b) in text.lines().zip(clean_text.lines()).skip(1) {
+        for (i, (x, y)) in a.split(',').zip(b.split(',')).enumerate() {
+            if x.is_empty() {
+                assert!(i >= 2, "only sensor values are emptied: {a}");
+                empty += 1;
+            } else {
+                assert_eq!(x, y);
+            }
+        }
+    }
+    assert!((150..330).contains(&empty), "10 % of 2,400 sensor values: {empty}");
+    for file in ["PdM_errors.csv", "PdM_machines.csv"] {
+        assert_eq!(std::fs::read(holes.join(file)).unwrap(), std::fs::read(clean.join(file)).unwrap());
+    }
+    let bad = datagen(&holes, &["--dup-rate", "2"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--dup-rate must be between 0 and 1, got 2"));
+}

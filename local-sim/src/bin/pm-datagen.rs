@@ -11,6 +11,7 @@ use pm_core::cli::{progress, run_main, thousands};
 use pm_core::data::contract::FileKind;
 use pm_core::data::time::Timestamp;
 use pm_local_sim::generate::{GenConfig, generate};
+use pm_local_sim::messy::{self, Mess, MessCount};
 use pm_local_sim::{stats, usformat};
 
 /// Generate the five CSV files of a synthetic fleet, deterministically for a seed.
@@ -45,6 +46,15 @@ struct Args {
     /// batch for drill-testing monitoring, e.g. volt=1.15.
     #[arg(long = "sensor-scale", value_parser = parse_scale)]
     sensor_scales: Vec<(String, f64)>,
+    /// Chance that each telemetry sensor value is written empty (a field export's gaps), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    missing_rate: f64,
+    /// Chance that each data row of each file is written twice (a re-export), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    dup_rate: f64,
+    /// Write the data rows of every file in a random order.
+    #[arg(long)]
+    shuffle: bool,
     /// Print the generated statistics beside the published facts of the real data set.
     #[arg(long)]
     stats: bool,
@@ -65,6 +75,9 @@ async fn run(args: Args) -> Result<()> {
     anyhow::ensure!(args.machines > 0 && args.hours > 0, "--machines and --hours must be positive");
     anyhow::ensure!(args.noise.is_finite() && args.noise >= 0.0, "--noise must be a finite number >= 0");
     anyhow::ensure!(args.signal.is_finite() && args.signal >= 0.0, "--signal must be a finite number >= 0");
+    let mess =
+        Mess { missing_rate: args.missing_rate, dup_rate: args.dup_rate, shuffle: args.shuffle, seed: args.seed };
+    mess.check().map_err(anyhow::Error::msg)?;
     let us = match args.datetime_format.as_str() {
         "iso" => false,
         "us" => true,
@@ -97,15 +110,22 @@ async fn run(args: Args) -> Result<()> {
     let gen_secs = t0.elapsed().as_secs_f64();
     pb.set_message("formatting CSV");
     let t1 = Instant::now();
-    let (ds, files) = tokio::task::spawn_blocking(move || {
+    let (ds, files, messed) = tokio::task::spawn_blocking(move || {
+        let mut messed = MessCount::default();
         let files: Vec<(FileKind, Vec<u8>)> = FileKind::ALL
             .iter()
             .map(|&k| {
                 let text = pm_core::data::csv::write::file(&ds, k);
+                // The writer puts datetime and machine id first, then the sensors.
+                let sensors: Vec<usize> =
+                    if k == FileKind::Telemetry { (2..2 + ds.contract.sensors.len()).collect() } else { Vec::new() };
+                let (text, n) = messy::apply(&text, &sensors, &mess, k as u64);
+                messed.values_emptied += n.values_emptied;
+                messed.rows_duplicated += n.rows_duplicated;
                 (k, if us { usformat::iso_to_us(&text) } else { text })
             })
             .collect();
-        (ds, files)
+        (ds, files, messed)
     })
     .await?;
     let fmt_secs = t1.elapsed().as_secs_f64();
@@ -136,6 +156,14 @@ async fn run(args: Args) -> Result<()> {
         write_secs,
         store.url()
     );
+    if !mess.is_none() {
+        println!(
+            "datagen: made messy: {} sensor values left empty, {} rows written twice{}",
+            thousands(messed.values_emptied),
+            thousands(messed.rows_duplicated),
+            if mess.shuffle { ", rows shuffled" } else { "" }
+        );
+    }
     if args.stats {
         print!("{}", stats::comparison_table(&stats::compute(&ds)));
     }
