@@ -121,7 +121,7 @@ pub struct Thresholds {
 
 /// Compares feature columns with the bundle's baselines.
 pub fn drift_of(bundle: &ModelBundle, names: &[String], columns: &[Vec<f32>], t: &Thresholds) -> Vec<FeatureDrift> {
-    let sensors = &bundle.feature_spec.contract.sensors;
+    let sensors = bundle.feature_spec.contract.sensor_names();
     let in_scope = |name: &str| {
         t.scope == Scope::All
             || sensors.iter().any(|s| name == s || name.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('_')))

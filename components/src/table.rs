@@ -46,7 +46,7 @@ pub fn dataset_to_parquet(ds: &Dataset) -> Result<Vec<(String, Bytes)>> {
     let t = &ds.telemetry;
     let mut cols = vec![datetime_column("datetime", &t.time), Column::new("machineID".into(), t.machine.clone())];
     for (name, col) in c.sensors.iter().zip(&t.sensors) {
-        cols.push(Column::new(name.as_str().into(), col.clone()));
+        cols.push(Column::new(name.name.as_str().into(), col.clone()));
     }
     out.push(("telemetry.parquet".to_string(), write(DataFrame::new(t.len(), cols)?)?));
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
@@ -168,7 +168,7 @@ pub fn dataset_from_parquet(contract: &Contract, mut get: impl FnMut(&str) -> Re
     let mut telemetry = Telemetry::with_sensors(0);
     telemetry.time = time_col(&df, "datetime", what)?;
     telemetry.machine = u32_col(&df, "machineID", what)?;
-    telemetry.sensors = contract.sensors.iter().map(|s| f64_col(&df, s, what)).collect::<Result<_>>()?;
+    telemetry.sensors = contract.sensors.iter().map(|s| f64_col(&df, &s.name, what)).collect::<Result<_>>()?;
     check_sorted(&telemetry.machine, &telemetry.time, what)?;
     let mut events = Vec::new();
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {

@@ -157,7 +157,7 @@ async fn train_evaluate_deploy_and_champion_challenger() {
 /// voltage scaled by `volt_scale`, written as raw CSVs and ingested.
 async fn ingest_batch(root: &Store, name: &str, volt_scale: f64) -> String {
     let mut ds = generate(&GenConfig { machines: 12, hours: 24 * 150, ..GenConfig::azure_default() });
-    let volt = ds.contract.sensors.iter().position(|s| s == "volt").unwrap();
+    let volt = ds.contract.sensor_index("volt").unwrap();
     for v in &mut ds.telemetry.sensors[volt] {
         *v *= volt_scale;
     }

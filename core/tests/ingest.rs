@@ -50,11 +50,23 @@ impl Files {
     }
 
     fn read_with(&self, opts: &ReadOptions) -> Result<(Dataset, ValidationReport), DataError> {
+        self.read_full(&Contract::azure_pdm(), opts)
+    }
+
+    fn read_contract(
+        &self,
+        contract: &Contract,
+        policy: BadRowPolicy,
+    ) -> Result<(Dataset, ValidationReport), DataError> {
+        self.read_full(contract, &ReadOptions::new(policy))
+    }
+
+    fn read_full(&self, contract: &Contract, opts: &ReadOptions) -> Result<(Dataset, ValidationReport), DataError> {
         let files: Vec<InputFile<'_>> = FileKind::ALL
             .iter()
             .map(|&k| InputFile { kind: k, name: k.file_name(), data: &self.texts[k as usize] })
             .collect();
-        read_dataset(&files, &Contract::azure_pdm(), opts)
+        read_dataset(&files, contract, opts)
     }
 }
 
@@ -436,9 +448,56 @@ fn c23_machine_defined_twice() {
 }
 
 #[test]
-fn c24_negative_age() {
-    let f = Files::valid().with(FileKind::Machines, "machineID,model,age\n1,model3,18\n2,model4,-4\n");
-    check_error(f, "PdM_machines.csv: line 3, column 3 'age': age must not be negative, found -4");
+fn c24_age_outside_its_bounds() {
+    for (age, shown) in [("-4", "-4"), ("130.5", "130.5")] {
+        let f = Files::valid().with(FileKind::Machines, format!("machineID,model,age\n1,model3,18\n2,model4,{age}\n"));
+        let reason = format!("age = {shown} is outside its bounds [0, 100] years (data contract)");
+        check_error(f.clone(), &format!("PdM_machines.csv: line 3, column 3 'age': {reason}"));
+        check_dropped(f.clone(), FileKind::Machines, 3, &reason);
+        let (_, rep) = f.read(BadRowPolicy::Drop).unwrap();
+        assert_eq!(rep.files["machines"].columns["age"].out_of_bounds, 1);
+    }
+}
+
+/// `volt = 1e308` and a negative rotation are bad rows, named with the value and the bound, never
+/// data; the bounds are the contract's, so a contract with others moves them.
+#[test]
+fn c34_a_value_outside_the_contracts_physical_bounds_is_a_bad_row() {
+    for (line, row, reason) in [
+        (
+            3,
+            "2015-01-01 07:00:00,1,1e308,402.7,95.4,43.4",
+            "volt = 1e308 is outside its physical bounds [0, 1000] V (data contract)",
+        ),
+        (
+            4,
+            "2015-01-01 08:00:00,1,170.9,-1,75.2,34.1",
+            "rotate = -1 is outside its physical bounds [0, 10000] rpm (data contract)",
+        ),
+        (
+            5,
+            "2015-01-01 06:00:00,2,176.5,423.9,1000.5,36.5",
+            "pressure = 1000.5 is outside its physical bounds [0, 1000] (data contract)",
+        ),
+    ] {
+        let f = Files::valid().with(FileKind::Telemetry, telemetry_with(line, row));
+        let column = ["volt", "rotate", "pressure"][line - 3];
+        check_error(f.clone(), &format!("PdM_telemetry.csv: line {line}, column {line} '{column}': {reason}"));
+        check_dropped(f.clone(), FileKind::Telemetry, line as u64, reason);
+        let (_, rep) = f.read(BadRowPolicy::Drop).unwrap();
+        assert_eq!(rep.files["telemetry"].columns[column].out_of_bounds, 1);
+    }
+    // The bounds are inclusive, and they are the contract's.
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(3, "2015-01-01 07:00:00,1,1000,0,95.4,43.4"));
+    assert!(f.read(BadRowPolicy::Fail).is_ok());
+    let mut contract = Contract::azure_pdm();
+    contract.sensors[0].max = Some(999.0);
+    contract.sensors[1].min = None;
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(3, "2015-01-01 07:00:00,1,170,-5,95.4,43.4"));
+    assert!(f.read_contract(&contract, BadRowPolicy::Fail).is_ok(), "rotate has no lower bound here");
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(3, "2015-01-01 07:00:00,1,1000,5,95.4,43.4"));
+    let err = f.read_contract(&contract, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert!(err.ends_with("volt = 1000 is outside its physical bounds [0, 999] V (data contract)"), "{err}");
 }
 
 #[test]

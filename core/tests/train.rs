@@ -115,10 +115,20 @@ fn bundles_round_trip_and_refuse_other_versions_and_inconsistencies() {
     );
 
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    v["format_version"] = serde_json::json!(2);
+    v["format_version"] = serde_json::json!(3);
     let err = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
-    assert_eq!(err, BundleError::Version { found: 2 });
-    assert_eq!(err.to_string(), "bundle format 2 is newer than this build supports (1); upgrade pm");
+    assert_eq!(err, BundleError::Version { found: 3 });
+    assert_eq!(err.to_string(), "bundle format 3 is newer than this build supports (2); upgrade pm");
+
+    // Format 1 wrote the contract's sensors as bare names: it still loads, without bounds.
+    let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    v["format_version"] = serde_json::json!(1);
+    let names: Vec<serde_json::Value> =
+        bundle.feature_spec.contract.sensors.iter().map(|s| serde_json::json!(s.name)).collect();
+    v["feature_spec"]["contract"]["sensors"] = serde_json::json!(names);
+    let old = ModelBundle::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(old.feature_spec.contract.sensor_names(), bundle.feature_spec.contract.sensor_names());
+    assert!(old.feature_spec.contract.sensors.iter().all(|s| s.min.is_none() && s.max.is_none()));
 
     let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
     v["feature_spec"]["trend_hours"] = serde_json::json!(24);

@@ -10,7 +10,7 @@ use pm_serve::input::Vocab;
 fuzz_target!(|data: &[u8]| {
     static VOCAB: std::sync::OnceLock<Vocab> = std::sync::OnceLock::new();
     let vocab = VOCAB.get_or_init(|| {
-        Vocab::new(&Contract::azure_pdm(), &pm_serve::state::default_bounds(), (0.0, 100.0))
+        Vocab::new(&Contract::azure_pdm(), &[])
     });
     let fast = vocab.predict_request_fast(data);
     let list = vocab.request_list_fast(data, &["predictions", "instances"]);

@@ -98,7 +98,7 @@ fn example_reading(c: &Contract, machine: Option<u32>, hour: u32) -> Value {
     m.insert("datetime".into(), json!(format!("2016-06-01 {hour:02}:00:00")));
     let typical = [170.0, 446.0, 100.0, 40.0];
     for (i, s) in c.sensors.iter().enumerate() {
-        m.insert(s.clone(), json!(typical.get(i).copied().unwrap_or(1.0) + f64::from(hour % 3)));
+        m.insert(s.name.clone(), json!(typical.get(i).copied().unwrap_or(1.0) + f64::from(hour % 3)));
     }
     Value::Object(m)
 }
@@ -159,7 +159,7 @@ pub fn openapi(st: &AppState) -> Value {
     let model = st.slot.get();
     let vocab = match &model {
         Some(m) => m.vocab.clone(),
-        None => Vocab::new(&Contract::azure_pdm(), &st.cfg.rules.bounds, st.cfg.rules.age_bounds),
+        None => Vocab::new(&Contract::azure_pdm(), &st.cfg.rules.bounds),
     };
     let contract = model.as_ref().map_or_else(Contract::azure_pdm, |m| m.bundle.feature_spec.contract.clone());
     let c = &contract;

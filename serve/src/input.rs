@@ -32,26 +32,35 @@ fn index(names: &[String]) -> HashMap<String, u16> {
 }
 
 impl Vocab {
-    /// `bounds` maps sensor names to inclusive ranges; sensors without an entry accept any
+    /// The physical bounds of each sensor are the contract's (what ingest checked the training
+    /// data against), unless `overrides` (the operator's `--bound NAME=MIN:MAX`) names the
+    /// sensor. A contract saved before sensors had bounds (bundles of format 1) takes the
+    /// built-in contract's bounds for a sensor of the same name; otherwise a sensor accepts any
     /// finite value.
-    pub fn new(contract: &Contract, bounds: &[(String, f64, f64)], age_bounds: (f64, f64)) -> Self {
+    pub fn new(contract: &Contract, overrides: &[(String, f64, f64)]) -> Self {
+        let builtin = Contract::azure_pdm();
         let sensor_bounds = contract
             .sensors
             .iter()
             .map(|s| {
-                bounds
-                    .iter()
-                    .find(|(n, _, _)| n == s)
-                    .map_or((f64::NEG_INFINITY, f64::INFINITY), |&(_, lo, hi)| (lo, hi))
+                if let Some(&(_, lo, hi)) = overrides.iter().find(|(n, _, _)| *n == s.name) {
+                    return (lo, hi);
+                }
+                match (s.min, s.max) {
+                    (None, None) => builtin
+                        .sensor_index(&s.name)
+                        .map_or((f64::NEG_INFINITY, f64::INFINITY), |i| builtin.sensors[i].bounds()),
+                    _ => s.bounds(),
+                }
             })
             .collect();
         Vocab {
-            sensors: contract.sensors.clone(),
+            sensors: contract.sensor_names(),
             error_types: index(&contract.error_types),
             components: index(&contract.components),
             models: index(&contract.models),
             bounds: sensor_bounds,
-            age_bounds,
+            age_bounds: (contract.age.min, contract.age.max),
         }
     }
 

@@ -63,8 +63,8 @@ struct Args {
     /// 'MEDIUM,HIGH' cut points, e.g. 0.3,0.7.
     #[arg(long, env = "PM_RISK_BANDS", default_value = "auto")]
     risk_bands: RiskBands,
-    /// Physical bounds of a sensor, repeatable: NAME=MIN:MAX (defaults for volt, rotate,
-    /// pressure, vibration; give one to replace that sensor's).
+    /// Physical bounds of a sensor, repeatable: NAME=MIN:MAX, replacing the bounds the model's
+    /// data contract gives that sensor (the ones ingest checked the training data against).
     #[arg(long = "bound", value_parser = parse_bound)]
     bounds: Vec<(String, f64, f64)>,
     /// Hours of telemetry kept per machine (at least what the model's windows need).
@@ -176,7 +176,7 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
     if args.max_batch == 0 {
         bail!("--max-batch must be at least 1");
     }
-    let mut bounds = pm_serve::state::default_bounds();
+    let mut bounds: Vec<(String, f64, f64)> = Vec::new();
     for b in &args.bounds {
         bounds.retain(|(n, _, _)| *n != b.0);
         bounds.push(b.clone());
@@ -185,12 +185,7 @@ fn config(args: &Args) -> Result<(ServeConfig, RunOptions)> {
         model_name: args.model_name.clone(),
         max_batch: args.max_batch,
         risk: args.risk_bands,
-        rules: InputRules {
-            bounds,
-            age_bounds: (0.0, 100.0),
-            drift_window: args.drift_window,
-            drift_sample: args.drift_sample,
-        },
+        rules: InputRules { bounds, drift_window: args.drift_window, drift_sample: args.drift_sample },
         retention_hours: args.retention_hours,
         max_machines: args.max_machines,
         body_limit_bytes: args.body_limit_bytes,

@@ -90,9 +90,9 @@ impl Risk {
 /// How the server reads inputs and keeps history (set at start).
 #[derive(Clone, Debug)]
 pub struct InputRules {
-    /// Sensor name → inclusive physical bounds.
+    /// Sensor name → inclusive physical bounds, where the operator replaces the model's contract's
+    /// (`--bound`).
     pub bounds: Vec<(String, f64, f64)>,
-    pub age_bounds: (f64, f64),
     pub drift_window: usize,
     /// Record one prediction in this many in the drift window.
     pub drift_sample: u32,
@@ -124,7 +124,7 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn new(version: String, bundle: ModelBundle, sha256: String, source: String, rules: &InputRules) -> Self {
-        let vocab = Vocab::new(&bundle.feature_spec.contract, &rules.bounds, rules.age_bounds);
+        let vocab = Vocab::new(&bundle.feature_spec.contract, &rules.bounds);
         let machines = bundle
             .machines
             .iter()
@@ -352,11 +352,12 @@ pub fn compatibility(
     }
     if let Some(cur) = current
         && fleet_has_state
-        && cur.bundle.feature_spec.contract != new.feature_spec.contract
+        && !cur.bundle.feature_spec.contract.same_layout(&new.feature_spec.contract)
     {
         return Err(format!(
             "its data contract differs from the served one (sensors {:?} vs {:?}); buffered telemetry cannot be reused: restart the server to change the contract",
-            new.feature_spec.contract.sensors, cur.bundle.feature_spec.contract.sensors
+            new.feature_spec.contract.sensor_names(),
+            cur.bundle.feature_spec.contract.sensor_names()
         ));
     }
     Ok(())

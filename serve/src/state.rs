@@ -36,12 +36,7 @@ impl Default for ServeConfig {
             model_name: "pm-failure".into(),
             max_batch: 100,
             risk: RiskBands::Auto,
-            rules: InputRules {
-                bounds: default_bounds(),
-                age_bounds: (0.0, 100.0),
-                drift_window: 2_000,
-                drift_sample: 4,
-            },
+            rules: InputRules { bounds: Vec::new(), drift_window: 2_000, drift_sample: 4 },
             retention_hours: 168,
             max_machines: 100_000,
             body_limit_bytes: 4 << 20,
@@ -51,18 +46,6 @@ impl Default for ServeConfig {
             vertex_predict_route: None,
         }
     }
-}
-
-/// Physical bounds of the Azure PdM sensors: wide ranges a working sensor can report (the data
-/// set's readings are volt 97–255, rotate 138–695, pressure 51–186, vibration 14–76), refusing
-/// negative values and unit mistakes by orders of magnitude.
-pub fn default_bounds() -> Vec<(String, f64, f64)> {
-    vec![
-        ("volt".into(), 0.0, 1_000.0),
-        ("rotate".into(), 0.0, 10_000.0),
-        ("pressure".into(), 0.0, 1_000.0),
-        ("vibration".into(), 0.0, 1_000.0),
-    ]
 }
 
 #[derive(Debug)]
@@ -120,7 +103,7 @@ impl AppState {
             return false;
         }
         if let Some(cur) = &current
-            && cur.bundle.feature_spec.contract != bundle.feature_spec.contract
+            && !cur.bundle.feature_spec.contract.same_layout(&bundle.feature_spec.contract)
         {
             self.fleet.clear();
         }

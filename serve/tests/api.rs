@@ -1385,7 +1385,7 @@ async fn hot_swap_and_refusal() {
     assert_ne!(p1["failure_probability"], p2["failure_probability"], "the state carried over, the model changed");
 
     let mut other_contract = f.bundle.clone();
-    other_contract.feature_spec.contract.sensors[0] = "voltage".into();
+    other_contract.feature_spec.contract.sensors[0].name = "voltage".into();
     assert!(!st.offer("v3".into(), "sha-v3".into(), other_contract, "test"));
     let mut other_name = f.bundle.clone();
     other_name.name = "pm-other".into();
@@ -1407,6 +1407,55 @@ async fn hot_swap_and_refusal() {
     assert!(m.contains("pm_model_reloads_total{result=\"refused\"} 2"), "{m}");
     assert!(m.contains("pm_model_refused 1"));
     assert!(m.contains("version=\"v2\"") && !m.contains("version=\"v1\""));
+}
+
+/// The physical bounds a reading is held to are the served model's data contract's (the ones
+/// ingest held the training data to), shown in /model/info and the OpenAPI document; the
+/// operator's `--bound` replaces one; a bundle saved before contracts had bounds gets the
+/// built-in contract's for sensors of the same name.
+#[tokio::test]
+async fn physical_bounds_come_from_the_models_contract() {
+    let f = fixture();
+    let mut narrow = f.bundle.clone();
+    narrow.feature_spec.contract.sensors[0].max = Some(300.0);
+    let reading = |volt: f64| {
+        let mut r = reading_json(&f.ds, machine_rows(2).start, true);
+        r["volt"] = json!(volt);
+        r
+    };
+    let serve = |bundle: pm_core::artifacts::bundle::ModelBundle, overrides: Vec<(String, f64, f64)>| {
+        let cfg = ServeConfig {
+            rules: pm_serve::model::InputRules { bounds: overrides, ..ServeConfig::default().rules },
+            ..ServeConfig::default()
+        };
+        let st = pm_serve::AppState::new(cfg, "memory://test").unwrap();
+        assert!(st.offer("v1".into(), "sha".into(), bundle, "test"));
+        app(st)
+    };
+
+    let a = serve(narrow.clone(), vec![]);
+    let p = call(&a, "POST", "/predict", Some(reading(400.0))).await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.text);
+    assert_eq!(p.body["error"]["code"], "out_of_bounds");
+    assert!(p.text.contains("volt: 400 is outside the physical bounds [0, 300]"), "{}", p.text);
+    assert_eq!(call(&a, "POST", "/predict", Some(reading(299.0))).await.status, StatusCode::OK);
+    let info = call(&a, "GET", "/model/info", None).await.body;
+    assert_eq!(info["sensors"][0], json!({ "name": "volt", "min": 0.0, "max": 300.0 }));
+    let doc = call(&a, "GET", "/openapi.json", None).await.body;
+    assert_eq!(doc["components"]["schemas"]["Reading"]["properties"]["volt"]["maximum"], json!(300.0));
+
+    let a = serve(narrow, vec![("volt".into(), 0.0, 500.0)]);
+    assert_eq!(call(&a, "POST", "/predict", Some(reading(400.0))).await.status, StatusCode::OK);
+
+    // Format 1 saved the sensors as bare names.
+    let mut old = serde_json::to_value(&f.bundle).unwrap();
+    old["feature_spec"]["contract"]["sensors"] = json!(["volt", "rotate", "pressure", "vibration"]);
+    let old: pm_core::artifacts::bundle::ModelBundle = serde_json::from_value(old).unwrap();
+    assert_eq!(old.feature_spec.contract.sensors[0].max, None);
+    let a = serve(old, vec![]);
+    let info = call(&a, "GET", "/model/info", None).await.body;
+    assert_eq!(info["sensors"][0], json!({ "name": "volt", "min": 0.0, "max": 1000.0 }));
+    assert_eq!(call(&a, "POST", "/predict", Some(reading(1000.5))).await.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 /// A `/predict` whose body has begun and does not go on until the sender does (or is dropped),

@@ -13,7 +13,9 @@ use crate::features::FeatureSpec;
 use crate::learn::model::Model;
 use crate::learn::split::SplitPlan;
 
-pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+/// 2: the data contract's sensors are objects with unit and physical bounds (format 1 saved bare
+/// names, which still load, as sensors without bounds).
+pub const BUNDLE_FORMAT_VERSION: u32 = 2;
 pub const BUNDLE_FILE: &str = "bundle.json";
 
 /// A machine the model was trained on (for serving: model and age come with the bundle).

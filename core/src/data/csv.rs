@@ -184,12 +184,18 @@ fn show_byte(c: u8) -> String {
 
 /// Shows a field value in an error message: quoted, escaped, cut to 40 characters.
 pub fn show_value(v: &[u8]) -> String {
+    format!("{:?}", show_raw(v))
+}
+
+/// A field value as the file writes it, cut to 40 characters: for values known to be plain (a
+/// number that parsed: `1e308`, not its 309 digits).
+pub fn show_raw(v: &[u8]) -> String {
     let s = String::from_utf8_lossy(v);
     let mut out: String = s.chars().take(40).collect();
     if s.chars().count() > 40 {
         out.push('…');
     }
-    format!("{out:?}")
+    out
 }
 
 /// Splits `data` into about `n` chunks that start at line starts, each with its first line number.

@@ -103,6 +103,9 @@ pub struct DroppedRow {
 pub struct ColumnStats {
     pub count: u64,
     pub missing: u64,
+    /// Values outside the contract's physical bounds (bad rows under the policy).
+    #[serde(default)]
+    pub out_of_bounds: u64,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub mean: Option<f64>,
@@ -134,6 +137,7 @@ impl ColumnStats {
             max: Some(hi),
             mean: Some(mean),
             std: Some(var.sqrt()),
+            out_of_bounds: 0,
         }
     }
 }
@@ -591,8 +595,9 @@ fn read_machines(
     exact.finish(&mut report);
     report.rows_kept = out.len() as u64;
     report.rows_dropped = report.rows_read - report.rows_kept - report.exact_duplicate_rows;
-    let age_missing = report.columns.get("age").map_or(0, |c| c.missing);
-    report.columns.insert("age".into(), ColumnStats::of(&out.age, age_missing));
+    let parsed_age = report.columns.get("age").cloned().unwrap_or_default();
+    let age = ColumnStats { out_of_bounds: parsed_age.out_of_bounds, ..ColumnStats::of(&out.age, parsed_age.missing) };
+    report.columns.insert("age".into(), age);
     report.label_counts = count_labels(&out.model, &contract.models);
     Ok((out, report))
 }
@@ -644,6 +649,7 @@ fn parse_machines(
     let mut report =
         FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
     let mut age_missing = 0;
+    let mut age_out_of_bounds = 0;
     let mut fields = Vec::new();
     while let Some(at) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
@@ -665,9 +671,12 @@ fn parse_machines(
             }
         };
         let age = match parse_f64(f(2)) {
-            Ok(v) if v >= 0.0 => v,
-            Ok(v) => {
-                let m = format!("age must not be negative, found {v}");
+            Ok(v) if (contract.age.min..=contract.age.max).contains(&v) => v,
+            Ok(_) => {
+                age_out_of_bounds += 1;
+                let (lo, hi) = (contract.age.min, contract.age.max);
+                let v = csv::show_raw(f(2));
+                let m = format!("age = {v} is outside its bounds [{lo}, {hi}] years (data contract)");
                 bad_row(policy, dropped, file, at, Some(header.col(2)), m)?;
                 continue;
             }
@@ -688,7 +697,8 @@ fn parse_machines(
     if report.rows_read == 0 {
         return Err(file_error(file, None, "no data rows after the header".to_string()));
     }
-    report.columns.insert("age".into(), ColumnStats { missing: age_missing, ..Default::default() });
+    let age = ColumnStats { missing: age_missing, out_of_bounds: age_out_of_bounds, ..Default::default() };
+    report.columns.insert("age".into(), age);
     Ok(ParsedMachines { table: out, rows, id_col, report })
 }
 
@@ -701,6 +711,7 @@ struct TelemetryChunk {
     rows_read: u64,
     blank_lines: u64,
     missing: Vec<u64>,
+    out_of_bounds: Vec<u64>,
 }
 
 fn parse_telemetry_chunk(
@@ -709,6 +720,7 @@ fn parse_telemetry_chunk(
     first_line: u64,
     base: usize,
     header: &Header,
+    contract: &Contract,
     policy: BadRowPolicy,
 ) -> TelemetryChunk {
     let n_sensors = header.names.len() - 2;
@@ -720,6 +732,7 @@ fn parse_telemetry_chunk(
         rows_read: 0,
         blank_lines: 0,
         missing: vec![0; header.names.len()],
+        out_of_bounds: vec![0; header.names.len()],
     };
     let mut tok = Tokenizer::at_line(chunk, first_line);
     let mut fields = Vec::with_capacity(header.n_fields);
@@ -757,7 +770,18 @@ fn parse_telemetry_chunk(
                 };
                 for (s, v) in values.iter_mut().enumerate() {
                     match parse_f64(f(s + 2)) {
-                        Ok(x) => *v = x,
+                        Ok(x) if contract.sensors[s].admits(x) => *v = x,
+                        Ok(_) => {
+                            out.out_of_bounds[s + 2] += 1;
+                            let sensor = &contract.sensors[s];
+                            let m = format!(
+                                "{} = {} is outside its physical bounds {} (data contract)",
+                                sensor.name,
+                                csv::show_raw(f(s + 2)),
+                                sensor.bounds_text()
+                            );
+                            break 'check Some((at, col(s + 2), m));
+                        }
                         Err(m) => {
                             out.missing[s + 2] += u64::from(is_missing(f(s + 2)));
                             break 'check Some((at, col(s + 2), m));
@@ -818,7 +842,9 @@ fn read_telemetry(
     let parts: Vec<TelemetryChunk> = chunks
         .par_iter()
         .zip(first_lines.par_iter())
-        .map(|(&(a, b), &first)| parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, policy))
+        .map(|(&(a, b), &first)| {
+            parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, contract, policy)
+        })
         .collect();
 
     let mut report =
@@ -833,6 +859,7 @@ fn read_telemetry(
     }
     let mut rows = Vec::with_capacity(total);
     let mut missing = vec![0u64; header.names.len()];
+    let mut out_of_bounds = vec![0u64; header.names.len()];
     report.blank_lines = tok.blank_lines;
     for part in parts {
         if let Some(e) = part.error {
@@ -841,6 +868,9 @@ fn read_telemetry(
         report.rows_read += part.rows_read;
         report.blank_lines += part.blank_lines;
         for (m, p) in missing.iter_mut().zip(&part.missing) {
+            *m += p;
+        }
+        for (m, p) in out_of_bounds.iter_mut().zip(&part.out_of_bounds) {
             *m += p;
         }
         dropped.extend(part.dropped);
@@ -919,8 +949,10 @@ fn read_telemetry(
     exact.finish(&mut report);
     report.rows_kept = tel.len() as u64;
     report.rows_dropped = report.rows_read - report.rows_kept - report.exact_duplicate_rows;
-    for (s, name) in contract.sensors.iter().enumerate() {
-        report.columns.insert(name.clone(), ColumnStats::of(&tel.sensors[s], missing[s + 2]));
+    for (s, sensor) in contract.sensors.iter().enumerate() {
+        let stats =
+            ColumnStats { out_of_bounds: out_of_bounds[s + 2], ..ColumnStats::of(&tel.sensors[s], missing[s + 2]) };
+        report.columns.insert(sensor.name.clone(), stats);
     }
     if let (Some(lo), Some(hi)) = (tel.time.iter().min(), tel.time.iter().max()) {
         report.first_time = Some(Timestamp(*lo).to_string());

@@ -55,7 +55,7 @@ pub struct LabelSpec {
 }
 
 /// Which features, over which windows, with which label. **API boundary**: saved in artifacts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
     pub version: u32,
@@ -153,12 +153,12 @@ impl FeatureSpec {
         let c = &self.contract;
         let mut out = Vec::new();
         if self.raw {
-            out.extend(c.sensors.iter().cloned());
+            out.extend(c.sensors.iter().map(|s| s.name.clone()));
         }
         for w in &self.rolling_windows_hours {
             for s in &c.sensors {
                 for st in &self.rolling_stats {
-                    out.push(format!("{s}_{w}h_{}", st.name()));
+                    out.push(format!("{}_{w}h_{}", s.name, st.name()));
                 }
             }
         }
@@ -180,10 +180,10 @@ impl FeatureSpec {
         }
         if let Some(t) = self.trend_hours {
             for s in &c.sensors {
-                out.push(format!("{s}_lag{t}h_delta"));
+                out.push(format!("{}_lag{t}h_delta", s.name));
             }
             for s in &c.sensors {
-                out.push(format!("{s}_trend_{t}h"));
+                out.push(format!("{}_trend_{t}h", s.name));
             }
         }
         out

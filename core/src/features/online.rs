@@ -271,7 +271,7 @@ impl MachineState {
 
 /// A reading's values: one per contract sensor, each finite.
 fn check_values(spec: &FeatureSpec, values: &[f64]) -> Result<(), OnlineError> {
-    let names = &spec.contract.sensors;
+    let names = spec.contract.sensor_names();
     if values.len() != names.len() {
         return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
     }

@@ -97,10 +97,10 @@ async fn run(args: Args) -> Result<()> {
     pb.set_message(format!("simulating {} machines x {} hours", args.machines, args.hours));
     let mut ds = tokio::task::spawn_blocking(move || generate(&cfg)).await?;
     for (name, factor) in &args.sensor_scales {
-        let Some(k) = ds.contract.sensors.iter().position(|s| s == name) else {
+        let Some(k) = ds.contract.sensor_index(name) else {
             anyhow::bail!(
                 "--sensor-scale {name}: not a sensor of the data contract ({})",
-                ds.contract.sensors.join(", ")
+                ds.contract.sensor_names().join(", ")
             );
         };
         for v in &mut ds.telemetry.sensors[k] {

@@ -606,14 +606,10 @@ mod tests {
 
     use crate::body::parse_json;
     use crate::input::{PredictRequest, Vocab};
-    use crate::state::default_bounds;
-
-    /// The default bounds, except pressure, which takes any finite number (so that every
-    /// number form is compared).
+    /// The default contract's bounds, except pressure, which takes any finite number (so that
+    /// every number form is compared).
     fn vocab() -> Vocab {
-        let mut bounds = default_bounds();
-        bounds.retain(|b| b.0 != "pressure");
-        Vocab::new(&pm_core::data::contract::Contract::azure_pdm(), &bounds, (0.0, 100.0))
+        Vocab::new(&pm_core::data::contract::Contract::azure_pdm(), &[("pressure".into(), f64::MIN, f64::MAX)])
     }
 
     /// The `Value` path's answer: the specification.

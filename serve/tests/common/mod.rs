@@ -99,7 +99,7 @@ pub fn reading_json(ds: &Dataset, i: usize, with_machine: bool) -> Value {
     }
     m.insert("datetime".into(), json!(Timestamp(ds.telemetry.time[i]).to_string()));
     for (k, name) in ds.contract.sensors.iter().enumerate() {
-        m.insert(name.clone(), json!(ds.telemetry.sensors[k][i]));
+        m.insert(name.name.clone(), json!(ds.telemetry.sensors[k][i]));
     }
     Value::Object(m)
 }
