@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use pm_core::artifacts::store::Store;
 use pm_core::data::contract::{Contract, Dataset, FileKind};
-use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, ValidationReport, read_dataset};
+use pm_core::data::ingest::{BadRowPolicy, InputFile, MissingPolicy, ReadOptions, ValidationReport, read_dataset};
 
 use crate::table;
 use pm_core::cli::{progress, thousands};
@@ -27,6 +27,10 @@ pub struct IngestArgs {
     /// record it in the report (`drop`).
     #[arg(long, default_value = "fail")]
     pub on_bad_rows: BadRowPolicy,
+    /// What an empty sensor value does: `keep` it as missing (features use the values present,
+    /// the learners have a missing bin), `drop` the row (recorded in the report) or `fail`.
+    #[arg(long, default_value = "keep")]
+    pub on_missing: MissingPolicy,
     /// Refuse a file with a column the contract does not name. By default such a column (a
     /// sensor the contract does not know, an export's index) is ignored and listed in the report.
     /// `--strict-columns` alone means `true`.
@@ -156,7 +160,11 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
     let read_secs = t0.elapsed().as_secs_f64();
     pb.set_message("validating");
     let t1 = Instant::now();
-    let opts = ReadOptions { strict_columns: args.strict_columns, ..ReadOptions::new(args.on_bad_rows) };
+    let opts = ReadOptions {
+        strict_columns: args.strict_columns,
+        on_missing: args.on_missing,
+        ..ReadOptions::new(args.on_bad_rows)
+    };
     let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, &opts)).await??;
     let validate_secs = t1.elapsed().as_secs_f64();
     for r in report.files.values().filter(|r| !r.ignored_columns.is_empty()) {

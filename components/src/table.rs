@@ -45,8 +45,10 @@ pub fn dataset_to_parquet(ds: &Dataset) -> Result<Vec<(String, Bytes)>> {
     let mut out = Vec::new();
     let t = &ds.telemetry;
     let mut cols = vec![datetime_column("datetime", &t.time), Column::new("machineID".into(), t.machine.clone())];
-    for (name, col) in c.sensors.iter().zip(&t.sensors) {
-        cols.push(Column::new(name.name.as_str().into(), col.clone()));
+    // A missing reading (NaN in memory) is a null in the artifact, as warehouses write it.
+    for (sensor, col) in c.sensors.iter().zip(&t.sensors) {
+        let values: Vec<Option<f64>> = col.iter().map(|&v| (!v.is_nan()).then_some(v)).collect();
+        cols.push(Column::new(sensor.name.as_str().into(), values));
     }
     out.push(("telemetry.parquet".to_string(), write(DataFrame::new(t.len(), cols)?)?));
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
@@ -79,6 +81,13 @@ fn f64_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f64>> {
         bail!("{what}: column {name} has nulls");
     }
     Ok(ca.into_no_null_iter().collect())
+}
+
+/// A sensor column: nulls are missing readings, NaN in memory.
+fn sensor_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f64>> {
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let ca = c.f64().with_context(|| format!("{what}: column {name} must be Float64"))?;
+    Ok(ca.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 fn f32_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<f32>> {
@@ -168,7 +177,7 @@ pub fn dataset_from_parquet(contract: &Contract, mut get: impl FnMut(&str) -> Re
     let mut telemetry = Telemetry::with_sensors(0);
     telemetry.time = time_col(&df, "datetime", what)?;
     telemetry.machine = u32_col(&df, "machineID", what)?;
-    telemetry.sensors = contract.sensors.iter().map(|s| f64_col(&df, &s.name, what)).collect::<Result<_>>()?;
+    telemetry.sensors = contract.sensors.iter().map(|s| sensor_col(&df, &s.name, what)).collect::<Result<_>>()?;
     check_sorted(&telemetry.machine, &telemetry.time, what)?;
     let mut events = Vec::new();
     for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pm_core::data::contract::{Contract, Dataset, FileKind};
-use pm_core::data::ingest::{BadRowPolicy, DataError, InputFile, ReadOptions, ValidationReport, read_dataset};
+use pm_core::data::ingest::{
+    BadRowPolicy, DataError, InputFile, MissingPolicy, ReadOptions, ValidationReport, read_dataset,
+};
 
 const TELEMETRY: &str = "\"datetime\",\"machineID\",\"volt\",\"rotate\",\"pressure\",\"vibration\"
 2015-01-01 06:00:00,1,176.217853015625,418.504078221616,113.077935462083,45.0876857639276
@@ -315,17 +317,84 @@ fn c15_truncated_last_line() {
 }
 
 #[test]
-fn c16_empty_value() {
+fn c16_an_empty_sensor_value_is_kept_as_missing_by_default() {
     let f = Files::valid().with(FileKind::Telemetry, telemetry_with(5, "2015-01-01 06:00:00,2,176.5,,109.3,36.5"));
-    check_error(f, "PdM_telemetry.csv: line 5, column 4 'rotate': missing value");
+    let (ds, rep) = f.read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds.telemetry.len(), 5);
+    // Line 5 is machine 2's first reading: row 3 once sorted.
+    assert!(ds.telemetry.sensors[1][3].is_nan());
+    assert_eq!(ds.telemetry.sensors[0][3], 176.5);
+    let rotate = &rep.files["telemetry"].columns["rotate"];
+    assert_eq!((rotate.count, rotate.missing), (4, 1));
+    assert!(rotate.mean.unwrap().is_finite(), "statistics over the values present");
+    assert!(rep.dropped_rows.is_empty());
+    // `--on-missing fail` stops at it, whatever the bad-row policy; `drop` leaves the row out.
+    let with = |on_missing| ReadOptions { on_missing, ..ReadOptions::new(BadRowPolicy::Drop) };
+    let err = f.read_with(&with(MissingPolicy::Fail)).unwrap_err().to_string();
+    assert_eq!(err, "PdM_telemetry.csv: line 5, column 4 'rotate': missing value");
+    let fail_fail = ReadOptions { on_missing: MissingPolicy::Fail, ..ReadOptions::new(BadRowPolicy::Fail) };
+    assert_eq!(f.read_with(&fail_fail).unwrap_err().to_string(), err);
+    let drop_under_fail = ReadOptions { on_missing: MissingPolicy::Drop, ..ReadOptions::new(BadRowPolicy::Fail) };
+    let (ds, rep) = f.read_with(&drop_under_fail).unwrap();
+    assert_eq!(ds.telemetry.len(), 4);
+    assert_eq!(rep.dropped_rows.len(), 1);
+    assert_eq!((rep.dropped_rows[0].line, rep.dropped_rows[0].reason.as_str()), (5, "missing value"));
+    assert_eq!(rep.files["telemetry"].rows_dropped, 1);
 }
 
 #[test]
-fn c17_r_missing_marker() {
-    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(5, "2015-01-01 06:00:00,2,NA,423.9,109.3,36.5"));
-    check_error(f.clone(), "PdM_telemetry.csv: line 5, column 3 'volt': missing value (\"NA\")");
-    let (_, rep) = f.read(BadRowPolicy::Drop).unwrap();
-    assert_eq!(rep.files["telemetry"].columns["volt"].missing, 1);
+fn c17_missing_markers_in_every_sensor_and_the_missing_report() {
+    // Machine 1 (lines 2-4) misses volt on 2 and 3 (a run of two hours), machine 2 rotate,
+    // pressure and vibration once each, written as R, SQL and pandas write them.
+    let text = telemetry_with(2, "2015-01-01 06:00:00,1,NA,418.5,113.0,45.0");
+    let text = text.replace("2015-01-01 07:00:00,1,162.87922289706,", "2015-01-01 07:00:00,1,,");
+    let text = text.replace(
+        "2015-01-01 06:00:00,2,176.558913393288,423.945999237512,109.373596465566,36.5820860111043",
+        "2015-01-01 06:00:00,2,176.5,null,NULL,",
+    );
+    let (ds, rep) = Files::valid().with(FileKind::Telemetry, text).read(BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds.telemetry.len(), 5);
+    for (sensor, n) in [("volt", 2), ("rotate", 1), ("pressure", 1), ("vibration", 1)] {
+        assert_eq!(rep.files["telemetry"].columns[sensor].missing, n, "{sensor}");
+    }
+    let m = &rep.missing_values;
+    assert_eq!((m.values, m.readings), (5, 3));
+    assert_eq!(m.per_machine.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), vec![(1, 2), (2, 3)]);
+    let run = m.longest_run.as_ref().unwrap();
+    assert_eq!(
+        (run.machine, run.sensor.as_str(), run.first.as_str(), run.last.as_str(), run.readings, run.hours),
+        (1, "volt", "2015-01-01 06:00:00", "2015-01-01 07:00:00", 2, 2.0)
+    );
+    // A literal NaN is not a missing marker: it is a bad value.
+    let f = Files::valid().with(FileKind::Telemetry, telemetry_with(5, "2015-01-01 06:00:00,2,NaN,423.9,109.3,36.5"));
+    check_error(f, "PdM_telemetry.csv: line 5, column 3 'volt': non-finite value \"NaN\"");
+}
+
+/// A missing key, label or age is a bad row under the policy, kept as missing nowhere.
+#[test]
+fn c35_missing_keys_labels_and_ages_are_bad_rows() {
+    let cases = [
+        (FileKind::Telemetry, telemetry_with(5, ",2,176.5,423.9,109.3,36.5"), 5, "column 1 'datetime': missing value"),
+        (
+            FileKind::Telemetry,
+            telemetry_with(5, "2015-01-01 06:00:00,,176.5,423.9,109.3,36.5"),
+            5,
+            "column 2 'machineID': missing value",
+        ),
+        (FileKind::Errors, format!("{ERRORS}2015-01-01 09:00:00,1,\n"), 4, "column 3 'errorID': missing value"),
+        (FileKind::Errors, format!("{ERRORS},1,error2\n"), 4, "column 1 'datetime': missing value"),
+        (FileKind::Maint, format!("{MAINT}2015-01-01 09:00:00,,comp1\n"), 4, "column 2 'machineID': missing value"),
+        (FileKind::Maint, format!("{MAINT}2015-01-01 09:00:00,1,NA\n"), 4, "column 3 'comp': missing value (\"NA\")"),
+        (FileKind::Failures, format!("{FAILURES}2015-01-01 09:00:00,1,\n"), 3, "column 3 'failure': missing value"),
+        (FileKind::Machines, format!("{MACHINES}3,model1,\n"), 4, "column 3 'age': missing value"),
+        (FileKind::Machines, format!("{MACHINES}3,,4\n"), 4, "column 2 'model': missing value"),
+    ];
+    for (kind, text, line, msg) in cases {
+        let f = Files::valid().with(kind, text);
+        check_error(f.clone(), &format!("{}: line {line}, {msg}", kind.file_name()));
+        let reason = msg.split_once(": ").unwrap().1;
+        check_dropped(f, kind, line, reason);
+    }
 }
 
 #[test]

@@ -49,9 +49,10 @@ fn with_machine(mut props: serde_json::Map<String, Value>, mut required: Vec<Val
     s
 }
 
-/// A sensor value: a number within the server's physical bounds for it.
+/// A sensor value: a number within the server's physical bounds for it, or missing (`null` or
+/// absent), as an empty value of the data set is.
 fn sensor_schema(name: &str, (lo, hi): (f64, f64)) -> Value {
-    let mut s = json!({ "type": "number", "description": format!("{name}: within the server's physical bounds (see /model/info).") });
+    let mut s = json!({ "type": ["number", "null"], "description": format!("{name}: within the physical bounds of the model's data contract (see /model/info); null or absent when the sensor gave no value.") });
     if lo.is_finite() {
         s["minimum"] = json!(lo);
     }
@@ -68,9 +69,7 @@ fn sensor_props(v: &Vocab) -> serde_json::Map<String, Value> {
 fn reading_schema(v: &Vocab, machine: Machine) -> Value {
     let mut props = sensor_props(v);
     props.insert("datetime".into(), datetime_schema());
-    let mut required = vec![json!("datetime")];
-    required.extend(v.sensors.iter().map(|s| json!(s)));
-    with_machine(props, required, machine)
+    with_machine(props, vec![json!("datetime")], machine)
 }
 
 fn event_schema(key: &str, names: &[String], machine: Machine) -> Value {
@@ -343,8 +342,7 @@ pub fn openapi(st: &AppState) -> Value {
     reading_request.insert("machineID".into(), machine_id_schema());
     reading_request.insert("datetime".into(), datetime_schema());
     reading_request.insert("return_features".into(), json!({ "type": "boolean" }));
-    let mut reading_required = vec!["machineID", "datetime"];
-    reading_required.extend(vocab.sensors.iter().map(String::as_str));
+    let reading_required = vec!["machineID", "datetime"];
     // A list's items are answered one by one: an item that is not a valid request gets its own
     // error, in its place in a 200 answer (as Vertex AI and the Python service answer), so the
     // request takes any values; each should be a PredictRequest.

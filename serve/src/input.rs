@@ -303,19 +303,24 @@ fn keys_of(map: &HashMap<String, u16>) -> Vec<&str> {
 }
 
 impl Vocab {
-    /// The sensor values of an object, all required, finite and within bounds.
+    /// The sensor values of an object: each finite and within bounds, or missing (absent or
+    /// `null`: NaN, as the batch reader keeps an empty value).
     fn sensor_values(&self, map: &Map<String, Value>, path: &str) -> Result<Values, ApiError> {
         let mut values = Values::with_capacity(self.sensors.len());
         for (i, name) in self.sensors.iter().enumerate() {
             // The common case without building the field's path; the error path below names it.
             let (lo, hi) = self.bounds[i];
-            if let Some(x) = map.get(name).and_then(Value::as_f64).filter(|x| x.is_finite() && *x >= lo && *x <= hi) {
-                values.push(x);
-                continue;
-            }
-            let p = join(path, name);
-            let v = map.get(name).ok_or_else(|| ApiError::invalid(&p, "required sensor value is missing"))?;
-            values.push(bounded(number(v, &p)?, self.bounds[i], &p)?);
+            let x = match map.get(name) {
+                None | Some(Value::Null) => f64::NAN,
+                Some(v) => match v.as_f64() {
+                    Some(x) if x.is_finite() && x >= lo && x <= hi => x,
+                    _ => {
+                        let p = join(path, name);
+                        bounded(number(v, &p)?, self.bounds[i], &p)?
+                    }
+                },
+            };
+            values.push(x);
         }
         Ok(values)
     }

@@ -195,7 +195,10 @@ pub fn finish<'a>(
         model.names.iter().zip(x).filter(|(_, v)| v.is_nan()).map(|(n, _)| n.as_str()).take(8).collect();
     if !missing.is_empty() {
         let total = x.iter().filter(|v| v.is_nan()).count();
-        warnings.push(format!("{total} features have no value (not enough history): {}", missing.join(", ")));
+        warnings.push(format!(
+            "{total} features have no value (not enough history, or sensor values missing): {}",
+            missing.join(", ")
+        ));
     }
     let components = (!scores.components.is_empty())
         .then(|| spec.contract.components.iter().map(String::as_str).zip(scores.components.iter().copied()).collect());

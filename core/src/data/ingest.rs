@@ -37,6 +37,32 @@ impl std::str::FromStr for BadRowPolicy {
     }
 }
 
+/// What to do with an empty sensor value (empty, `NA`, `null` or `NULL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// Keep the reading, the value missing (NaN in memory, null in the data set artifact):
+    /// features are computed over the values present and the learners have a missing bin.
+    #[default]
+    Keep,
+    /// Leave the row out and record it in the report, whatever the bad-row policy.
+    Drop,
+    /// Stop at the first missing value with an error naming it.
+    Fail,
+}
+
+impl std::str::FromStr for MissingPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep" => Ok(MissingPolicy::Keep),
+            "drop" => Ok(MissingPolicy::Drop),
+            "fail" => Ok(MissingPolicy::Fail),
+            other => Err(format!("unknown policy {other:?} (expected keep, drop or fail)")),
+        }
+    }
+}
+
 /// A contract violation, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct DataError {
@@ -78,11 +104,13 @@ pub struct ReadOptions {
     /// Refuse a file with a column the contract does not name (by default such columns are
     /// ignored and listed in the report).
     pub strict_columns: bool,
+    /// What an empty sensor value does (a missing key, label or age is always a bad row).
+    pub on_missing: MissingPolicy,
 }
 
 impl ReadOptions {
     pub fn new(policy: BadRowPolicy) -> Self {
-        ReadOptions { policy, cadence_secs: HOUR, strict_columns: false }
+        ReadOptions { policy, cadence_secs: HOUR, strict_columns: false, on_missing: MissingPolicy::Keep }
     }
 }
 
@@ -113,25 +141,24 @@ pub struct ColumnStats {
 }
 
 impl ColumnStats {
+    /// Statistics of the present values of a column (NaN is a missing value, counted elsewhere).
     fn of(values: &[f64], missing: u64) -> Self {
-        if values.is_empty() {
+        let present = || values.iter().copied().filter(|v| !v.is_nan());
+        let count = present().count();
+        if count == 0 {
             return ColumnStats { missing, ..Default::default() };
         }
-        let n = values.len() as f64;
+        let n = count as f64;
         let (mut lo, mut hi, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
-        for &v in values {
+        for v in present() {
             lo = lo.min(v);
             hi = hi.max(v);
             sum += v;
         }
         let mean = sum / n;
-        let var = if values.len() > 1 {
-            values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
+        let var = if count > 1 { present().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0) } else { 0.0 };
         ColumnStats {
-            count: values.len() as u64,
+            count: count as u64,
             missing,
             min: Some(lo),
             max: Some(hi),
@@ -246,6 +273,76 @@ pub struct OutsideRange {
     pub machine_without_telemetry: u64,
 }
 
+/// Missing sensor values kept in the telemetry (per column: the file report's `columns`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct MissingReport {
+    /// Missing values over all sensors.
+    pub values: u64,
+    /// Readings with at least one missing value.
+    pub readings: u64,
+    /// Missing values per machine (machines that have any).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub per_machine: BTreeMap<u32, u64>,
+    /// The longest run of consecutive readings of one machine missing one sensor's value.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub longest_run: Option<MissingRun>,
+}
+
+/// A run of consecutive readings of one machine without a value of one sensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MissingRun {
+    pub machine: u32,
+    pub sensor: String,
+    /// Times of the first and the last reading of the run.
+    pub first: String,
+    pub last: String,
+    pub readings: u64,
+    /// From the first reading to the one after the last, at the expected cadence.
+    pub hours: f64,
+}
+
+/// Counts the missing values of a sorted telemetry table, per machine, and finds the longest run.
+fn missing_report(tel: &Telemetry, contract: &Contract, cadence: i64) -> MissingReport {
+    let mut rep = MissingReport::default();
+    if tel.sensors.iter().all(|c| !c.iter().any(|v| v.is_nan())) {
+        return rep;
+    }
+    rep.readings = (0..tel.len()).filter(|&i| tel.sensors.iter().any(|c| c[i].is_nan())).count() as u64;
+    // (readings, machine, sensor, first index, last index) of the longest run so far.
+    let mut best: Option<(u64, u32, usize, usize, usize)> = None;
+    for (m, r) in tel.machine_ranges() {
+        let mut n = 0u64;
+        for (s, col) in tel.sensors.iter().enumerate() {
+            let mut run_start = None;
+            for i in r.clone() {
+                if col[i].is_nan() {
+                    n += 1;
+                    let start = *run_start.get_or_insert(i);
+                    let len = (i - start + 1) as u64;
+                    if best.is_none_or(|b| len > b.0) {
+                        best = Some((len, m, s, start, i));
+                    }
+                } else {
+                    run_start = None;
+                }
+            }
+        }
+        if n > 0 {
+            rep.per_machine.insert(m, n);
+            rep.values += n;
+        }
+    }
+    rep.longest_run = best.map(|(readings, machine, s, a, b)| MissingRun {
+        machine,
+        sensor: contract.sensors[s].name.clone(),
+        first: Timestamp(tel.time[a]).to_string(),
+        last: Timestamp(tel.time[b]).to_string(),
+        readings,
+        hours: (tel.time[b] - tel.time[a] + cadence) as f64 / HOUR as f64,
+    });
+    rep
+}
+
 /// The validation report artifact (`validation_report.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ValidationReport {
@@ -255,6 +352,9 @@ pub struct ValidationReport {
     pub machines: u64,
     pub gaps: GapReport,
     pub events_outside_telemetry_range: BTreeMap<String, OutsideRange>,
+    /// Sensor values kept as missing (`--on-missing keep`): where they are.
+    #[serde(default)]
+    pub missing_values: MissingReport,
     /// Every row left out, with its reason.
     pub dropped_rows: Vec<DroppedRow>,
 }
@@ -300,6 +400,7 @@ pub fn read_dataset(
     let errors = tables.pop().unwrap_or_default();
 
     let gaps = gap_report(&telemetry, opts.cadence_secs);
+    let missing_values = missing_report(&telemetry, contract, opts.cadence_secs);
     dropped.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
     let report = ValidationReport {
         schema_version: VALIDATION_REPORT_VERSION,
@@ -308,6 +409,7 @@ pub fn read_dataset(
         machines: machines.len() as u64,
         gaps,
         events_outside_telemetry_range: events_out,
+        missing_values,
         dropped_rows: dropped,
     };
     let dataset = Dataset { contract: contract.clone(), telemetry, errors, maint, failures, machines };
@@ -721,8 +823,9 @@ fn parse_telemetry_chunk(
     base: usize,
     header: &Header,
     contract: &Contract,
-    policy: BadRowPolicy,
+    opts: &ReadOptions,
 ) -> TelemetryChunk {
+    let policy = opts.policy;
     let n_sensors = header.names.len() - 2;
     let mut out = TelemetryChunk {
         table: Telemetry::with_sensors(n_sensors),
@@ -739,6 +842,9 @@ fn parse_telemetry_chunk(
     let mut values = vec![0.0; n_sensors];
     'rows: while let Some(rec) = tok.next_record(&mut fields) {
         out.rows_read += 1;
+        // A missing value under `--on-missing drop` leaves the row out whatever the bad-row
+        // policy; under `fail` it stops.
+        let mut missing_policy: Option<BadRowPolicy> = None;
         let problem: Option<RowProblem> = match rec {
             Err(e) => {
                 let at = At { line: e.line, start: base + tok.last_start() };
@@ -769,6 +875,18 @@ fn parse_telemetry_chunk(
                     }
                 };
                 for (s, v) in values.iter_mut().enumerate() {
+                    if is_missing(f(s + 2)) {
+                        out.missing[s + 2] += 1;
+                        match opts.on_missing {
+                            MissingPolicy::Keep => {
+                                *v = f64::NAN;
+                                continue;
+                            }
+                            MissingPolicy::Drop => missing_policy = Some(BadRowPolicy::Drop),
+                            MissingPolicy::Fail => missing_policy = Some(BadRowPolicy::Fail),
+                        }
+                        break 'check Some((at, col(s + 2), missing_msg(f(s + 2))));
+                    }
                     match parse_f64(f(s + 2)) {
                         Ok(x) if contract.sensors[s].admits(x) => *v = x,
                         Ok(_) => {
@@ -782,10 +900,7 @@ fn parse_telemetry_chunk(
                             );
                             break 'check Some((at, col(s + 2), m));
                         }
-                        Err(m) => {
-                            out.missing[s + 2] += u64::from(is_missing(f(s + 2)));
-                            break 'check Some((at, col(s + 2), m));
-                        }
+                        Err(m) => break 'check Some((at, col(s + 2), m)),
                     }
                 }
                 out.table.machine.push(machine);
@@ -799,6 +914,7 @@ fn parse_telemetry_chunk(
         };
         if let Some((at, column, msg)) = problem {
             let column = column.as_ref().map(|(i, n)| (*i, n.as_str()));
+            let policy = missing_policy.unwrap_or(policy);
             if let Err(e) = bad_row(policy, &mut out.dropped, file, at, column, msg) {
                 out.error = Some(e);
                 break 'rows;
@@ -843,7 +959,7 @@ fn read_telemetry(
         .par_iter()
         .zip(first_lines.par_iter())
         .map(|(&(a, b), &first)| {
-            parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, contract, policy)
+            parse_telemetry_chunk(file, &body[a..b], first, body_start + a, &header, contract, opts)
         })
         .collect();
 

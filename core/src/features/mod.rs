@@ -308,12 +308,45 @@ fn sum_sq_dev4(xs: &[f64], mean: f64) -> f64 {
     ss
 }
 
-/// Mean, sample sd, max and min of a window, computed the same way everywhere. Readings are
-/// finite (the reader and the online buffer refuse NaN and infinities), so plain comparisons give
-/// the max and min; four lanes break the dependency chains (exact for max and min, a fixed
-/// association order for the sums).
+/// Mean, sample sd, max and min of a window over the values present in it (a missing reading is
+/// NaN; readings are never infinite: the reader and the online buffer refuse that), computed the
+/// same way everywhere. Undefined (NaN) without a present value; the sd needs two.
+///
+/// A window without a missing value (the usual one) takes the fast path: plain comparisons for
+/// the max and min and four lanes to break the dependency chains (exact for max and min, a fixed
+/// association order for the sums). A missing value makes its mean NaN, which sends the window
+/// to [`window_stats_present`].
 #[inline]
 fn window_stats(xs: &[f64]) -> [f64; 4] {
+    let st = window_stats_dense(xs);
+    if st[0].is_nan() && !xs.is_empty() { window_stats_present(xs) } else { st }
+}
+
+/// [`window_stats`] over the present values only, in one order (deterministic, like the rest).
+fn window_stats_present(xs: &[f64]) -> [f64; 4] {
+    let (mut n, mut sum, mut hi, mut lo) = (0usize, 0.0f64, f64::NEG_INFINITY, f64::INFINITY);
+    for &x in xs.iter().filter(|x| !x.is_nan()) {
+        n += 1;
+        sum += x;
+        hi = if x > hi { x } else { hi };
+        lo = if x < lo { x } else { lo };
+    }
+    if n == 0 {
+        return [f64::NAN; 4];
+    }
+    let mean = sum / n as f64;
+    let std = if n < 2 {
+        f64::NAN
+    } else {
+        let ss: f64 = xs.iter().filter(|x| !x.is_nan()).map(|x| (x - mean) * (x - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    };
+    [mean, std, hi, lo]
+}
+
+/// [`window_stats`] of a window whose values are all present.
+#[inline]
+fn window_stats_dense(xs: &[f64]) -> [f64; 4] {
     let n = xs.len();
     if n == 0 {
         return [f64::NAN; 4];
@@ -338,12 +371,21 @@ fn window_stats(xs: &[f64]) -> [f64; 4] {
     [mean, std, max, min]
 }
 
+/// The mean of the present values, like [`window_stats`] computes it (the same bits).
 #[inline]
 fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         return f64::NAN;
     }
-    sum4(xs) / xs.len() as f64
+    let m = sum4(xs) / xs.len() as f64;
+    if m.is_nan() { window_stats_present(xs)[0] } else { m }
+}
+
+/// The last present value of `s` at an index in `lo..=j`, if any (a lag reads over a missing
+/// reading to the last one present, within its window).
+#[inline]
+fn last_present(s: &[f64], lo: usize, j: usize) -> f64 {
+    s[lo..=j].iter().rev().copied().find(|x| !x.is_nan()).unwrap_or(f64::NAN)
 }
 
 /// First index in `times[..end]` (sorted) whose time is after `bound`. Gallops backwards from
@@ -442,11 +484,21 @@ pub fn compute_row(spec: &FeatureSpec, h: &MachineHistory<'_>, i: usize, out: &m
         let lag = i64::from(th) * HOUR;
         let mid = first_after(h.time, end, t - lag);
         let lag_idx = (mid > 0 && h.time[mid - 1] == t - lag).then(|| mid - 1);
+        let lo = first_after(h.time, mid, t - 2 * lag);
+        // The delta needs a reading at exactly t - lag; a missing value at either end is read
+        // over to the last present one, the current within (t - lag, t], the lagged within
+        // (t - 2 lag, t - lag].
         for s in h.sensors {
-            out[k] = lag_idx.map_or(f64::NAN, |j| s[i] - s[j]);
+            out[k] = lag_idx.map_or(f64::NAN, |j| {
+                let (now, then) = (s[i], s[j]);
+                if !now.is_nan() && !then.is_nan() {
+                    now - then
+                } else {
+                    last_present(s, mid, i) - last_present(s, lo.min(j), j)
+                }
+            });
             k += 1;
         }
-        let lo = first_after(h.time, mid, t - 2 * lag);
         for (si, s) in h.sensors.iter().enumerate() {
             // Same slice, same summation: the cached rolling mean has the same bits.
             let current = if have_trend_means { trend_means[si] } else { mean(&s[mid..end]) };

@@ -109,7 +109,9 @@ impl MachineState {
         check_values(spec, values)?;
         let pos = self.time.partition_point(|&x| x < time);
         if self.time.get(pos) == Some(&time) {
-            if self.sensors.iter().zip(values).all(|(col, v)| col[pos].to_bits() == v.to_bits()) {
+            // Equal bit for bit, or both missing.
+            let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            if self.sensors.iter().zip(values).all(|(col, &v)| same(col[pos], v)) {
                 return Ok(false);
             }
             return Err(OnlineError::Duplicate { machine: machine_id, time: Timestamp(time).to_string() });
@@ -269,13 +271,16 @@ impl MachineState {
     }
 }
 
-/// A reading's values: one per contract sensor, each finite.
+/// A reading's values: one per contract sensor, each finite or missing (NaN), as the reader
+/// keeps them.
 fn check_values(spec: &FeatureSpec, values: &[f64]) -> Result<(), OnlineError> {
-    let names = spec.contract.sensor_names();
-    if values.len() != names.len() {
-        return Err(OnlineError::Arity { expected: names.len(), got: values.len(), names: names.join(", ") });
+    let sensors = &spec.contract.sensors;
+    if values.len() != sensors.len() {
+        let names = spec.contract.sensor_names().join(", ");
+        return Err(OnlineError::Arity { expected: sensors.len(), got: values.len(), names });
     }
-    if let Some((name, &v)) = names.iter().zip(values).find(|(_, v)| !v.is_finite()) {
+    if let Some((s, &v)) = sensors.iter().zip(values).find(|(_, v)| v.is_infinite()) {
+        let name = &s.name;
         return Err(OnlineError::NonFinite { sensor: name.clone(), value: v });
     }
     Ok(())

@@ -105,12 +105,6 @@ fn code(vocab: &Vocab, name: &[u8], sensors: bool) -> Option<u8> {
     })
 }
 
-/// All the contract's sensors present in `seen`.
-fn all_sensors(vocab: &Vocab, seen: u64) -> bool {
-    let all = ((1u64 << vocab.sensors.len()) - 1) << SENSOR;
-    seen & all == all
-}
-
 /// A cursor over the body.
 struct Scan<'b> {
     b: &'b [u8],
@@ -354,11 +348,19 @@ impl<'b> Scan<'b> {
         }
     }
 
-    /// Sensor `code`'s value into `values`.
+    /// Sensor `code`'s value into `values`: a number within its bounds, or `null` (missing:
+    /// NaN, as the `Value` path reads it).
     #[inline(always)]
     fn sensor(&mut self, vocab: &Vocab, code: u8, values: &mut [f64]) -> Option<()> {
         let i = usize::from(code - SENSOR);
-        values[i] = self.bounded(vocab.bounds[i])?;
+        self.ws();
+        values[i] = match self.b.get(self.i) {
+            Some(b'n') => {
+                self.i = self.i.checked_add(4).filter(|&e| self.b.get(self.i..e) == Some(b"null"))?;
+                f64::NAN
+            }
+            _ => self.bounded(vocab.bounds[i])?,
+        };
         Some(())
     }
 }
@@ -451,7 +453,7 @@ fn request(v: &Vocab, s: &mut Scan<'_>) -> Option<PredictRequest> {
             HISTORY => history = Some(window(v, s)?),
             RETURN_FEATURES => flag = s.flag()?,
             _ => {
-                values.resize(v.sensors.len(), 0.0);
+                values.resize(v.sensors.len(), f64::NAN);
                 s.sensor(v, code, &mut values)?;
             }
         }
@@ -460,7 +462,11 @@ fn request(v: &Vocab, s: &mut Scan<'_>) -> Option<PredictRequest> {
     let machine = machine?;
     let source = match (history, time) {
         (Some(w), None) if seen & SENSORS == 0 => Source::Window(checked(w, machine)?),
-        (None, Some(time)) if all_sensors(v, seen) => Source::Reading(Reading { machine: Some(machine), time, values }),
+        (None, Some(time)) => {
+            // A sensor absent is missing.
+            values.resize(v.sensors.len(), f64::NAN);
+            Source::Reading(Reading { machine: Some(machine), time, values })
+        }
         (None, None) if seen & SENSORS == 0 => Source::State,
         _ => return None,
     };
@@ -520,20 +526,21 @@ fn reading(v: &Vocab, s: &mut Scan<'_>, r: &mut Reading) -> Option<()> {
         end = s.i;
         Some(())
     })?;
-    if seen & bits(&[DATETIME]) == 0 || !all_sensors(v, seen) {
+    if seen & bits(&[DATETIME]) == 0 {
         return None;
     }
     s.layout = Some(Layout { fields, close: &s.b[end..s.i] });
     Some(())
 }
 
-/// A reading of zeros, its values inline when they fit (`MAX_SENSORS` allows more than the inline
-/// eight): built from a buffer of zeros rather than zero by zero (`smallvec!`'s loop and moves
-/// showed in the time to read a window body).
+/// A reading of missing values (a sensor the reading does not name stays missing), its values
+/// inline when they fit (`MAX_SENSORS` allows more than the inline eight): built from a buffer
+/// rather than value by value (`smallvec!`'s loop and moves showed in the time to read a window
+/// body).
 #[inline(always)]
 fn blank_reading(v: &Vocab) -> Reading {
     let n = v.sensors.len();
-    let values = if n <= 8 { Values::from_buf_and_len([0.0; 8], n) } else { smallvec::smallvec![0.0; n] };
+    let values = if n <= 8 { Values::from_buf_and_len([f64::NAN; 8], n) } else { smallvec::smallvec![f64::NAN; n] };
     Reading { machine: None, time: 0, values }
 }
 
@@ -639,6 +646,12 @@ mod tests {
             "{\"machineID\":3,\"datetime\":\"2015-01-01 06:00:00\",\r\n\t\"volt\":-0.0,\"rotate\":2,\"pressure\":3,\"vibration\":4}\n".to_string(),
             window,
             format!(r#"{{"machineID": 7, "history": {{"readings": [{READING}], "errors": [], "maint": []}}}}"#),
+            // Missing values: a sensor absent or null; no sensor at all.
+            r#"{"machineID": 3, "datetime": "2015-01-01 06:00:00", "volt": null, "pressure": 3, "vibration":null}"#.to_string(),
+            r#"{"machineID": 3, "datetime": "2015-01-01 06:00:00"}"#.to_string(),
+            format!(
+                r#"{{"machineID": 7, "history": {{"readings": [{READING}, {{"datetime": "2015-01-01 07:00:00", "volt": null, "rotate": 2, "pressure": 3, "vibration": 4}}, {{"datetime": "2015-01-01 08:00:00", "volt": null, "rotate": 2, "pressure": 3, "vibration": 4}}, {{"datetime": "2015-01-01 09:00:00", "rotate": 2}}]}}}}"#
+            ),
         ];
         for b in &bodies {
             let fast = super::predict_request(&v, b.as_bytes());
@@ -697,7 +710,6 @@ mod tests {
             r#"{"machineID": 7, "return_features": "yes"}"#.into(),
             r#"{"machineID": 7, "temperature": 20}"#.into(),
             r#"{"machineID": 7, "volt": 170}"#.into(),
-            r#"{"machineID": 7, "datetime": "2015-01-01 06:00:00"}"#.into(),
             r#"{"machineID": 7, "datetime": "2015-02-30 06:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": 4}"#.into(),
             r#"{"machineID": 7, "datetime": "2015-01-01 06:00:00", "volt": -1, "rotate": 2, "pressure": 3, "vibration": 4}"#.into(),
             r#"{"machineID": 7, "datetime": "2015-01-01 06:00:00", "volt": 1e400, "rotate": 2, "pressure": 3, "vibration": 4}"#.into(),
@@ -719,7 +731,9 @@ mod tests {
             h(&format!(
                 r#"{READING}, {{"datetime": "2015-01-01 24:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": 4}}"#
             )),
-            h(r#"{"datetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3}"#),
+            h(r#"{"datetime": "2015-01-01 06:00:00", "volt": nul, "rotate": 2, "pressure": 3}"#),
+            h(r#"{"datetime": "2015-01-01 06:00:00", "volt": nullx, "rotate": 2, "pressure": 3}"#),
+            r#"{"machineID": 7, "volt": 1}"#.into(),
             h(r#"{"datetime": "2015-01-01 06:00:00", "volt": 1, "rotate": 2, "pressure": 3, "vibration": "4"}"#),
             format!(r#"{{"machineID": 7, "history": {{"readings": [{READING}], "errors": [{{"datetime": "2015-01-01 05:00:00", "errorID": "error9"}}]}}}}"#),
             format!(r#"{{"machineID": 7, "history": {{"readings": [{READING}], "maint": [{{"comp": "comp1"}}]}}}}"#),
@@ -830,9 +844,13 @@ mod tests {
                 1 => (0.0f64..6.0, -3i32..3).prop_map(|(x, e)| (format!("{x:.3}E{e:+}"), true)),
                 1 => (1u64..1 << 53, -30i32..30).prop_map(|(m, e)| (format!("{m}e{e}"), true)),
                 1 => one_of(&["-0", "-0.0", "0", "0e0", "1000", "12345678901234567890", "98765432109876543210", "1e-400"]),
+                // A missing value.
+                1 => one_of(&["null"]),
             ];
-            let bad =
-                ["-5", "1e5", "1e400", "\"nan\"", "null", "true", "01", "1.", ".5", "+1", "-", "1e", "0x10", "1.5.2"];
+            let bad = [
+                "-5", "1e5", "1e400", "\"nan\"", "nul", "nullnull", "true", "01", "1.", ".5", "+1", "-", "1e", "0x10",
+                "1.5.2",
+            ];
             or_bad(good.boxed(), &bad)
         };
         let reading = || {
