@@ -145,6 +145,19 @@ async fn champion_of(
         return Ok(None);
     };
     let (champ, _) = reg.bundle(&state, &version).await?;
+    let (cc, nc) = (&champ.feature_spec.contract, &candidate.feature_spec.contract);
+    if !cc.same_layout(nc) {
+        let note = format!(
+            "its data contract ({}: {} sensors, cadence {}) differs from the candidate's ({}: {} sensors, cadence {})",
+            cc.name,
+            cc.sensors.len(),
+            cc.cadence,
+            nc.name,
+            nc.sensors.len(),
+            nc.cadence
+        );
+        return Ok(Some((version, None, Some(note))));
+    }
     if champ.feature_spec.label != candidate.feature_spec.label {
         let note = format!(
             "label horizon {} h differs from the candidate's {} h",

@@ -15,7 +15,12 @@ use pm_core::cli::{progress, thousands};
 
 /// Arguments of `pm-ingest`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "pm-ingest", version, about = "Validate the five raw CSV files and write them as typed Parquet")]
+#[command(
+    name = "pm-ingest",
+    version,
+    about = "Validate the five raw files against the data contract and write them as typed Parquet",
+    after_help = "`pm-ingest contract --help`: print the default contract or its JSON Schema, or check one."
+)]
 pub struct IngestArgs {
     /// Folder (URL or local path) holding the five CSV files.
     #[arg(long)]
@@ -42,29 +47,102 @@ pub struct IngestArgs {
     /// Write the number of telemetry rows kept to this file (a KFP output parameter).
     #[arg(long)]
     pub rows_output_file: Option<PathBuf>,
-    /// File names inside the input folder.
-    #[arg(long, default_value = "PdM_telemetry.csv")]
-    pub telemetry_file: String,
-    #[arg(long, default_value = "PdM_errors.csv")]
-    pub errors_file: String,
-    #[arg(long, default_value = "PdM_maint.csv")]
-    pub maint_file: String,
-    #[arg(long, default_value = "PdM_failures.csv")]
-    pub failures_file: String,
-    #[arg(long, default_value = "PdM_machines.csv")]
-    pub machines_file: String,
+    /// The data contract (a YAML or JSON file, by local path or URL): file names and formats,
+    /// column names, sensors with units and bounds, vocabularies, cadence, datetime forms. The
+    /// default (also when empty) is the Azure PdM data set's (`pm-ingest contract --print-default`).
+    #[arg(long, env = "PM_CONTRACT")]
+    pub contract: Option<String>,
+    /// File names inside the input folder, over the contract's.
+    #[arg(long)]
+    pub telemetry_file: Option<String>,
+    #[arg(long)]
+    pub errors_file: Option<String>,
+    #[arg(long)]
+    pub maint_file: Option<String>,
+    #[arg(long)]
+    pub failures_file: Option<String>,
+    #[arg(long)]
+    pub machines_file: Option<String>,
 }
 
 impl IngestArgs {
-    fn file_name(&self, kind: FileKind) -> &str {
-        match kind {
-            FileKind::Telemetry => &self.telemetry_file,
-            FileKind::Errors => &self.errors_file,
-            FileKind::Maint => &self.maint_file,
-            FileKind::Failures => &self.failures_file,
-            FileKind::Machines => &self.machines_file,
+    /// The contract `--contract` names (or the default), with the file names given on the
+    /// command line put over its own.
+    pub async fn contract(&self) -> Result<Contract> {
+        let mut c = match self.contract.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(loc) => Contract::load(loc).await.with_context(|| format!("loading the data contract {loc}"))?,
+            None => Contract::azure_pdm(),
+        };
+        for kind in FileKind::ALL {
+            let given = match kind {
+                FileKind::Telemetry => &self.telemetry_file,
+                FileKind::Errors => &self.errors_file,
+                FileKind::Maint => &self.maint_file,
+                FileKind::Failures => &self.failures_file,
+                FileKind::Machines => &self.machines_file,
+            };
+            if let Some(path) = given {
+                *c.files.get_mut(kind) = pm_core::data::contract::FileSpec { path: path.clone(), format: None };
+            }
         }
+        Ok(c)
     }
+}
+
+/// `pm-ingest contract`: the data contract's default and schema, and a check of a contract file.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "pm-ingest contract",
+    version,
+    about = "Print the default data contract or its JSON Schema, or check a contract"
+)]
+pub struct ContractArgs {
+    /// Print the built-in contract (the Azure PdM data set's), as YAML: a start for your own.
+    #[arg(long, conflicts_with_all = ["print_schema", "check"])]
+    pub print_default: bool,
+    /// Print the JSON Schema of a contract file.
+    #[arg(long, conflicts_with = "check")]
+    pub print_schema: bool,
+    /// Check a contract file (local path or URL) and print what it declares.
+    #[arg(long, value_name = "FILE_OR_URL")]
+    pub check: Option<String>,
+}
+
+/// The JSON Schema of a contract file (`contracts/contract.schema.json`).
+pub const CONTRACT_SCHEMA: &str = include_str!("../../contracts/contract.schema.json");
+
+/// Runs `pm-ingest contract`: what it prints.
+pub async fn contract_command(args: &ContractArgs) -> Result<String> {
+    if args.print_default {
+        return Ok(Contract::azure_pdm().to_yaml());
+    }
+    if args.print_schema {
+        return Ok(CONTRACT_SCHEMA.to_string());
+    }
+    let Some(loc) = &args.check else {
+        anyhow::bail!("pm-ingest contract: give --print-default, --print-schema or --check FILE_OR_URL");
+    };
+    let c = Contract::load(loc).await.with_context(|| format!("loading the data contract {loc}"))?;
+    let mut out = format!(
+        "contract {}: {} sensors ({}), {} error types, {} components, {} models, cadence {}, datetime forms {}\n",
+        c.name,
+        c.sensors.len(),
+        c.sensor_names().join(", "),
+        c.error_types.len(),
+        c.components.len(),
+        c.models.len(),
+        c.cadence,
+        c.datetime_forms.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
+    );
+    for kind in FileKind::ALL {
+        let f = c.files.get(kind);
+        let format = match f.format() {
+            pm_core::data::contract::FileFormat::Csv => "csv",
+            pm_core::data::contract::FileFormat::Parquet => "parquet",
+        };
+        out.push_str(&format!("  {:<9} {} ({format}): {}\n", kind.name(), f.path, c.columns(kind).join(", ")));
+    }
+    Ok(out)
 }
 
 /// What an ingest did.
@@ -79,9 +157,9 @@ pub struct IngestSummary {
 }
 
 /// Reads the five files of `input` (in parallel) as `(kind, URL, bytes)`.
-pub async fn fetch_inputs(input: &Store, args: &IngestArgs) -> Result<Vec<(FileKind, String, Bytes)>> {
+pub async fn fetch_inputs(input: &Store, contract: &Contract) -> Result<Vec<(FileKind, String, Bytes)>> {
     let fetches = FileKind::ALL.map(|kind| {
-        let name = args.file_name(kind).to_string();
+        let name = contract.file_name(kind).to_string();
         let store = input.clone();
         async move {
             let bytes = store.get(&name).await.with_context(|| format!("reading the {} file", kind.name()))?;
@@ -105,10 +183,14 @@ where
 }
 
 /// Validates raw file bytes into a data set and its report (CPU-bound).
-pub fn validate(files: &[(FileKind, String, Bytes)], opts: &ReadOptions) -> Result<(Dataset, ValidationReport)> {
+pub fn validate(
+    files: &[(FileKind, String, Bytes)],
+    contract: &Contract,
+    opts: &ReadOptions,
+) -> Result<(Dataset, ValidationReport)> {
     let inputs: Vec<InputFile<'_>> =
         files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
-    Ok(read_dataset(&inputs, &Contract::azure_pdm(), opts)?)
+    Ok(read_dataset(&inputs, contract, opts)?)
 }
 
 /// Writes a validated data set as an artifact.
@@ -154,9 +236,10 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
     let pb = progress("ingest");
     let input = Store::open(&args.input_uri)?;
     let out = Store::open(&args.output_uri)?;
+    let contract = args.contract().await?;
     pb.set_message(format!("reading {}", input.url()));
     let t0 = Instant::now();
-    let files = fetch_inputs(&input, args).await?;
+    let files = fetch_inputs(&input, &contract).await?;
     let read_secs = t0.elapsed().as_secs_f64();
     pb.set_message("validating");
     let t1 = Instant::now();
@@ -165,7 +248,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
         on_missing: args.on_missing,
         ..ReadOptions::new(args.on_bad_rows)
     };
-    let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, &opts)).await??;
+    let (ds, report) = tokio::task::spawn_blocking(move || validate(&files, &contract, &opts)).await??;
     let validate_secs = t1.elapsed().as_secs_f64();
     for r in report.files.values().filter(|r| !r.ignored_columns.is_empty()) {
         tracing::warn!(file = %r.name, columns = %r.ignored_columns.join(", "), "Ignored columns the contract does not name.");

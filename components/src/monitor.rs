@@ -172,8 +172,12 @@ pub async fn run(args: &MonitorArgs) -> Result<DriftReport> {
     }
     pb.set_message(format!("loading {}", args.dataset_uri));
     let ds = load_dataset(&Store::open(&args.dataset_uri)?).await?;
-    if ds.contract != bundle.feature_spec.contract {
-        bail!("the batch's data contract differs from the model's (sensors, error types, components or models)");
+    if !ds.contract.same_layout(&bundle.feature_spec.contract) {
+        bail!(
+            "the batch's data contract ({}) differs from the model's ({}) in its sensors, error types, components, models or cadence",
+            ds.contract.name,
+            bundle.feature_spec.contract.name
+        );
     }
     pb.set_message("computing features with the model's spec");
     let spec = bundle.feature_spec.clone();

@@ -172,3 +172,85 @@ async fn ingest_ignores_an_unknown_column_unless_strict_columns() {
         );
     }
 }
+
+fn pm_ingest(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pm-ingest")).args(args).output().unwrap()
+}
+
+/// `pm-ingest contract`: the default reads back as the built-in contract, the schema printed is
+/// the committed one, a contract file is checked and summarised, and a bad one is bad input.
+/// The real `jsonschema` validator (Python, installed by `make test`) accepts the default and the
+/// example under the committed schema and refuses what the parser refuses.
+#[test]
+fn the_contract_command_and_its_json_schema() {
+    let out = pm_ingest(&["contract", "--print-default"]);
+    assert!(out.status.success());
+    assert_eq!(Contract::parse(&out.stdout, "stdout").unwrap(), Contract::azure_pdm());
+    let schema_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/contract.schema.json");
+    let out = pm_ingest(&["contract", "--print-schema"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), std::fs::read_to_string(&schema_path).unwrap());
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/examples/compressor-fleet.yaml");
+    let out = pm_ingest(&["contract", "--check", example.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("contract compressor-fleet: 6 sensors (discharge_pressure, "), "{text}");
+    assert!(
+        text.contains("cadence 10m") && text.contains("machines  units.csv (csv): unit_id, type, age_years"),
+        "{text}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "sensors: [a, a]\nerror_types: []\ncomponents: [c]\nmodels: [m]\ncadence: 5 min\n").unwrap();
+    let out = pm_ingest(&["contract", "--check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml") && err.contains("cadence \"5 min\""), "{err}");
+    let out = pm_ingest(&[
+        "--input-uri",
+        "x",
+        "--output-uri",
+        dir.path().join("o").to_str().unwrap(),
+        "--contract",
+        "/no/such.yaml",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(pm_core::cli::exit::BAD_INPUT)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let python = std::env::var("PM_OPENAPI_PYTHON").unwrap_or_else(|_| {
+        panic!("PM_OPENAPI_PYTHON is not set: run the tests with `make test`, which installs jsonschema")
+    });
+    let default_json = dir.path().join("default.json");
+    std::fs::write(&default_json, serde_json::to_vec(&Contract::azure_pdm()).unwrap()).unwrap();
+    let example_json = dir.path().join("example.json");
+    let example_contract = Contract::parse(&std::fs::read(&example).unwrap(), "example").unwrap();
+    std::fs::write(&example_json, serde_json::to_vec(&example_contract).unwrap()).unwrap();
+    let refused = [
+        r#"{"sensors": ["a"], "error_types": [], "components": ["c"], "models": ["m"], "cadence": "5 min"}"#,
+        r#"{"sensors": ["a"], "error_types": [], "components": [], "models": ["m"]}"#,
+        r#"{"sensors": [{"name": "a", "maximum": 3}], "error_types": [], "components": ["c"], "models": ["m"]}"#,
+        r#"{"sensors": ["a"], "error_types": [], "components": ["c"], "models": ["m"], "files": {"telemetry": {"path": "t", "format": "xlsx"}}}"#,
+        r#"{"sensors": ["a"], "error_types": [], "components": ["c"], "models": ["m"], "datetime_forms": []}"#,
+        r#"{"sensors": ["a"], "error_types": [], "components": ["c"], "models": ["m"], "units": 1}"#,
+    ];
+    let mut paths = vec![default_json.display().to_string(), example_json.display().to_string()];
+    for (i, text) in refused.iter().enumerate() {
+        assert!(Contract::parse(text.as_bytes(), "refused").is_err(), "the parser accepts {text}");
+        let p = dir.path().join(format!("refused{i}.json"));
+        std::fs::write(&p, text).unwrap();
+        paths.push(p.display().to_string());
+    }
+    let script = "import json, sys, jsonschema\n\
+        schema = json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        v = jsonschema.Draft202012Validator(schema)\n\
+        print(' '.join('ok' if v.is_valid(json.load(open(p))) else 'refused' for p in sys.argv[2:]))\n";
+    let out = std::process::Command::new(python).arg("-c").arg(script).arg(&schema_path).args(&paths).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut want = vec!["ok", "ok"];
+    want.extend(std::iter::repeat_n("refused", refused.len()));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.join(" "));
+}

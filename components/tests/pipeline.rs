@@ -140,3 +140,117 @@ async fn bad_input_fails_once_with_its_exit_code() {
     assert!(err.contains("gates: min_roc_auc: 1.5 is not a share between 0 and 1"), "{err}");
     assert_eq!(err.matches("1.5 is not a share").count(), 1, "the error is printed once: {err}");
 }
+
+/// Another fleet's data contract (`contracts/examples/compressor-fleet.yaml`: six sensors, three
+/// components, 10-minute readings, its own file and column names) runs through the whole
+/// pipeline and pm-serve. The registry already holds an Azure-contract champion: evaluation says
+/// it is not comparable instead of scoring it on data it was not made for, and the new model is
+/// promoted over it. pm-serve then validates readings against the new contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_fleets_contract_runs_through_the_pipeline_and_pm_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fleet(dir.path()).await;
+    let r = run_training(dir.path(), &root, &[]).await;
+    assert_eq!(r.steps["deploy"].status, StepStatus::Succeeded, "{:?}", r.steps["evaluate"]);
+
+    let contract_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/examples/compressor-fleet.yaml");
+    let contract = pm_core::data::contract::Contract::load(contract_path.to_str().unwrap()).await.unwrap();
+    assert_eq!((contract.sensors.len(), contract.components.len(), contract.cadence_secs()), (6, 3, 600));
+    let ds = pm_local_sim::fleet::generate_for(
+        &contract,
+        &GenConfig { machines: 8, hours: 24 * 90, ..GenConfig::azure_default() },
+    );
+    for kind in FileKind::ALL {
+        let name = format!("fleet-raw/{}", contract.file_name(kind));
+        root.put(&name, Bytes::from(pm_core::data::csv::write::file(&ds, kind))).await.unwrap();
+    }
+    let params = [
+        ("data_uri", json!(root.url_of("fleet-raw"))),
+        ("contract", json!(contract_path.to_str().unwrap())),
+        ("label_horizon_hours", json!(12)),
+    ];
+    let r = run_training(dir.path(), &root, &params).await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.steps["ingest"].outputs["rows"].value, Some(json!(8 * 24 * 90 * 6)), "10-minute readings");
+    let eval_uri = r.steps["evaluate"].outputs["evaluation"].uri.clone().unwrap();
+    let e = load_evaluation(&Store::open(&eval_uri).unwrap()).await.unwrap().evaluation;
+    assert!(
+        e.reasons
+            .iter()
+            .any(|r| r
+                .contains("champion v1 not comparable (its data contract (azure-pdm: 4 sensors, cadence 1h) differs")),
+        "{:?}",
+        e.reasons
+    );
+    assert!(e.candidate.roc_auc > 0.8, "{:?}", e.candidate);
+    assert_eq!(r.steps["deploy"].status, StepStatus::Succeeded, "{:?}", e.reasons);
+    let registry = Registry::new(&root.join("registry"), "pm-failure");
+    assert_eq!(registry.state().await.unwrap().active.as_deref(), Some("v2"));
+
+    // pm-serve: the promoted model, primed from the fleet's own files.
+    let serve = bin_dir().join("pm-serve");
+    assert!(serve.exists(), "{} is not built: run the workspace's tests (`make test`)", serve.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(&serve)
+        .args(["--registry-uri", root.url_of("registry").as_str(), "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--prime-from", root.url_of("fleet-raw").as_str()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !client.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(std::time::Instant::now() < deadline, "pm-serve never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let post = |body: Value| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            client.post(format!("{base}/predict")).json(&body).send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let by_id = post(json!({"instances": [{"machineID": 3}]})).await;
+    let p = &by_id["predictions"][0];
+    assert_eq!(p["model_version"], "v2", "{by_id}");
+    assert!(p["failure_probability"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)), "{by_id}");
+    let last = *ds.telemetry.time.last().unwrap();
+    let at = |k: i64| pm_core::data::time::Timestamp(last + k * 600).to_string();
+    let reading = |k: i64, extra: Value| {
+        let mut r = json!({"datetime": at(k), "discharge_pressure": 8.0, "discharge_temp": 65.0, "motor_current": 200.0,
+                           "oil_pressure": 5.0, "vibration_rms": 25.0});
+        r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        r
+    };
+    // The ambient temperature is absent (missing) in the first reading, null in the second.
+    let ok = post(json!({"instances": [{"machineID": 3, "history": {"readings": [reading(1, json!({})), reading(2, json!({"ambient_temp": null}))]}}]})).await;
+    assert!(ok["predictions"][0]["failure_probability"].as_f64().is_some(), "{ok}");
+    let wrong_name =
+        post(json!({"instances": [{"machineID": 3, "history": {"readings": [reading(1, json!({"volt": 170.0}))]}}]}))
+            .await;
+    let err = &wrong_name["predictions"][0]["error"];
+    assert_eq!(err["field"], "instances[0].history.readings[0].volt", "{wrong_name}");
+    let too_high = post(json!({"instances": [{"machineID": 3, "history": {"readings": [reading(1, json!({"discharge_pressure": 20.0}))]}}]})).await;
+    let msg = too_high["predictions"][0]["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("discharge_pressure") && msg.contains("[0, 16]"), "{too_high}");
+    // The OpenAPI document and the Open Inference Protocol metadata follow the contract.
+    let doc: Value = client.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let text = doc.to_string();
+    assert!(
+        text.contains("\"vibration_rms\"") && !text.contains("\"rotate\""),
+        "the OpenAPI document names the contract's sensors"
+    );
+    let meta: Value = client.get(format!("{base}/v2/models/pm-failure")).send().await.unwrap().json().await.unwrap();
+    let names = meta["parameters"]["feature_names"].as_array().unwrap();
+    assert!(names.iter().any(|n| n.as_str().unwrap().contains("discharge_temp")), "{meta}");
+    assert_eq!(meta["inputs"][1]["shape"][1], json!(names.len()), "{meta}");
+}

@@ -242,6 +242,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     let bad = |c: &(dyn std::error::Error + 'static)| {
         c.is::<BadInput>()
             || c.is::<crate::data::ingest::DataError>()
+            || c.is::<crate::data::contract::ContractError>()
             || c.is::<crate::features::SpecError>()
             || c.is::<crate::learn::split::SplitError>()
             || c.is::<crate::learn::ParamError>()

@@ -677,3 +677,83 @@ fn dropped_rows_in_a_chunked_file_keep_their_lines_and_text() {
     assert_eq!(got, expected);
     assert_eq!(ds.telemetry.len() as u64, hours - expected.len() as u64);
 }
+
+/// The fixture under another fleet's names: `contract.yaml`'s columns, sensors and vocabularies.
+fn renamed(text: &str) -> String {
+    let mut t = text.to_string();
+    for (from, to) in [
+        ("\"datetime\"", "\"ts\""),
+        ("\"machineID\"", "\"unit\""),
+        ("\"errorID\"", "\"alarm\""),
+        ("\"comp\"", "\"part\""),
+        ("\"failure\"", "\"part\""),
+        ("\"model\"", "\"type\""),
+        ("\"age\"", "\"years\""),
+        ("\"volt\"", "\"p_out\""),
+        ("\"rotate\"", "\"t_out\""),
+        ("\"pressure\"", "\"amps\""),
+        ("\"vibration\"", "\"vib\""),
+        ("error", "alarm_"),
+        ("comp", "part_"),
+        ("model", "type_"),
+    ] {
+        t = t.replace(from, to);
+    }
+    t
+}
+
+fn renamed_contract() -> Contract {
+    let azure = Contract::azure_pdm();
+    let mut yaml = String::from(
+        "name: renamed\ncolumns: {datetime: ts, machine_id: unit, error: alarm, maint_component: part, failure_component: part, model: type, age: years}\n",
+    );
+    yaml.push_str("sensors: [p_out, t_out, amps, vib]\n");
+    let list = |prefix: &str, n: usize| (1..=n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>().join(", ");
+    yaml.push_str(&format!("error_types: [{}]\n", list("alarm_", azure.error_types.len())));
+    yaml.push_str(&format!("components: [{}]\n", list("part_", azure.components.len())));
+    yaml.push_str(&format!("models: [{}]\n", list("type_", azure.models.len())));
+    Contract::parse(yaml.as_bytes(), "renamed.yaml").unwrap()
+}
+
+#[test]
+fn c36_a_contract_with_other_names_reads_the_same_tables() {
+    let azure = Files::valid().read(BadRowPolicy::Fail).unwrap().0;
+    let contract = renamed_contract();
+    let f = Files { texts: [TELEMETRY, ERRORS, MAINT, FAILURES, MACHINES].map(|s| renamed(s).into_bytes()) };
+    let (ds, rep) = f.read_contract(&contract, BadRowPolicy::Fail).unwrap();
+    assert_eq!(
+        (&ds.telemetry, &ds.errors, &ds.maint, &ds.failures, &ds.machines),
+        (&azure.telemetry, &azure.errors, &azure.maint, &azure.failures, &azure.machines)
+    );
+    assert_eq!(ds.contract, contract);
+    assert!(rep.files.values().all(|r| r.ignored_columns.is_empty()));
+    // The Azure files under the renamed contract: the contract's names are looked for.
+    let err = Files::valid().read_contract(&contract, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert_eq!(err, "PdM_machines.csv: line 1: line 1 is not a header; expected the columns unit, type, years");
+    // A label outside the renamed vocabulary names the contract's column.
+    let f = f.clone().with(FileKind::Errors, "ts,unit,alarm\n2015-01-01 07:00:00,1,error1\n");
+    let err = f.read_contract(&contract, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert!(err.starts_with("PdM_errors.csv: line 2, column 3 'alarm': "), "{err}");
+}
+
+#[test]
+fn c37_the_contracts_datetime_forms_and_cadence() {
+    let mut iso_only = Contract::azure_pdm();
+    iso_only.datetime_forms = vec![pm_core::data::contract::DatetimeForm::Iso];
+    let f = Files::valid().with(FileKind::Maint, "datetime,machineID,comp\n6/1/2014 6:00:00 AM,1,comp2\n");
+    assert!(f.read(BadRowPolicy::Fail).is_ok(), "both forms by default");
+    let err = f.read_contract(&iso_only, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "PdM_maint.csv: line 2, column 1 'datetime': datetime \"6/1/2014 6:00:00 AM\" is in the us form; the data contract accepts only the iso form"
+    );
+    // Ten-minute readings: gaps are measured against the contract's cadence.
+    let mut ten = Contract::azure_pdm();
+    ten.cadence = pm_core::data::contract::Cadence::parse("10m").unwrap();
+    let text = "datetime,machineID,volt,rotate,pressure,vibration\n2015-01-01 06:00:00,1,1,2,3,4\n\
+                2015-01-01 06:10:00,1,1,2,3,4\n2015-01-01 06:40:00,1,1,2,3,4\n2015-01-01 06:45:00,1,1,2,3,4\n\
+                2015-01-01 06:00:00,2,1,2,3,4\n";
+    let (_, rep) = Files::valid().with(FileKind::Telemetry, text).read_contract(&ten, BadRowPolicy::Fail).unwrap();
+    assert_eq!(rep.gaps.cadence_secs, 600);
+    assert_eq!((rep.gaps.gaps, rep.gaps.missing_readings, rep.gaps.off_cadence_steps), (1, 2, 1));
+}

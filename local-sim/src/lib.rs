@@ -2,8 +2,10 @@
 //!
 //! - [`generate`]: a deterministic generator of Azure-PdM-shaped data calibrated to the published
 //!   facts of the real data set (binary `pm-datagen`).
+//! - [`fleet`]: a simpler generator for any data contract (other sensors, vocabularies, cadence).
 //! - [`messy`]: makes its files look like a field export (empty values, repeated rows, any order).
 
+pub mod fleet;
 pub mod generate;
 pub mod messy;
 pub mod stats;

@@ -154,3 +154,35 @@ fn messy_files_have_the_asked_mess_and_the_same_data() {
     let bad = datagen(&holes, &["--dup-rate", "2"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--dup-rate must be between 0 and 1, got 2"));
 }
+
+/// `--contract`: another fleet's files under the contract's names, columns, sensors and cadence,
+/// read back by the same contract without a bad row.
+#[test]
+fn a_contract_gives_a_fleet_in_its_shape() {
+    use pm_core::data::contract::{Contract, FileKind};
+    use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contracts/examples/compressor-fleet.yaml");
+    let out = datagen(dir.path(), &["--contract", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let contract = Contract::parse(&std::fs::read(&path).unwrap(), "compressor-fleet.yaml").unwrap();
+    let texts: Vec<(FileKind, Vec<u8>)> =
+        FileKind::ALL.iter().map(|&k| (k, std::fs::read(dir.path().join(contract.file_name(k))).unwrap())).collect();
+    let header = String::from_utf8_lossy(&texts[0].1).lines().next().unwrap().to_string();
+    assert_eq!(
+        header,
+        "\"timestamp\",\"unit_id\",\"discharge_pressure\",\"discharge_temp\",\"motor_current\",\"oil_pressure\",\"vibration_rms\",\"ambient_temp\""
+    );
+    let files: Vec<InputFile<'_>> =
+        texts.iter().map(|(k, b)| InputFile { kind: *k, name: contract.file_name(*k), data: b }).collect();
+    let (ds, rep) = read_dataset(&files, &contract, &ReadOptions::new(BadRowPolicy::Fail)).unwrap();
+    assert_eq!(ds.telemetry.len(), 3 * 200 * 6, "200 hours of 10-minute readings for 3 machines");
+    assert_eq!((rep.gaps.cadence_secs, rep.gaps.gaps), (600, 0));
+    assert!(!ds.failures.is_empty() && ds.failures.kind.iter().all(|&k| usize::from(k) < 3));
+    for (s, sensor) in contract.sensors.iter().enumerate() {
+        assert!(ds.telemetry.sensors[s].iter().all(|&x| sensor.admits(x)), "{} within its bounds", sensor.name);
+    }
+    let out = datagen(dir.path(), &["--contract", "/no/such/contract.yaml"]);
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/contract.yaml"));
+}

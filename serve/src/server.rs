@@ -184,13 +184,13 @@ async fn watch(state: AppState, opts: RunOptions, mut stop: tokio::sync::watch::
 pub async fn prime(state: &AppState, url: &str) -> Result<()> {
     let Some(model) = state.slot.get() else { return Ok(()) };
     let store = Store::open(url)?;
+    let contract = model.bundle.feature_spec.contract.clone();
     let mut files = Vec::new();
     for kind in FileKind::ALL {
-        let bytes =
-            store.get(kind.file_name()).await.with_context(|| format!("reading {}", store.url_of(kind.file_name())))?;
-        files.push((kind, store.url_of(kind.file_name()), bytes));
+        let name = contract.file_name(kind);
+        let bytes = store.get(name).await.with_context(|| format!("reading {}", store.url_of(name)))?;
+        files.push((kind, store.url_of(name), bytes));
     }
-    let contract = model.bundle.feature_spec.contract.clone();
     let keep_hours = i64::from(state.cfg.retention_hours.max(model.bundle.feature_spec.telemetry_history_hours()));
     let st = state.clone();
     let spec = model.bundle.feature_spec.clone();

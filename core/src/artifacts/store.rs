@@ -96,6 +96,21 @@ fn url_error(url: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Url { url: url.to_string(), reason: reason.into() }
 }
 
+/// Reads one object named by its full URL or local path (`s3://bucket/a/contract.yaml`,
+/// `contracts/fleet.yaml`).
+pub async fn read_location(location: &str) -> Result<Bytes> {
+    let loc = location.trim();
+    let (dir, name) = match loc.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", loc),
+    };
+    if name.is_empty() || dir.ends_with(':') || dir.ends_with(":/") {
+        return Err(url_error(location, "expected the URL or path of a file"));
+    }
+    Store::open(dir)?.get(name).await
+}
+
 impl Store {
     /// Opens a URL. Plain paths (absolute or relative) are local folders. `memory://NAME/...`
     /// stores are shared by name within the process. Cloud credentials and endpoints come from

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::contract::{Contract, Dataset, Events, FileKind, Machines, Telemetry};
+use crate::data::contract::{Contract, Dataset, DatetimeForm, Events, FileKind, Machines, Telemetry};
 use crate::data::csv::{self, EncodingError, Tokenizer, show_value};
 
 use crate::data::time::{HOUR, Timestamp};
@@ -99,8 +99,6 @@ pub struct InputFile<'a> {
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
     pub policy: BadRowPolicy,
-    /// Expected spacing of telemetry readings, seconds (gaps are measured against it).
-    pub cadence_secs: i64,
     /// Refuse a file with a column the contract does not name (by default such columns are
     /// ignored and listed in the report).
     pub strict_columns: bool,
@@ -110,7 +108,7 @@ pub struct ReadOptions {
 
 impl ReadOptions {
     pub fn new(policy: BadRowPolicy) -> Self {
-        ReadOptions { policy, cadence_secs: HOUR, strict_columns: false, on_missing: MissingPolicy::Keep }
+        ReadOptions { policy, strict_columns: false, on_missing: MissingPolicy::Keep }
     }
 }
 
@@ -369,7 +367,7 @@ pub fn read_dataset(
 ) -> Result<(Dataset, ValidationReport), DataError> {
     let find = |kind: FileKind| {
         files.iter().find(|f| f.kind == kind).ok_or_else(|| DataError {
-            file: kind.file_name().to_string(),
+            file: contract.file_name(kind).to_string(),
             line: None,
             column: None,
             message: "file not provided".to_string(),
@@ -399,8 +397,8 @@ pub fn read_dataset(
     let maint = tables.pop().unwrap_or_default();
     let errors = tables.pop().unwrap_or_default();
 
-    let gaps = gap_report(&telemetry, opts.cadence_secs);
-    let missing_values = missing_report(&telemetry, contract, opts.cadence_secs);
+    let gaps = gap_report(&telemetry, contract.cadence_secs());
+    let missing_values = missing_report(&telemetry, contract, contract.cadence_secs());
     dropped.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
     let report = ValidationReport {
         schema_version: VALIDATION_REPORT_VERSION,
@@ -583,11 +581,32 @@ fn is_missing(v: &[u8]) -> bool {
     v.is_empty() || v == b"NA" || v == b"null" || v == b"NULL"
 }
 
-fn parse_time(v: &[u8]) -> CellResult<i64> {
+/// A datetime cell; `only` is the one text form the contract accepts, if it does not accept both.
+fn parse_time(v: &[u8], only: Option<DatetimeForm>) -> CellResult<i64> {
     if is_missing(v) {
         return Err(missing_msg(v));
     }
-    Timestamp::parse(v).map(|t| t.0).map_err(|e| format!("invalid datetime {}: {e}", show_value(v)))
+    let t = Timestamp::parse(v).map_err(|e| format!("invalid datetime {}: {e}", show_value(v)))?;
+    if let Some(form) = only
+        && DatetimeForm::of(v) != form
+    {
+        return Err(format!(
+            "datetime {} is in the {} form; the data contract accepts only the {} form",
+            show_value(v),
+            DatetimeForm::of(v).name(),
+            form.name()
+        ));
+    }
+    Ok(t.0)
+}
+
+/// The one datetime form `contract` accepts, if it does not accept every form.
+fn only_form(contract: &Contract) -> Option<DatetimeForm> {
+    match contract.datetime_forms.as_slice() {
+        [] => None,
+        [first, rest @ ..] if rest.iter().all(|f| f == first) => Some(*first),
+        _ => None,
+    }
 }
 
 fn missing_msg(v: &[u8]) -> String {
@@ -826,6 +845,7 @@ fn parse_telemetry_chunk(
     opts: &ReadOptions,
 ) -> TelemetryChunk {
     let policy = opts.policy;
+    let only = only_form(contract);
     let n_sensors = header.names.len() - 2;
     let mut out = TelemetryChunk {
         table: Telemetry::with_sensors(n_sensors),
@@ -860,7 +880,7 @@ fn parse_telemetry_chunk(
                     let (i, n) = header.col(k);
                     Some((i, n.to_string()))
                 };
-                let time = match parse_time(f(0)) {
+                let time = match parse_time(f(0), only) {
                     Ok(t) => t,
                     Err(m) => {
                         out.missing[0] += u64::from(is_missing(f(0)));
@@ -1104,6 +1124,7 @@ fn read_events(
     let mut tok = open(file)?;
     let header = read_header(file, &mut tok, contract.columns(kind), opts)?;
     let vocab = contract.vocabulary(kind);
+    let only = only_form(contract);
     let what = match kind {
         FileKind::Errors => "error id",
         _ => "component",
@@ -1115,7 +1136,7 @@ fn read_events(
     let mut fields = Vec::new();
     while let Some(at) = next_row(&mut tok, &mut fields, &header, &mut report.rows_read, policy, dropped, file)? {
         let f = |k: usize| &*fields[header.positions[k]];
-        let time = match parse_time(f(0)) {
+        let time = match parse_time(f(0), only) {
             Ok(t) => t,
             Err(m) => {
                 bad_row(policy, dropped, file, at, Some(header.col(0)), m)?;

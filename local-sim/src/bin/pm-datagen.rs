@@ -1,5 +1,5 @@
 //! `pm-datagen`: writes a synthetic Azure-PdM-shaped data set (the five CSV files, in the real
-//! files' format) to any store URL.
+//! files' format) to any store URL; with `--contract`, a fleet in that contract's shape.
 
 use std::time::Instant;
 
@@ -8,8 +8,9 @@ use bytes::Bytes;
 use clap::Parser;
 use pm_core::artifacts::store::Store;
 use pm_core::cli::{progress, run_main, thousands};
-use pm_core::data::contract::FileKind;
+use pm_core::data::contract::{Contract, FileKind};
 use pm_core::data::time::Timestamp;
+use pm_local_sim::fleet::generate_for;
 use pm_local_sim::generate::{GenConfig, generate};
 use pm_local_sim::messy::{self, Mess, MessCount};
 use pm_local_sim::{stats, usformat};
@@ -19,12 +20,17 @@ use pm_local_sim::{stats, usformat};
 #[command(name = "pm-datagen", version)]
 struct Args {
     /// Folder (URL or local path) to write PdM_telemetry.csv, PdM_errors.csv, PdM_maint.csv,
-    /// PdM_failures.csv and PdM_machines.csv to.
+    /// PdM_failures.csv and PdM_machines.csv to (with `--contract`, the contract's file names).
     #[arg(long)]
     output_uri: String,
+    /// Generate a fleet for this data contract (YAML or JSON, path or URL) instead of the
+    /// calibrated Azure one: its sensors, vocabularies, cadence, file and column names
+    /// (`pm-local-sim`'s `fleet` module says how).
+    #[arg(long, value_name = "FILE_OR_URL")]
+    contract: Option<String>,
     #[arg(long, default_value_t = 100)]
     machines: u32,
-    /// Hourly readings per machine.
+    /// Hours of readings per machine (one reading an hour, or at the contract's cadence).
     #[arg(long, default_value_t = 8_761)]
     hours: u32,
     /// Time of the first reading.
@@ -39,9 +45,10 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     signal: f64,
     /// Datetime format of the files: `iso` (2015-01-01 06:00:00, the original) or `us`
-    /// (1/1/2015 6:00:00 AM, as in spreadsheet-saved copies).
-    #[arg(long, default_value = "iso")]
-    datetime_format: String,
+    /// (1/1/2015 6:00:00 AM, as in spreadsheet-saved copies). Default: iso, or the first form
+    /// the contract accepts.
+    #[arg(long)]
+    datetime_format: Option<String>,
     /// Multiply one sensor's readings after simulation, NAME=FACTOR (repeatable): a drifted
     /// batch for drill-testing monitoring, e.g. volt=1.15.
     #[arg(long = "sensor-scale", value_parser = parse_scale)]
@@ -78,7 +85,16 @@ async fn run(args: Args) -> Result<()> {
     let mess =
         Mess { missing_rate: args.missing_rate, dup_rate: args.dup_rate, shuffle: args.shuffle, seed: args.seed };
     mess.check().map_err(anyhow::Error::msg)?;
-    let us = match args.datetime_format.as_str() {
+    let contract = match &args.contract {
+        Some(loc) => Some(Contract::load(loc).await.with_context(|| format!("loading the data contract {loc}"))?),
+        None => None,
+    };
+    anyhow::ensure!(
+        !(args.stats && contract.is_some()),
+        "--stats compares with the Azure data set's published facts: it does not apply to --contract"
+    );
+    let default_form = contract.as_ref().and_then(|c| c.datetime_forms.first()).map_or("iso", |f| f.name());
+    let us = match args.datetime_format.as_deref().unwrap_or(default_form) {
         "iso" => false,
         "us" => true,
         other => anyhow::bail!("--datetime-format {other:?}: expected iso or us"),
@@ -95,7 +111,11 @@ async fn run(args: Args) -> Result<()> {
     let pb = progress("datagen");
     let t0 = Instant::now();
     pb.set_message(format!("simulating {} machines x {} hours", args.machines, args.hours));
-    let mut ds = tokio::task::spawn_blocking(move || generate(&cfg)).await?;
+    let mut ds = tokio::task::spawn_blocking(move || match contract {
+        Some(c) => generate_for(&c, &cfg),
+        None => generate(&cfg),
+    })
+    .await?;
     for (name, factor) in &args.sensor_scales {
         let Some(k) = ds.contract.sensor_index(name) else {
             anyhow::bail!(
@@ -134,10 +154,8 @@ async fn run(args: Args) -> Result<()> {
     let mut bytes_total = 0;
     for (kind, text) in files {
         bytes_total += text.len();
-        store
-            .put(kind.file_name(), Bytes::from(text))
-            .await
-            .with_context(|| format!("writing {}", kind.file_name()))?;
+        let name = ds.contract.file_name(kind);
+        store.put(name, Bytes::from(text)).await.with_context(|| format!("writing {name}"))?;
     }
     let write_secs = t2.elapsed().as_secs_f64();
     pb.finish_and_clear();
