@@ -1,4 +1,4 @@
-//! `pm-ingest`: five raw CSV files in a bucket → a validated, typed data set artifact (Parquet)
+//! `pm-ingest`: five raw files (CSV or Parquet) in a bucket → a validated, typed data set artifact (Parquet)
 //! plus its validation report.
 
 use std::path::PathBuf;
@@ -7,8 +7,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use pm_core::artifacts::store::Store;
-use pm_core::data::contract::{Contract, Dataset, FileKind};
-use pm_core::data::ingest::{BadRowPolicy, InputFile, MissingPolicy, ReadOptions, ValidationReport, read_dataset};
+use pm_core::data::contract::{Contract, Dataset, FileFormat, FileKind};
+use pm_core::data::ingest::{
+    BadRowPolicy, InputFile, MissingPolicy, Numbering, ReadOptions, ValidationReport, read_dataset,
+};
 
 use crate::table;
 use pm_core::cli::{progress, thousands};
@@ -182,14 +184,28 @@ where
     Ok(out)
 }
 
-/// Validates raw file bytes into a data set and its report (CPU-bound).
+/// Validates raw file bytes into a data set and its report (CPU-bound). A file the contract
+/// says is Parquet (by `format`, or by its extension) goes through the same checks as a CSV
+/// file, its problems numbered by row ([`table::parquet_as_csv`]).
 pub fn validate(
     files: &[(FileKind, String, Bytes)],
     contract: &Contract,
     opts: &ReadOptions,
 ) -> Result<(Dataset, ValidationReport)> {
-    let inputs: Vec<InputFile<'_>> =
-        files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
+    let mut texts: Vec<(FileKind, &str, std::borrow::Cow<'_, [u8]>, Numbering)> = Vec::with_capacity(files.len());
+    for (kind, name, bytes) in files {
+        match contract.files.get(*kind).format() {
+            FileFormat::Csv => texts.push((*kind, name, bytes.as_ref().into(), Numbering::Line)),
+            FileFormat::Parquet => {
+                let text = table::parquet_as_csv(bytes, name).map_err(pm_core::cli::BadInput)?;
+                texts.push((*kind, name, text.into(), Numbering::Row));
+            }
+        }
+    }
+    let inputs: Vec<InputFile<'_>> = texts
+        .iter()
+        .map(|(kind, name, data, numbering)| InputFile { kind: *kind, name, data, numbering: *numbering })
+        .collect();
     Ok(read_dataset(&inputs, contract, opts)?)
 }
 

@@ -270,3 +270,105 @@ pub fn failures_from_parquet(bytes: &Bytes, contract: &Contract) -> Result<Event
         kind: label_col(&df, "failure", &contract.components, what)?,
     })
 }
+
+/// A Parquet file given as one of the five inputs, as CSV text for the same checks as a CSV
+/// file (`pm_core::data::ingest::Numbering::Row`: the header is line 0, row `k` is line `k`).
+///
+/// Values are written so that reading them back gives exactly what the table holds: integers as
+/// they are, floats in their shortest exact form (`NaN` and infinities as such, refused by the
+/// checks like in a CSV), nulls empty (a missing value), strings quoted, one line each (a line
+/// break inside a string is written `\n`), booleans as `true`/`false`, timestamps (any unit;
+/// a zone is read as UTC) as `YYYY-MM-DD HH:MM:SS`, with the fraction when there is one (which
+/// the datetime check then refuses: the data set keeps whole seconds). Another column type is
+/// refused with the column's name and type.
+pub fn parquet_as_csv(bytes: &[u8], what: &str) -> Result<Vec<u8>> {
+    use polars::prelude::DataType;
+    use std::fmt::Write as _;
+
+    enum Col {
+        Int(Vec<Option<i64>>),
+        UInt(Vec<Option<u64>>),
+        Float(Vec<Option<f64>>),
+        Time(Vec<Option<i64>>, i64),
+        Str(Vec<Option<String>>),
+        Bool(Vec<Option<bool>>),
+        Null,
+    }
+    let df = ParquetReader::new(Cursor::new(bytes))
+        .finish()
+        .with_context(|| format!("{what}: not a readable Parquet file"))?;
+    let mut text = String::new();
+    let mut cols = Vec::with_capacity(df.width());
+    for (i, c) in df.columns().iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        push_quoted(&mut text, c.name().as_str());
+        let s = c.as_materialized_series();
+        let bad = |e: polars::prelude::PolarsError| anyhow!("{what}: column '{}': {e}", c.name());
+        let col = match s.dtype() {
+            DataType::Null => Col::Null,
+            DataType::Boolean => Col::Bool(s.bool().map_err(bad)?.iter().collect()),
+            DataType::String => Col::Str(s.str().map_err(bad)?.iter().map(|v| v.map(String::from)).collect()),
+            DataType::Float32 | DataType::Float64 => {
+                Col::Float(s.cast(&DataType::Float64).map_err(bad)?.f64().map_err(bad)?.iter().collect())
+            }
+            DataType::UInt64 => Col::UInt(s.u64().map_err(bad)?.iter().collect()),
+            DataType::Datetime(unit, _) => {
+                let per_sec = match unit {
+                    TimeUnit::Milliseconds => MS,
+                    TimeUnit::Microseconds => 1_000_000,
+                    TimeUnit::Nanoseconds => 1_000_000_000,
+                };
+                let phys = s.datetime().map_err(bad)?.physical().clone();
+                Col::Time(phys.iter().collect(), per_sec)
+            }
+            t if t.is_integer() => {
+                Col::Int(s.cast(&DataType::Int64).map_err(bad)?.i64().map_err(bad)?.iter().collect())
+            }
+            t => bail!(
+                "{what}: column '{}' has type {t}; expected integers, floats, strings, booleans or timestamps",
+                c.name()
+            ),
+        };
+        cols.push(col);
+    }
+    text.push('\n');
+    for r in 0..df.height() {
+        for (i, col) in cols.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = match col {
+                Col::Null => Ok(()),
+                Col::Int(v) => v[r].map_or(Ok(()), |x| write!(text, "{x}")),
+                Col::UInt(v) => v[r].map_or(Ok(()), |x| write!(text, "{x}")),
+                Col::Float(v) => v[r].map_or(Ok(()), |x| write!(text, "{x:?}")),
+                Col::Bool(v) => v[r].map_or(Ok(()), |x| write!(text, "{x}")),
+                Col::Str(v) => {
+                    if let Some(x) = &v[r] {
+                        push_quoted(&mut text, &x.replace('\r', "\\r").replace('\n', "\\n"));
+                    }
+                    Ok(())
+                }
+                Col::Time(v, per_sec) => v[r].map_or(Ok(()), |x| {
+                    let (secs, frac) = (x.div_euclid(*per_sec), x.rem_euclid(*per_sec));
+                    write!(text, "{}", pm_core::data::time::Timestamp(secs))?;
+                    if frac != 0 {
+                        let digits = per_sec.ilog10() as usize;
+                        write!(text, ".{frac:0digits$}")?;
+                    }
+                    Ok(())
+                }),
+            };
+        }
+        text.push('\n');
+    }
+    Ok(text.into_bytes())
+}
+
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    out.push_str(&s.replace('"', "\"\""));
+    out.push('"');
+}

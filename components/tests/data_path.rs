@@ -60,8 +60,7 @@ async fn ingest_then_features_round_trip_on_every_backend() {
         assert!(summary.report.dropped_rows.is_empty());
 
         // The artifact equals a direct read of the same bytes.
-        let inputs: Vec<InputFile<'_>> =
-            raw.iter().map(|(k, t)| InputFile { kind: *k, name: k.file_name(), data: t }).collect();
+        let inputs: Vec<InputFile<'_>> = raw.iter().map(|(k, t)| InputFile::csv(*k, k.file_name(), t)).collect();
         let (direct, _) = read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap();
         let loaded = load_dataset(&root.join("dataset")).await.unwrap();
         // `Debug` prints a missing value as NaN, so this is equality with NaN equal to NaN.
@@ -253,4 +252,200 @@ fn the_contract_command_and_its_json_schema() {
     let mut want = vec!["ok", "ok"];
     want.extend(std::iter::repeat_n("refused", refused.len()));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want.join(" "));
+}
+
+mod parquet_inputs {
+    use super::*;
+    use pm_core::data::ingest::{DataError, ValidationReport};
+    use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, ParquetWriter, TimeUnit};
+
+    fn times(secs: &[i64]) -> Column {
+        let ms: Vec<i64> = secs.iter().map(|s| s * 1000).collect();
+        Int64Chunked::from_vec("datetime".into(), ms).into_datetime(TimeUnit::Milliseconds, None).into_column()
+    }
+
+    fn parquet(cols: Vec<Column>) -> Bytes {
+        let mut df = DataFrame::new_infer_height(cols).unwrap();
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+        Bytes::from(buf)
+    }
+
+    /// The data set's five tables as Parquet files with the contract's column names, typed as a
+    /// warehouse exports them (timestamps, 64-bit ids and ages, strings).
+    fn tables(ds: &pm_core::data::contract::Dataset) -> Vec<(FileKind, Vec<Column>)> {
+        let c = &ds.contract;
+        let t = &ds.telemetry;
+        let ids = |v: &[u32]| Column::new("machineID".into(), v.iter().map(|&m| i64::from(m)).collect::<Vec<_>>());
+        let mut tel = vec![times(&t.time), ids(&t.machine)];
+        for (s, col) in c.sensors.iter().zip(&t.sensors) {
+            tel.push(Column::new(s.name.as_str().into(), col.clone()));
+        }
+        let mut out = vec![(FileKind::Telemetry, tel)];
+        for kind in [FileKind::Errors, FileKind::Maint, FileKind::Failures] {
+            let ev = ds.events(kind).unwrap();
+            let vocab = c.vocabulary(kind);
+            let labels: Vec<&str> = ev.kind.iter().map(|&k| vocab[usize::from(k)].as_str()).collect();
+            let label = c.columns(kind)[2].clone();
+            out.push((kind, vec![times(&ev.time), ids(&ev.machine), Column::new(label.as_str().into(), labels)]));
+        }
+        let m = &ds.machines;
+        let models: Vec<&str> = m.model.iter().map(|&k| c.models[usize::from(k)].as_str()).collect();
+        let ages: Vec<i64> = m.age.iter().map(|&a| a as i64).collect();
+        out.push((
+            FileKind::Machines,
+            vec![ids(&m.id), Column::new("model".into(), models), Column::new("age".into(), ages)],
+        ));
+        out
+    }
+
+    fn contract() -> Contract {
+        let mut c = Contract::azure_pdm();
+        for kind in FileKind::ALL {
+            c.files.get_mut(kind).path = format!("PdM_{}.parquet", kind.name());
+        }
+        c
+    }
+
+    fn read(
+        tables: &[(FileKind, Vec<Column>)],
+        policy: BadRowPolicy,
+    ) -> anyhow::Result<(pm_core::data::contract::Dataset, ValidationReport)> {
+        let c = contract();
+        let files: Vec<(FileKind, String, Bytes)> =
+            tables.iter().map(|(k, cols)| (*k, c.file_name(*k).to_string(), parquet(cols.clone()))).collect();
+        ingest::validate(&files, &c, &ReadOptions::new(policy))
+    }
+
+    fn err(tables: &[(FileKind, Vec<Column>)]) -> String {
+        let e = read(tables, BadRowPolicy::Fail).unwrap_err();
+        assert!(
+            e.downcast_ref::<DataError>().is_some() || e.downcast_ref::<pm_core::cli::BadInput>().is_some(),
+            "{e:#}"
+        );
+        assert_eq!(pm_core::cli::exit_code_for(&e), pm_core::cli::exit::BAD_INPUT, "{e:#}");
+        e.to_string()
+    }
+
+    /// Replaces column `name` of `kind`'s table.
+    fn with(mut t: Vec<(FileKind, Vec<Column>)>, kind: FileKind, col: Column) -> Vec<(FileKind, Vec<Column>)> {
+        let cols = &mut t.iter_mut().find(|(k, _)| *k == kind).unwrap().1;
+        match cols.iter().position(|c| c.name() == col.name()) {
+            Some(i) => cols[i] = col,
+            None => cols.push(col),
+        }
+        t
+    }
+
+    fn sensor(t: &[(FileKind, Vec<Column>)], name: &str) -> Vec<f64> {
+        let cols = &t[0].1;
+        cols.iter().find(|c| c.name() == name).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect()
+    }
+
+    /// Each of the five inputs as Parquet: the same data set as from the CSV files, and each
+    /// defect found with the same check, numbered by row.
+    #[test]
+    fn parquet_inputs_get_the_same_checks_numbered_by_row() {
+        let ds = generate(&GenConfig { machines: 3, hours: 300, ..GenConfig::azure_default() });
+        let good = tables(&ds);
+        let (from_parquet, rep) = read(&good, BadRowPolicy::Fail).unwrap();
+        // Exactly the generated tables: a Parquet file carries the values at full precision.
+        let got = (&from_parquet.telemetry, &from_parquet.errors, &from_parquet.maint, &from_parquet.failures);
+        let same = got == (&ds.telemetry, &ds.errors, &ds.maint, &ds.failures) && from_parquet.machines == ds.machines;
+        assert!(same, "the tables read from Parquet differ from the generated ones");
+        assert!(rep.files.values().all(|f| f.numbering == pm_core::data::ingest::Numbering::Row));
+
+        // Telemetry: a null is a missing value; a value out of bounds, a NaN, a conflicting and an
+        // exact duplicate reading are the CSV checks', at their rows.
+        let mut volt = sensor(&good, "volt");
+        let null_volt: Vec<Option<f64>> = volt.iter().enumerate().map(|(i, &v)| (i != 6).then_some(v)).collect();
+        let (_, rep) =
+            read(&with(good.clone(), FileKind::Telemetry, Column::new("volt".into(), null_volt)), BadRowPolicy::Fail)
+                .unwrap();
+        assert_eq!(rep.files["telemetry"].columns["volt"].missing, 1);
+        volt[4] = 1e308;
+        let t = with(good.clone(), FileKind::Telemetry, Column::new("volt".into(), volt.clone()));
+        assert_eq!(
+            err(&t),
+            "PdM_telemetry.parquet: row 5, column 3 'volt': volt = 1e308 is outside its physical bounds [0, 1000] V (data contract)"
+        );
+        let (_, rep) = read(&t, BadRowPolicy::Drop).unwrap();
+        let d = &rep.dropped_rows[0];
+        assert_eq!(
+            (d.line, d.numbering, d.file.as_str()),
+            (5, pm_core::data::ingest::Numbering::Row, "PdM_telemetry.parquet")
+        );
+        assert!(d.raw.contains(",1e308,"), "{d:?}");
+        assert!(serde_json::to_string(&rep).unwrap().contains(r#""numbering":"row""#));
+        volt[4] = f64::NAN;
+        let t = with(good.clone(), FileKind::Telemetry, Column::new("volt".into(), volt));
+        assert!(err(&t).starts_with("PdM_telemetry.parquet: row 5, column 3 'volt': "), "{}", err(&t));
+        let mut secs = ds.telemetry.time.clone();
+        secs[2] = secs[1];
+        let dup = with(good.clone(), FileKind::Telemetry, times(&secs));
+        assert_eq!(
+            err(&dup),
+            format!(
+                "PdM_telemetry.parquet: row 3, column 1 'datetime': conflicting reading for machine 1 at {}: row 2 has other values",
+                pm_core::data::time::Timestamp(secs[1])
+            )
+        );
+        let mut fractional = ds.telemetry.time.iter().map(|s| s * 1000).collect::<Vec<i64>>();
+        fractional[7] += 500;
+        let c = Int64Chunked::from_vec("datetime".into(), fractional)
+            .into_datetime(TimeUnit::Milliseconds, None)
+            .into_column();
+        let e = err(&with(good.clone(), FileKind::Telemetry, c));
+        assert!(e.starts_with("PdM_telemetry.parquet: row 8, column 1 'datetime': invalid datetime \""), "{e}");
+        assert!(e.contains(":00.500\""), "{e}");
+
+        // An extra column is ignored and listed; a missing one refuses the file, without a row.
+        let (_, rep) = read(
+            &with(good.clone(), FileKind::Maint, Column::new("site".into(), vec!["a"; ds.maint.len()])),
+            BadRowPolicy::Fail,
+        )
+        .unwrap();
+        assert_eq!(rep.files["maint"].ignored_columns, ["site"]);
+        let mut no_comp = good.clone();
+        no_comp[2].1.truncate(2);
+        assert_eq!(err(&no_comp), "PdM_maint.parquet: missing column 'comp'; expected datetime, machineID, comp");
+
+        // Events: a label outside the vocabulary; machines: a null age and a machine twice.
+        let mut labels: Vec<String> =
+            ds.errors.kind.iter().map(|&k| ds.contract.error_types[usize::from(k)].clone()).collect();
+        labels[1] = "error9".into();
+        let e = err(&with(good.clone(), FileKind::Errors, Column::new("errorID".into(), labels)));
+        assert!(e.starts_with("PdM_errors.parquet: row 2, column 3 'errorID': "), "{e}");
+        let ages: Vec<Option<i64>> = (0..ds.machines.len()).map(|i| (i != 1).then_some(10)).collect();
+        let e = err(&with(good.clone(), FileKind::Machines, Column::new("age".into(), ages)));
+        assert_eq!(e, "PdM_machines.parquet: row 2, column 3 'age': missing value");
+        let (ids, models, ages) =
+            (vec![1i64, 2, 3, 1], vec!["model1", "model2", "model3", "model4"], vec![1i64, 2, 3, 4]);
+        let twice = vec![
+            Column::new("machineID".into(), ids),
+            Column::new("model".into(), models),
+            Column::new("age".into(), ages),
+        ];
+        let mut t = good.clone();
+        t[4].1 = twice;
+        assert_eq!(
+            err(&t),
+            "PdM_machines.parquet: row 4, column 1 'machineID': machine 1 is already defined on row 1, differently"
+        );
+
+        // Not Parquet, or a column type the checks cannot read: bad input, named.
+        let c = contract();
+        let mut files: Vec<(FileKind, String, Bytes)> =
+            good.iter().map(|(k, cols)| (*k, c.file_name(*k).to_string(), parquet(cols.clone()))).collect();
+        files[3].2 = Bytes::from_static(b"datetime,machineID,failure\n");
+        let e = ingest::validate(&files, &c, &ReadOptions::new(BadRowPolicy::Fail)).unwrap_err();
+        assert_eq!(pm_core::cli::exit_code_for(&e), pm_core::cli::exit::BAD_INPUT);
+        assert!(e.to_string().starts_with("PdM_failures.parquet: not a readable Parquet file"), "{e:#}");
+        let blob = Column::new("blob".into(), vec![b"ab".as_slice(); ds.failures.len()]);
+        let e = err(&with(good, FileKind::Failures, blob));
+        assert_eq!(
+            e,
+            "PdM_failures.parquet: column 'blob' has type binary; expected integers, floats, strings, booleans or timestamps"
+        );
+    }
 }

@@ -378,6 +378,7 @@ mod tests {
         let data = crate::data::ingest::DataError {
             file: "PdM_telemetry.csv".into(),
             line: Some(3),
+            numbering: Default::default(),
             column: None,
             message: "bad".into(),
         };

@@ -64,10 +64,8 @@ impl Files {
     }
 
     fn read_full(&self, contract: &Contract, opts: &ReadOptions) -> Result<(Dataset, ValidationReport), DataError> {
-        let files: Vec<InputFile<'_>> = FileKind::ALL
-            .iter()
-            .map(|&k| InputFile { kind: k, name: k.file_name(), data: &self.texts[k as usize] })
-            .collect();
+        let files: Vec<InputFile<'_>> =
+            FileKind::ALL.iter().map(|&k| InputFile::csv(k, k.file_name(), &self.texts[k as usize])).collect();
         read_dataset(&files, contract, opts)
     }
 }
@@ -622,8 +620,7 @@ fn c30_text_after_closing_quote() {
 
 #[test]
 fn c31_missing_file() {
-    let files: Vec<InputFile<'_>> =
-        vec![InputFile { kind: FileKind::Machines, name: "m.csv", data: MACHINES.as_bytes() }];
+    let files: Vec<InputFile<'_>> = vec![InputFile::csv(FileKind::Machines, "m.csv", MACHINES.as_bytes())];
     let err = read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap_err();
     assert_eq!(err.to_string(), "PdM_telemetry.csv: file not provided");
 }

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let files: Vec<InputFile<'_>> = FileKind::ALL
         .iter()
         .enumerate()
-        .map(|(i, &k)| InputFile { kind: k, name: &names[i], data: if k == kind { body } else { HEADERS[i] } })
+        .map(|(i, &k)| InputFile::csv(k, &names[i], if k == kind { body } else { HEADERS[i] }))
         .collect();
     if let Err(e) = read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(policy)) {
         assert!(e.to_string().starts_with(kind.file_name()) || names.iter().any(|n| e.to_string().starts_with(n.as_str())));

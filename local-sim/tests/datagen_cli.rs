@@ -109,8 +109,7 @@ fn read_dir(dir: &std::path::Path) -> (pm_core::data::contract::Dataset, pm_core
     use pm_core::data::ingest::{BadRowPolicy, InputFile, ReadOptions, read_dataset};
     let files: Vec<(FileKind, Vec<u8>)> =
         FileKind::ALL.iter().map(|&k| (k, std::fs::read(dir.join(k.file_name())).unwrap())).collect();
-    let inputs: Vec<InputFile<'_>> =
-        files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
+    let inputs: Vec<InputFile<'_>> = files.iter().map(|(k, b)| InputFile::csv(*k, k.file_name(), b)).collect();
     read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap()
 }
 
@@ -173,8 +172,7 @@ fn a_contract_gives_a_fleet_in_its_shape() {
         header,
         "\"timestamp\",\"unit_id\",\"discharge_pressure\",\"discharge_temp\",\"motor_current\",\"oil_pressure\",\"vibration_rms\",\"ambient_temp\""
     );
-    let files: Vec<InputFile<'_>> =
-        texts.iter().map(|(k, b)| InputFile { kind: *k, name: contract.file_name(*k), data: b }).collect();
+    let files: Vec<InputFile<'_>> = texts.iter().map(|(k, b)| InputFile::csv(*k, contract.file_name(*k), b)).collect();
     let (ds, rep) = read_dataset(&files, &contract, &ReadOptions::new(BadRowPolicy::Fail)).unwrap();
     assert_eq!(ds.telemetry.len(), 3 * 200 * 6, "200 hours of 10-minute readings for 3 machines");
     assert_eq!((rep.gaps.cadence_secs, rep.gaps.gaps), (600, 0));

@@ -28,8 +28,7 @@ fn real_files() -> Vec<(FileKind, Vec<u8>)> {
 }
 
 fn read(files: &[(FileKind, Vec<u8>)]) -> (pm_core::data::contract::Dataset, pm_core::data::ingest::ValidationReport) {
-    let inputs: Vec<InputFile<'_>> =
-        files.iter().map(|(k, b)| InputFile { kind: *k, name: k.file_name(), data: b }).collect();
+    let inputs: Vec<InputFile<'_>> = files.iter().map(|(k, b)| InputFile::csv(*k, k.file_name(), b)).collect();
     read_dataset(&inputs, &Contract::azure_pdm(), &ReadOptions::new(BadRowPolicy::Fail)).unwrap()
 }
 

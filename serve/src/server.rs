@@ -188,6 +188,10 @@ pub async fn prime(state: &AppState, url: &str) -> Result<()> {
     let mut files = Vec::new();
     for kind in FileKind::ALL {
         let name = contract.file_name(kind);
+        // pm-serve links no Parquet reader: prime it from CSV files (or from the pipeline's data).
+        if contract.files.get(kind).format() == pm_core::data::contract::FileFormat::Parquet {
+            anyhow::bail!("--prime-from reads CSV files; the contract's {} file {name} is Parquet", kind.name());
+        }
         let bytes = store.get(name).await.with_context(|| format!("reading {}", store.url_of(name)))?;
         files.push((kind, store.url_of(name), bytes));
     }
@@ -197,7 +201,7 @@ pub async fn prime(state: &AppState, url: &str) -> Result<()> {
     let started = std::time::Instant::now();
     let (applied, n) = tokio::task::spawn_blocking(move || -> Result<_> {
         let inputs: Vec<InputFile<'_>> =
-            files.iter().map(|(kind, name, bytes)| InputFile { kind: *kind, name, data: bytes }).collect();
+            files.iter().map(|(kind, name, bytes)| InputFile::csv(*kind, name, bytes)).collect();
         let (ds, _) = read_dataset(&inputs, &contract, &ReadOptions::new(BadRowPolicy::Fail))?;
         let batch = latest_history(&ds, keep_hours);
         let n = batch.len();

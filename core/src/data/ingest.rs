@@ -63,12 +63,37 @@ impl std::str::FromStr for MissingPolicy {
     }
 }
 
+/// How a file's records are numbered in errors and the report: CSV lines (the header is line 1),
+/// or the rows of a table (a Parquet file: the first data row is row 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Numbering {
+    #[default]
+    Line,
+    Row,
+}
+
+impl Numbering {
+    pub fn word(self) -> &'static str {
+        match self {
+            Numbering::Line => "line",
+            Numbering::Row => "row",
+        }
+    }
+
+    pub fn is_line(&self) -> bool {
+        *self == Numbering::Line
+    }
+}
+
 /// A contract violation, located as precisely as possible.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct DataError {
     /// The file as the user named it (path or URL).
     pub file: String,
+    /// The line (or, for a table, the row) of the problem.
     pub line: Option<u64>,
+    pub numbering: Numbering,
     /// 1-based index and name of the column.
     pub column: Option<(usize, String)>,
     pub message: String,
@@ -78,7 +103,7 @@ impl std::fmt::Display for DataError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
-            write!(f, ": line {line}")?;
+            write!(f, ": {} {line}", self.numbering.word())?;
         }
         if let Some((idx, name)) = &self.column {
             write!(f, ", column {idx} '{name}'")?;
@@ -87,12 +112,22 @@ impl std::fmt::Display for DataError {
     }
 }
 
-/// One input file: its kind, a display name for messages, and its bytes.
+/// One input file: its kind, a display name for messages, and its bytes as CSV text. A table
+/// read from another format (Parquet) is given as CSV text with [`Numbering::Row`]: its header is
+/// line 0, so that the text's line numbers are the table's row numbers.
 #[derive(Clone, Copy, Debug)]
 pub struct InputFile<'a> {
     pub kind: FileKind,
     pub name: &'a str,
     pub data: &'a [u8],
+    pub numbering: Numbering,
+}
+
+impl<'a> InputFile<'a> {
+    /// A CSV file.
+    pub fn csv(kind: FileKind, name: &'a str, data: &'a [u8]) -> Self {
+        InputFile { kind, name, data, numbering: Numbering::Line }
+    }
 }
 
 /// Options of a read.
@@ -116,7 +151,10 @@ impl ReadOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DroppedRow {
     pub file: String,
+    /// The line, or for a table the row (`numbering: row`).
     pub line: u64,
+    #[serde(default, skip_serializing_if = "Numbering::is_line")]
+    pub numbering: Numbering,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub column: Option<String>,
     pub reason: String,
@@ -171,6 +209,9 @@ impl ColumnStats {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct FileReport {
     pub name: String,
+    /// `row` for a table (Parquet): every line number of this file's entries is a row number.
+    #[serde(default, skip_serializing_if = "Numbering::is_line")]
+    pub numbering: Numbering,
     pub rows_read: u64,
     pub rows_kept: u64,
     pub rows_dropped: u64,
@@ -369,6 +410,7 @@ pub fn read_dataset(
         files.iter().find(|f| f.kind == kind).ok_or_else(|| DataError {
             file: contract.file_name(kind).to_string(),
             line: None,
+            numbering: Numbering::Line,
             column: None,
             message: "file not provided".to_string(),
         })
@@ -449,6 +491,7 @@ fn bad_row(
         BadRowPolicy::Fail => Err(DataError {
             file: file.name.to_string(),
             line: Some(at.line),
+            numbering: file.numbering,
             column: column.map(|(i, n)| (i, n.to_string())),
             message,
         }),
@@ -456,6 +499,7 @@ fn bad_row(
             dropped.push(DroppedRow {
                 file: file.name.to_string(),
                 line: at.line,
+                numbering: file.numbering,
                 column: column.map(|(_, n)| n.to_string()),
                 reason: message,
                 raw: String::from_utf8_lossy(csv::line_at(file.data, at.start)).into_owned(),
@@ -476,6 +520,7 @@ struct Header {
     raw_fields: Vec<String>,
     /// Line of the header.
     line: u64,
+    numbering: Numbering,
     /// Columns the contract does not name, as the header spells them (`#k` for an unnamed one):
     /// read past, listed in the report.
     ignored: Vec<String>,
@@ -489,7 +534,18 @@ impl Header {
 }
 
 fn file_error(file: &InputFile<'_>, line: Option<u64>, message: String) -> DataError {
-    DataError { file: file.name.to_string(), line, column: None, message }
+    DataError {
+        file: file.name.to_string(),
+        line: shown_line(file, line),
+        numbering: file.numbering,
+        column: None,
+        message,
+    }
+}
+
+/// A line to show in a message: a table's header (line 0) has no row number.
+fn shown_line(file: &InputFile<'_>, line: Option<u64>) -> Option<u64> {
+    line.filter(|&l| !(file.numbering == Numbering::Row && l == 0))
 }
 
 fn read_header<'a>(
@@ -504,7 +560,8 @@ fn read_header<'a>(
         Some(Err(e)) => {
             return Err(DataError {
                 file: file.name.to_string(),
-                line: Some(e.line),
+                line: shown_line(file, Some(e.line)),
+                numbering: file.numbering,
                 column: Some((e.column, format!("#{}", e.column))),
                 message: e.message,
             });
@@ -518,7 +575,10 @@ fn read_header<'a>(
         return Err(file_error(
             file,
             Some(rec.line),
-            format!("line {} is not a header; expected the columns {expected_list}", rec.line),
+            match file.numbering {
+                Numbering::Line => format!("line {} is not a header; expected the columns {expected_list}", rec.line),
+                Numbering::Row => format!("the table has none of the contract's columns; expected {expected_list}"),
+            },
         ));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -526,7 +586,8 @@ fn read_header<'a>(
         if let Some(first) = seen.insert(lower(g), i) {
             return Err(DataError {
                 file: file.name.to_string(),
-                line: Some(rec.line),
+                line: shown_line(file, Some(rec.line)),
+                numbering: file.numbering,
                 column: Some((i + 1, g.clone())),
                 message: format!("column name repeated (first at column {})", first + 1),
             });
@@ -539,7 +600,8 @@ fn read_header<'a>(
             if opts.strict_columns {
                 return Err(DataError {
                     file: file.name.to_string(),
-                    line: Some(rec.line),
+                    line: shown_line(file, Some(rec.line)),
+                    numbering: file.numbering,
                     column: Some((i + 1, shown)),
                     message: format!("unexpected column; expected exactly {expected_list} (--strict-columns)"),
                 });
@@ -560,7 +622,15 @@ fn read_header<'a>(
             }
         }
     }
-    Ok(Header { positions, names: expected, n_fields: got.len(), raw_fields: got, line: rec.line, ignored })
+    Ok(Header {
+        positions,
+        names: expected,
+        n_fields: got.len(),
+        raw_fields: got,
+        line: rec.line,
+        numbering: file.numbering,
+        ignored,
+    })
 }
 
 /// Name of the field at 1-based file position `column`, as the header spells it.
@@ -569,6 +639,10 @@ fn field_name(header: &Header, column: usize) -> String {
 }
 
 fn open<'a>(file: &InputFile<'a>) -> Result<Tokenizer<'a>, DataError> {
+    if file.numbering == Numbering::Row {
+        // A table's text: its header is line 0, its first row line 1.
+        return Ok(Tokenizer::at_line(file.data, 0));
+    }
     Tokenizer::new(file.data).map_err(|e| match e {
         EncodingError::Utf16 => file_error(file, None, "the file is UTF-16 encoded; save it as UTF-8".to_string()),
     })
@@ -600,8 +674,12 @@ fn parse_time(v: &[u8], only: Option<DatetimeForm>) -> CellResult<i64> {
     Ok(t.0)
 }
 
-/// The one datetime form `contract` accepts, if it does not accept every form.
-fn only_form(contract: &Contract) -> Option<DatetimeForm> {
+/// The one datetime form `contract` accepts in `file`, if it does not accept every form (the forms
+/// are CSV's: a table's datetimes, typed or text, may take either).
+fn only_form(contract: &Contract, file: &InputFile<'_>) -> Option<DatetimeForm> {
+    if file.numbering == Numbering::Row {
+        return None;
+    }
     match contract.datetime_forms.as_slice() {
         [] => None,
         [first, rest @ ..] if rest.iter().all(|f| f == first) => Some(*first),
@@ -658,7 +736,10 @@ fn is_repeated_header(fields: &[Cow<'_, [u8]>], header: &Header) -> bool {
 /// Checks the field count and recognises repeated headers; returns the row problem if any.
 fn shape_problem(fields: &[Cow<'_, [u8]>], header: &Header) -> Option<String> {
     if is_repeated_header(fields, header) {
-        return Some(format!("repeated header row (the header is on line {})", header.line));
+        return Some(match header.numbering {
+            Numbering::Line => format!("repeated header row (the header is on line {})", header.line),
+            Numbering::Row => "the row repeats the column names".to_string(),
+        });
     }
     if fields.len() != header.n_fields {
         return Some(format!("expected {} fields, found {}", header.n_fields, fields.len()));
@@ -704,7 +785,8 @@ fn read_machines(
                 continue;
             }
             report.conflicting_duplicate_rows += 1;
-            let msg = format!("machine {id} is already defined on line {}, differently", rows[p].line);
+            let msg =
+                format!("machine {id} is already defined on {} {}, differently", file.numbering.word(), rows[p].line);
             bad_row(policy, dropped, file, rows[i], Some((id_col.0, &id_col.1)), msg)?;
             continue;
         }
@@ -767,8 +849,12 @@ fn parse_machines(
     let id_col = (header.col(0).0, header.col(0).1.to_string());
     let mut out = Machines::default();
     let mut rows = Vec::new();
-    let mut report =
-        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
+    let mut report = FileReport {
+        name: file.name.to_string(),
+        numbering: file.numbering,
+        ignored_columns: header.ignored.clone(),
+        ..Default::default()
+    };
     let mut age_missing = 0;
     let mut age_out_of_bounds = 0;
     let mut fields = Vec::new();
@@ -845,7 +931,7 @@ fn parse_telemetry_chunk(
     opts: &ReadOptions,
 ) -> TelemetryChunk {
     let policy = opts.policy;
-    let only = only_form(contract);
+    let only = only_form(contract, file);
     let n_sensors = header.names.len() - 2;
     let mut out = TelemetryChunk {
         table: Telemetry::with_sensors(n_sensors),
@@ -958,7 +1044,8 @@ fn read_telemetry(
     // The rest of the file, from the first line after the header.
     let body_start = {
         let mut pos = if file.data.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
-        for _ in 1..tok.next_line() {
+        let first_line = if file.numbering == Numbering::Row { 0 } else { 1 };
+        for _ in first_line..tok.next_line() {
             pos = file.data[pos..].iter().position(|&b| b == b'\n').map_or(file.data.len(), |k| pos + k + 1);
         }
         pos
@@ -983,8 +1070,12 @@ fn read_telemetry(
         })
         .collect();
 
-    let mut report =
-        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
+    let mut report = FileReport {
+        name: file.name.to_string(),
+        numbering: file.numbering,
+        ignored_columns: header.ignored.clone(),
+        ..Default::default()
+    };
     let n_sensors = contract.sensors.len();
     let total: usize = parts.iter().map(|p| p.table.len()).sum();
     let mut tel = Telemetry::with_sensors(n_sensors);
@@ -1060,8 +1151,9 @@ fn read_telemetry(
                 rows[i],
                 Some(header.col(0)),
                 format!(
-                    "conflicting reading for machine {m} at {}: line {} has other values",
+                    "conflicting reading for machine {m} at {}: {} {} has other values",
                     Timestamp(t),
+                    file.numbering.word(),
                     rows[p].line
                 ),
             )?;
@@ -1124,13 +1216,17 @@ fn read_events(
     let mut tok = open(file)?;
     let header = read_header(file, &mut tok, contract.columns(kind), opts)?;
     let vocab = contract.vocabulary(kind);
-    let only = only_form(contract);
+    let only = only_form(contract, file);
     let what = match kind {
         FileKind::Errors => "error id",
         _ => "component",
     };
-    let mut report =
-        FileReport { name: file.name.to_string(), ignored_columns: header.ignored.clone(), ..Default::default() };
+    let mut report = FileReport {
+        name: file.name.to_string(),
+        numbering: file.numbering,
+        ignored_columns: header.ignored.clone(),
+        ..Default::default()
+    };
     let mut ev = Events::default();
     let mut rows = Vec::new();
     let mut fields = Vec::new();
