@@ -13,7 +13,9 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import pandas" 2>/d
   "$VENV/bin/pip" install -q --disable-pip-version-check "pandas==$PANDAS_VERSION"
 fi
 
-cargo build --locked -q --bin pm-datagen --bin pm-ingest --bin pm-features
+# The messy line runs the training pipeline too: the orchestrator and every step.
+cargo build --locked -q --bin pm-datagen --bin pm-ingest --bin pm-features --bin pm-train --bin pm-evaluate \
+  --bin pm-deploy --bin pm-orchestrator
 WORK="$(mktemp -d)"
 on_exit 'rm -rf "$WORK"'
 ./target/debug/pm-datagen --output-uri "$WORK/raw" >/dev/null 2>&1
