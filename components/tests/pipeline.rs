@@ -45,11 +45,15 @@ async fn run_training(dir: &Path, root: &Store, params: &[(&str, Value)]) -> Run
         ("train_spec".to_string(), json!("{model: gbdt, gbdt: {max_rounds: 40}}")),
     ]);
     all.extend(params.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let opts = LocalOptions {
+    pm_orchestrator::local::run(p, local_options(dir, root, all), &text).await.unwrap()
+}
+
+fn local_options(dir: &Path, root: &Store, params: BTreeMap<String, Value>) -> LocalOptions {
+    LocalOptions {
         root: root.clone(),
         bin_dir: bin_dir(),
         parallelism: 2,
-        params: all,
+        params,
         resume: None,
         use_cache: true,
         work_dir: dir.join("work"),
@@ -57,8 +61,7 @@ async fn run_training(dir: &Path, root: &Store, params: &[(&str, Value)]) -> Run
         env: BTreeMap::new(),
         show_progress: false,
         runner: Default::default(),
-    };
-    pm_orchestrator::local::run(p, opts, &text).await.unwrap()
+    }
 }
 
 /// The gate parameters reach pm-evaluate: gates the candidate cannot meet stop its promotion,
@@ -145,7 +148,8 @@ async fn bad_input_fails_once_with_its_exit_code() {
 /// components, 10-minute readings, its own file and column names) runs through the whole
 /// pipeline and pm-serve. The registry already holds an Azure-contract champion: evaluation says
 /// it is not comparable instead of scoring it on data it was not made for, and the new model is
-/// promoted over it. pm-serve then validates readings against the new contract.
+/// promoted over it. The monitoring pipeline reads a batch under the contract, and pm-serve
+/// validates readings against it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_fleets_contract_runs_through_the_pipeline_and_pm_serve() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,6 +190,21 @@ async fn another_fleets_contract_runs_through_the_pipeline_and_pm_serve() {
     assert_eq!(r.steps["deploy"].status, StepStatus::Succeeded, "{:?}", e.reasons);
     let registry = Registry::new(&root.join("registry"), "pm-failure");
     assert_eq!(registry.state().await.unwrap().active.as_deref(), Some("v2"));
+
+    // Monitoring: the fleet's batch under its contract, against the promoted model's baseline.
+    let (p, text) = pipeline("monitoring.yaml");
+    let params = BTreeMap::from([
+        ("batch_uri".to_string(), json!(root.url_of("fleet-raw"))),
+        ("data_uri".to_string(), json!(root.url_of("fleet-raw"))),
+        ("registry_uri".to_string(), json!(root.url_of("registry"))),
+        ("pipeline_root".to_string(), json!(root.url())),
+        ("contract".to_string(), json!(contract_path.to_str().unwrap())),
+        ("min_drifted_features".to_string(), json!(100_000)),
+    ]);
+    let m = pm_orchestrator::local::run(p, local_options(dir.path(), &root, params), &text).await.unwrap();
+    assert_eq!(m.status, "succeeded", "{m:#?}");
+    assert_eq!(m.steps["monitor"].outputs["drifted"].value, Some(json!(false)), "{:?}", m.steps["monitor"]);
+    assert_eq!(m.steps["retrain"].status, StepStatus::Skipped);
 
     // pm-serve: the promoted model, primed from the fleet's own files.
     let serve = bin_dir().join("pm-serve");
