@@ -754,3 +754,44 @@ fn c37_the_contracts_datetime_forms_and_cadence() {
     assert_eq!(rep.gaps.cadence_secs, 600);
     assert_eq!((rep.gaps.gaps, rep.gaps.missing_readings, rep.gaps.off_cadence_steps), (1, 2, 1));
 }
+
+/// A table's text (how pm-ingest gives a Parquet file: its header is line 0): every message and
+/// report entry numbers its rows, not its lines.
+#[test]
+fn c38_a_tables_rows_are_numbered_as_rows() {
+    use pm_core::data::ingest::Numbering;
+    let texts = [TELEMETRY, ERRORS, MAINT, FAILURES, MACHINES].map(|s| s.as_bytes().to_vec());
+    let read = |texts: &[Vec<u8>; 5], policy| {
+        let files: Vec<InputFile<'_>> = FileKind::ALL
+            .iter()
+            .map(|&k| InputFile { kind: k, name: k.file_name(), data: &texts[k as usize], numbering: Numbering::Row })
+            .collect();
+        read_dataset(&files, &Contract::azure_pdm(), &ReadOptions::new(policy))
+    };
+    let (ds, rep) = read(&texts, BadRowPolicy::Fail).unwrap();
+    assert_eq!(ds.telemetry.len(), 5);
+    assert!(rep.files.values().all(|f| f.numbering == Numbering::Row));
+    let mut bad = texts.clone();
+    bad[FileKind::Telemetry as usize] = telemetry_with(3, "2015-01-01 06:00:00,1,1,2,3,4").into_bytes();
+    let err = read(&bad, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "PdM_telemetry.csv: row 2, column 1 'datetime': conflicting reading for machine 1 at 2015-01-01 06:00:00: row 1 has other values"
+    );
+    let (_, rep) = read(&bad, BadRowPolicy::Drop).unwrap();
+    assert_eq!((rep.dropped_rows[0].line, rep.dropped_rows[0].numbering), (2, Numbering::Row));
+    let mut no_col = texts.clone();
+    no_col[FileKind::Maint as usize] = b"datetime,machineID\n2015-01-01 06:00:00,1\n".to_vec();
+    let err = read(&no_col, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert_eq!(
+        err, "PdM_maint.csv: missing column 'comp'; expected datetime, machineID, comp",
+        "no row for the header"
+    );
+    let mut twice = texts.clone();
+    twice[FileKind::Machines as usize] = b"machineID,model,age\n1,model3,18\n2,model4,7\n1,model1,3\n".to_vec();
+    let err = read(&twice, BadRowPolicy::Fail).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "PdM_machines.csv: row 3, column 1 'machineID': machine 1 is already defined on row 1, differently"
+    );
+}
