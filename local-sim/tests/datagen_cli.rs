@@ -180,6 +180,16 @@ fn a_contract_gives_a_fleet_in_its_shape() {
     for (s, sensor) in contract.sensors.iter().enumerate() {
         assert!(ds.telemetry.sensors[s].iter().all(|&x| sensor.admits(x)), "{} within its bounds", sensor.name);
     }
+    let parquet = dir.path().join("parquet.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("path: units.csv", "path: units.parquet");
+    std::fs::write(&parquet, text).unwrap();
+    let out = datagen(&dir.path().join("p"), &["--contract", parquet.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pm-datagen writes CSV files; the contract's machines file units.parquet is Parquet"),
+        "{err}"
+    );
     let out = datagen(dir.path(), &["--contract", "/no/such/contract.yaml"]);
     assert_eq!(out.status.code(), Some(i32::from(pm_core::cli::exit::BAD_INPUT)));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/contract.yaml"));

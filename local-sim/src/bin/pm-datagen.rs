@@ -93,6 +93,17 @@ async fn run(args: Args) -> Result<()> {
         !(args.stats && contract.is_some()),
         "--stats compares with the Azure data set's published facts: it does not apply to --contract"
     );
+    if let Some(c) = &contract
+        && let Some(kind) =
+            FileKind::ALL.into_iter().find(|&k| c.files.get(k).format() == pm_core::data::contract::FileFormat::Parquet)
+    {
+        let why = anyhow::anyhow!(
+            "pm-datagen writes CSV files; the contract's {} file {} is Parquet (name it .csv to generate it)",
+            kind.name(),
+            c.file_name(kind)
+        );
+        return Err(pm_core::cli::BadInput(why).into());
+    }
     let default_form = contract.as_ref().and_then(|c| c.datetime_forms.first()).map_or("iso", |f| f.name());
     let us = match args.datetime_format.as_deref().unwrap_or(default_form) {
         "iso" => false,
