@@ -162,40 +162,16 @@ impl FileSpec {
 
 /// The five files of a data set. Each defaults to the Azure distribution's name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Files {
-    #[serde(default = "Files::telemetry")]
     pub telemetry: FileSpec,
-    #[serde(default = "Files::errors")]
     pub errors: FileSpec,
-    #[serde(default = "Files::maint")]
     pub maint: FileSpec,
-    #[serde(default = "Files::failures")]
     pub failures: FileSpec,
-    #[serde(default = "Files::machines")]
     pub machines: FileSpec,
 }
 
 impl Files {
-    fn azure(kind: FileKind) -> FileSpec {
-        FileSpec { path: kind.file_name().to_string(), format: None }
-    }
-    fn telemetry() -> FileSpec {
-        Self::azure(FileKind::Telemetry)
-    }
-    fn errors() -> FileSpec {
-        Self::azure(FileKind::Errors)
-    }
-    fn maint() -> FileSpec {
-        Self::azure(FileKind::Maint)
-    }
-    fn failures() -> FileSpec {
-        Self::azure(FileKind::Failures)
-    }
-    fn machines() -> FileSpec {
-        Self::azure(FileKind::Machines)
-    }
-
     pub fn get(&self, kind: FileKind) -> &FileSpec {
         match kind {
             FileKind::Telemetry => &self.telemetry,
@@ -219,12 +195,13 @@ impl Files {
 
 impl Default for Files {
     fn default() -> Self {
+        let azure = |kind: FileKind| FileSpec { path: kind.file_name().to_string(), format: None };
         Files {
-            telemetry: Files::telemetry(),
-            errors: Files::errors(),
-            maint: Files::maint(),
-            failures: Files::failures(),
-            machines: Files::machines(),
+            telemetry: azure(FileKind::Telemetry),
+            errors: azure(FileKind::Errors),
+            maint: azure(FileKind::Maint),
+            failures: azure(FileKind::Failures),
+            machines: azure(FileKind::Machines),
         }
     }
 }
