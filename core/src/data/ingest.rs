@@ -246,6 +246,18 @@ pub struct FileReport {
     pub last_time: Option<String>,
 }
 
+impl FileReport {
+    /// The report of a file whose header has been read, before its rows.
+    fn of(file: &InputFile<'_>, header: &Header) -> Self {
+        FileReport {
+            name: file.name.to_string(),
+            numbering: file.numbering,
+            ignored_columns: header.ignored.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// How many exact duplicates a file report lists by line.
 pub const DUPLICATE_EXAMPLES: usize = 10;
 
@@ -341,7 +353,7 @@ pub struct MissingRun {
 }
 
 /// Counts the missing values of a sorted telemetry table, per machine, and finds the longest run.
-fn missing_report(tel: &Telemetry, contract: &Contract, cadence: i64) -> MissingReport {
+fn missing_report(tel: &Telemetry, contract: &Contract) -> MissingReport {
     let mut rep = MissingReport::default();
     if tel.sensors.iter().all(|c| !c.iter().any(|v| v.is_nan())) {
         return rep;
@@ -377,7 +389,7 @@ fn missing_report(tel: &Telemetry, contract: &Contract, cadence: i64) -> Missing
         first: Timestamp(tel.time[a]).to_string(),
         last: Timestamp(tel.time[b]).to_string(),
         readings,
-        hours: (tel.time[b] - tel.time[a] + cadence) as f64 / HOUR as f64,
+        hours: (tel.time[b] - tel.time[a] + contract.cadence_secs()) as f64 / HOUR as f64,
     });
     rep
 }
@@ -440,7 +452,7 @@ pub fn read_dataset(
     let errors = tables.pop().unwrap_or_default();
 
     let gaps = gap_report(&telemetry, contract.cadence_secs());
-    let missing_values = missing_report(&telemetry, contract, contract.cadence_secs());
+    let missing_values = missing_report(&telemetry, contract);
     dropped.sort_by(|a, b| (a.file.as_str(), a.line).cmp(&(b.file.as_str(), b.line)));
     let report = ValidationReport {
         schema_version: VALIDATION_REPORT_VERSION,
@@ -488,13 +500,7 @@ fn bad_row(
     message: String,
 ) -> Result<(), DataError> {
     match policy {
-        BadRowPolicy::Fail => Err(DataError {
-            file: file.name.to_string(),
-            line: Some(at.line),
-            numbering: file.numbering,
-            column: column.map(|(i, n)| (i, n.to_string())),
-            message,
-        }),
+        BadRowPolicy::Fail => Err(located_error(file, Some(at.line), column.map(|(i, n)| (i, n.to_string())), message)),
         BadRowPolicy::Drop => {
             dropped.push(DroppedRow {
                 file: file.name.to_string(),
@@ -534,13 +540,17 @@ impl Header {
 }
 
 fn file_error(file: &InputFile<'_>, line: Option<u64>, message: String) -> DataError {
-    DataError {
-        file: file.name.to_string(),
-        line: shown_line(file, line),
-        numbering: file.numbering,
-        column: None,
-        message,
-    }
+    located_error(file, line, None, message)
+}
+
+/// An error in `file`, at `line` (shown as the file numbers its records) and `column`.
+fn located_error(
+    file: &InputFile<'_>,
+    line: Option<u64>,
+    column: Option<(usize, String)>,
+    message: String,
+) -> DataError {
+    DataError { file: file.name.to_string(), line: shown_line(file, line), numbering: file.numbering, column, message }
 }
 
 /// A line to show in a message: a table's header (line 0) has no row number.
@@ -558,13 +568,7 @@ fn read_header<'a>(
     let rec = match tok.next_record(&mut fields) {
         None => return Err(file_error(file, None, "the file is empty".to_string())),
         Some(Err(e)) => {
-            return Err(DataError {
-                file: file.name.to_string(),
-                line: shown_line(file, Some(e.line)),
-                numbering: file.numbering,
-                column: Some((e.column, format!("#{}", e.column))),
-                message: e.message,
-            });
+            return Err(located_error(file, Some(e.line), Some((e.column, format!("#{}", e.column))), e.message));
         }
         Some(Ok(r)) => r,
     };
@@ -584,13 +588,8 @@ fn read_header<'a>(
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, g) in got.iter().enumerate() {
         if let Some(first) = seen.insert(lower(g), i) {
-            return Err(DataError {
-                file: file.name.to_string(),
-                line: shown_line(file, Some(rec.line)),
-                numbering: file.numbering,
-                column: Some((i + 1, g.clone())),
-                message: format!("column name repeated (first at column {})", first + 1),
-            });
+            let message = format!("column name repeated (first at column {})", first + 1);
+            return Err(located_error(file, Some(rec.line), Some((i + 1, g.clone())), message));
         }
     }
     let mut ignored = Vec::new();
@@ -598,13 +597,8 @@ fn read_header<'a>(
         if !expected.iter().any(|e| lower(e) == lower(g)) {
             let shown = if g.is_empty() { format!("#{}", i + 1) } else { g.clone() };
             if opts.strict_columns {
-                return Err(DataError {
-                    file: file.name.to_string(),
-                    line: shown_line(file, Some(rec.line)),
-                    numbering: file.numbering,
-                    column: Some((i + 1, shown)),
-                    message: format!("unexpected column; expected exactly {expected_list} (--strict-columns)"),
-                });
+                let message = format!("unexpected column; expected exactly {expected_list} (--strict-columns)");
+                return Err(located_error(file, Some(rec.line), Some((i + 1, shown)), message));
             }
             ignored.push(shown);
         }
@@ -849,12 +843,7 @@ fn parse_machines(
     let id_col = (header.col(0).0, header.col(0).1.to_string());
     let mut out = Machines::default();
     let mut rows = Vec::new();
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        numbering: file.numbering,
-        ignored_columns: header.ignored.clone(),
-        ..Default::default()
-    };
+    let mut report = FileReport::of(file, &header);
     let mut age_missing = 0;
     let mut age_out_of_bounds = 0;
     let mut fields = Vec::new();
@@ -1070,12 +1059,7 @@ fn read_telemetry(
         })
         .collect();
 
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        numbering: file.numbering,
-        ignored_columns: header.ignored.clone(),
-        ..Default::default()
-    };
+    let mut report = FileReport::of(file, &header);
     let n_sensors = contract.sensors.len();
     let total: usize = parts.iter().map(|p| p.table.len()).sum();
     let mut tel = Telemetry::with_sensors(n_sensors);
@@ -1178,23 +1162,13 @@ fn read_telemetry(
     let tel = if keyed.is_none() && keep.iter().all(|&k| k) {
         tel
     } else {
-        let kept: Vec<usize> = (0..tel.len()).filter(|&pos| keep[pos]).collect();
-        match &keyed {
-            // The sensors' gather reads each column in a random order: one column per core.
-            Some(k) => Telemetry {
-                machine: kept.iter().map(|&pos| unpack_sort_key(k[pos]).1).collect(),
-                time: kept.iter().map(|&pos| unpack_sort_key(k[pos]).2).collect(),
-                sensors: tel
-                    .sensors
-                    .par_iter()
-                    .map(|c| kept.iter().map(|&pos| c[unpack_sort_key(k[pos]).0]).collect())
-                    .collect(),
-            },
-            None => Telemetry {
-                machine: kept.iter().map(|&i| tel.machine[i]).collect(),
-                time: kept.iter().map(|&i| tel.time[i]).collect(),
-                sensors: tel.sensors.iter().map(|c| kept.iter().map(|&i| c[i]).collect()).collect(),
-            },
+        // By sorted position; the sensors' gather (a random order when the file was not sorted)
+        // reads one column per core.
+        let kept: Vec<(usize, u32, i64)> = (0..tel.len()).filter(|&pos| keep[pos]).map(at).collect();
+        Telemetry {
+            machine: kept.iter().map(|k| k.1).collect(),
+            time: kept.iter().map(|k| k.2).collect(),
+            sensors: tel.sensors.par_iter().map(|c| kept.iter().map(|k| c[k.0]).collect()).collect(),
         }
     };
     exact.finish(&mut report);
@@ -1255,12 +1229,7 @@ fn read_events(
         FileKind::Errors => "error id",
         _ => "component",
     };
-    let mut report = FileReport {
-        name: file.name.to_string(),
-        numbering: file.numbering,
-        ignored_columns: header.ignored.clone(),
-        ..Default::default()
-    };
+    let mut report = FileReport::of(file, &header);
     let mut ev = Events::default();
     let mut rows = Vec::new();
     let mut fields = Vec::new();
