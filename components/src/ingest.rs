@@ -291,6 +291,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
         write_secs,
     };
     let f = |k: &str| summary.report.files.get(k).map_or(0, |r| r.rows_kept);
+    let exact_duplicates: u64 = summary.report.files.values().map(|r| r.exact_duplicate_rows).sum();
     tracing::info!(
         telemetry = f("telemetry"),
         errors = f("errors"),
@@ -298,7 +299,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
         failures = f("failures"),
         machines = f("machines"),
         dropped = summary.report.dropped_rows.len(),
-        exact_duplicates = summary.report.files.values().map(|r| r.exact_duplicate_rows).sum::<u64>(),
+        exact_duplicates,
         "Ingested and validated the data set."
     );
     println!(
@@ -309,7 +310,7 @@ pub async fn run(args: &IngestArgs) -> Result<IngestSummary> {
         thousands(f("failures")),
         thousands(f("machines")),
         summary.report.dropped_rows.len(),
-        thousands(summary.report.files.values().map(|r| r.exact_duplicate_rows).sum::<u64>()),
+        thousands(exact_duplicates),
         read_secs,
         validate_secs,
         write_secs,
