@@ -105,7 +105,7 @@ fn messy_copy(raw: &Path, out: &Path) {
     std::fs::create_dir_all(out).unwrap();
     for kind in FileKind::ALL {
         let text = std::fs::read(raw.join(kind.file_name())).unwrap();
-        let sensors: Vec<usize> = if kind == FileKind::Telemetry { (2..6).collect() } else { Vec::new() };
+        let sensors = messy::sensor_columns(&Contract::azure_pdm(), kind);
         let (text, _) = messy::apply(&text, &sensors, &mess, kind as u64);
         std::fs::write(out.join(kind.file_name()), text).unwrap();
     }

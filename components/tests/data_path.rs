@@ -31,7 +31,7 @@ async fn write_raw_messy(root: &Store, cfg: &GenConfig, mess: &Mess) -> Vec<(Fil
     let ds = generate(cfg);
     let mut out = Vec::new();
     for kind in FileKind::ALL {
-        let sensors: Vec<usize> = if kind == FileKind::Telemetry { (2..6).collect() } else { Vec::new() };
+        let sensors = messy::sensor_columns(&ds.contract, kind);
         let (text, _) = messy::apply(&pm_core::data::csv::write::file(&ds, kind), &sensors, mess, kind as u64);
         root.put(&format!("raw/{}", kind.file_name()), Bytes::from(text.clone())).await.unwrap();
         out.push((kind, text));

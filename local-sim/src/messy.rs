@@ -4,6 +4,7 @@
 //! Works on the CSV text the writer produced, so what it makes is exactly what a reader of the
 //! files sees. Deterministic for a seed, like the generator.
 
+use pm_core::data::contract::{Contract, FileKind};
 use pm_core::rng::{Rng, derive_seed};
 
 /// How messy to make the files.
@@ -45,6 +46,12 @@ impl Mess {
 pub struct MessCount {
     pub values_emptied: u64,
     pub rows_duplicated: u64,
+}
+
+/// The field indices of `kind`'s file, as `pm_core::data::csv::write` lays it out under
+/// `contract`, that hold sensor values: the [`apply`] argument (datetime and machine id come first).
+pub fn sensor_columns(contract: &Contract, kind: FileKind) -> Vec<usize> {
+    if kind == FileKind::Telemetry { (2..2 + contract.sensors.len()).collect() } else { Vec::new() }
 }
 
 /// Rewrites one CSV file (header first, data rows after). `sensor_columns` are the 0-based field

@@ -147,10 +147,7 @@ async fn run(args: Args) -> Result<()> {
             .iter()
             .map(|&k| {
                 let text = pm_core::data::csv::write::file(&ds, k);
-                // The writer puts datetime and machine id first, then the sensors.
-                let sensors: Vec<usize> =
-                    if k == FileKind::Telemetry { (2..2 + ds.contract.sensors.len()).collect() } else { Vec::new() };
-                let (text, n) = messy::apply(&text, &sensors, &mess, k as u64);
+                let (text, n) = messy::apply(&text, &messy::sensor_columns(&ds.contract, k), &mess, k as u64);
                 messed.values_emptied += n.values_emptied;
                 messed.rows_duplicated += n.rows_duplicated;
                 (k, if us { usformat::iso_to_us(&text) } else { text })
