@@ -112,14 +112,19 @@ fn flag_column(name: String, v: &[u8]) -> Column {
     Column::new(name.into(), b)
 }
 
-fn time_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<i64>> {
-    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
-    let dt = c.datetime().with_context(|| format!("{what}: column {name} must be a timestamp"))?;
-    let per_sec = match dt.time_unit() {
+/// Ticks per second of a timestamp unit.
+fn per_second(unit: TimeUnit) -> i64 {
+    match unit {
         TimeUnit::Milliseconds => MS,
         TimeUnit::Microseconds => 1_000_000,
         TimeUnit::Nanoseconds => 1_000_000_000,
-    };
+    }
+}
+
+fn time_col(df: &DataFrame, name: &str, what: &str) -> Result<Vec<i64>> {
+    let c = df.column(name).with_context(|| format!("{what}: column {name}"))?;
+    let dt = c.datetime().with_context(|| format!("{what}: column {name} must be a timestamp"))?;
+    let per_sec = per_second(dt.time_unit());
     let phys = dt.physical();
     if phys.null_count() > 0 {
         bail!("{what}: column {name} has nulls");
@@ -315,13 +320,8 @@ pub fn parquet_as_csv(bytes: &[u8], what: &str) -> Result<Vec<u8>> {
             }
             DataType::UInt64 => Col::UInt(s.u64().map_err(bad)?.iter().collect()),
             DataType::Datetime(unit, _) => {
-                let per_sec = match unit {
-                    TimeUnit::Milliseconds => MS,
-                    TimeUnit::Microseconds => 1_000_000,
-                    TimeUnit::Nanoseconds => 1_000_000_000,
-                };
                 let phys = s.datetime().map_err(bad)?.physical().clone();
-                Col::Time(phys.iter().collect(), per_sec)
+                Col::Time(phys.iter().collect(), per_second(*unit))
             }
             t if t.is_integer() => {
                 Col::Int(s.cast(&DataType::Int64).map_err(bad)?.i64().map_err(bad)?.iter().collect())
