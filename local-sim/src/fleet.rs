@@ -21,7 +21,7 @@ use pm_core::data::time::{DAY, HOUR};
 use pm_core::rng::{Rng, derive_seed};
 use rayon::prelude::*;
 
-use crate::generate::GenConfig;
+use crate::generate::{GenConfig, append_sorted};
 
 /// Days a new component lasts before it can fail.
 pub const MIN_LIFE_DAYS: i64 = 30;
@@ -55,13 +55,9 @@ pub fn generate_for(contract: &Contract, cfg: &GenConfig) -> Dataset {
         for (col, vals) in telemetry.sensors.iter_mut().zip(m.sensors) {
             col.extend(vals);
         }
-        for (out, mut ev) in [(&mut errors, m.errors), (&mut maint, m.maint), (&mut failures, m.failures)] {
-            ev.sort_unstable();
-            ev.dedup();
-            for (t, k) in ev {
-                out.push(id, t, k);
-            }
-        }
+        append_sorted(&mut errors, id, m.errors);
+        append_sorted(&mut maint, id, m.maint);
+        append_sorted(&mut failures, id, m.failures);
     }
     Dataset { contract: contract.clone(), telemetry, errors, maint, failures, machines }
 }

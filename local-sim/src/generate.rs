@@ -157,7 +157,8 @@ pub fn generate_with(cfg: &GenConfig, p: &Params) -> Dataset {
     Dataset { contract, telemetry, errors, maint, failures, machines }
 }
 
-fn append_sorted(out: &mut Events, machine: u32, mut ev: Vec<(i64, u16)>) {
+/// Appends one machine's `(time, kind)` events to `out`, sorted and without repeats.
+pub(crate) fn append_sorted(out: &mut Events, machine: u32, mut ev: Vec<(i64, u16)>) {
     ev.sort_unstable();
     ev.dedup();
     for (t, k) in ev {
