@@ -73,7 +73,7 @@ bench-train: ## Benchmark training against scikit-learn RandomForest and LightGB
 bench-serve: ## Benchmark pm-serve (serving profile: release + LTO) with wrk against a bare axum handler, alternately: /predict stateful, with a reading, and window; /predict/batch; c=1 and c=32; a busy-handler yardstick and the window request's isolated cost
 	scripts/bench-serve.sh
 
-bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code
+bench-features: ## Benchmark ingest + features on the full default data, against the seed's pandas code; the same data made messy (read cost, pipeline ROC AUC)
 	scripts/bench-features.sh
 
 clean: ## Remove build outputs and the local bucket
